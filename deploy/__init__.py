@@ -1,0 +1,1 @@
+"""Deployment: ONNX / TensorRT export, runtimes, and the real-time control loop."""

@@ -1,0 +1,1 @@
+"""snapflow.policies.snapflow."""
