@@ -1,0 +1,45 @@
+"""SnapFlowConfig: the method's hyper-parameters, nested as ``policy.snapflow`` in every plugin config."""
+
+from dataclasses import dataclass
+from typing import Literal
+
+SPLITS = ("fixed", "bernoulli")
+MULTISTEP_MODES = ("target_time", "euler")
+
+
+@dataclass
+class SnapFlowConfig:
+    """Hyper-parameters of SnapFlow self-distillation (METHOD.md section 1.3; defaults = the paper's).
+
+    Every field is overridable from LeRobot's CLI as ``--policy.snapflow.<field>=...``.
+    """
+
+    # Fraction of each batch routed to the flow-matching branch, and its weight in the total loss:
+    # L = alpha * L_fm + (1 - alpha) * consistency_weight * L_sc.  alpha=1 is the plain FM fine-tune control.
+    alpha: float = 0.5
+    # lambda in the paper: balances the gradient magnitudes of the two branches.
+    consistency_weight: float = 0.1
+    # Clamp of the two stop-gradient target velocities to +-target_clamp (0 disables). 20.0 as in the
+    # reimplementations the paper is attributed with; it only matters early in training.
+    target_clamp: float = 20.0
+    # "fixed": round(alpha * B) samples go to the FM branch (static shapes, torch.compile / DDP friendly);
+    # "bernoulli": each sample independently with probability alpha (Algorithm 1 of the paper).
+    split: Literal["fixed", "bernoulli"] = "fixed"
+    # How a K>1 inference uses the target time: "target_time" jumps t_k -> s=t_{k+1}; "euler" uses s=t.
+    multistep_mode: Literal["target_time", "euler"] = "target_time"
+    # Width of the hidden layer of the target-time MLP; 0 means "same as the time-embedding width".
+    target_time_hidden_dim: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"snapflow.alpha must be in [0, 1], got {self.alpha}")
+        if self.consistency_weight < 0:
+            raise ValueError(f"snapflow.consistency_weight must be >= 0, got {self.consistency_weight}")
+        if self.target_clamp < 0:
+            raise ValueError(f"snapflow.target_clamp must be >= 0 (0 disables), got {self.target_clamp}")
+        if self.split not in SPLITS:
+            raise ValueError(f"snapflow.split must be one of {SPLITS}, got {self.split!r}")
+        if self.multistep_mode not in MULTISTEP_MODES:
+            raise ValueError(f"snapflow.multistep_mode must be one of {MULTISTEP_MODES}, got {self.multistep_mode!r}")
+        if self.target_time_hidden_dim < 0:
+            raise ValueError("snapflow.target_time_hidden_dim must be >= 0")

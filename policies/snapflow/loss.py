@@ -1,0 +1,138 @@
+"""The SnapFlow objective: flow matching mixed with a two-step-Euler consistency target (METHOD.md 1.3).
+
+Backbone-agnostic: the network is reached only through a ``RowVelocityFn``
+``(x_t (N,H,A), t (N,), s (N,), rows (N,) long) -> F(x_t, t, s | c_rows)``, where ``rows`` index the batch
+samples whose (already encoded) observation context c conditions the call. The observation prefix is thus
+encoded once per batch and shared by all passes.
+
+Per step, with B_fm + B_sc = B:
+  FM branch (B_fm rows):   t ~ base policy's sampler, x_t = t*eps + (1-t)*a,  L_fm = |F(x_t, t, s=t) - (eps - a)|^2
+  SC branch (B_sc rows):   x_1 ~ N(0, I), from the *current* weights under stop-gradient
+                           v_1 = F(x_1, 1, 1),  x_half = x_1 - 0.5*v_1,  v_half = F(x_half, 0.5, 0.5),
+                           L_sc = |F(x_1, 1, s=0) - (v_1 + v_half)/2|^2
+  L = alpha * L_fm + (1 - alpha) * lambda * L_sc
+The two gradient-carrying evaluations run as one batched pass over all B rows (static shapes), the two
+target evaluations as B_sc-row passes under torch.no_grad: 1 + 2*B_sc/B expert passes per sample.
+"""
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from snapflow.policies.flow import interpolate, target_velocity
+from snapflow.policies.snapflow.config import SnapFlowConfig
+
+RowVelocityFn = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
+
+
+def split_rows(batch_size: int, cfg: SnapFlowConfig, device: torch.device) -> tuple[Tensor, Tensor]:
+    """Return (fm_rows, sc_rows): a random partition of range(batch_size)."""
+    perm = torch.randperm(batch_size, device=device)
+    if cfg.split == "bernoulli":
+        is_fm = torch.rand(batch_size, device=device) < cfg.alpha
+        return torch.nonzero(is_fm).flatten(), torch.nonzero(~is_fm).flatten()
+    n_fm = round(cfg.alpha * batch_size)
+    if 0.0 < cfg.alpha < 1.0 and batch_size >= 2:
+        n_fm = min(max(n_fm, 1), batch_size - 1)  # both branches present whenever both are asked for
+    elif 0.0 < cfg.alpha < 1.0:  # a single sample: route it at random with probability alpha
+        n_fm = int(torch.rand(()).item() < cfg.alpha)
+    return perm[:n_fm], perm[n_fm:]
+
+
+def consistency_target(
+    velocity: RowVelocityFn, x_1: Tensor, rows: Tensor, target_clamp: float
+) -> Tensor:
+    """Two-step Euler (trapezoid) average velocity from t=1 to 0, built from the model's own predictions."""
+    ones = torch.ones(x_1.shape[0], device=x_1.device)
+    with torch.no_grad():
+        v_1 = velocity(x_1, ones, ones, rows)
+        if target_clamp > 0:
+            v_1 = v_1.clamp(-target_clamp, target_clamp)
+        x_half = x_1 - 0.5 * v_1
+        half = 0.5 * ones
+        v_half = velocity(x_half, half, half, rows)
+        if target_clamp > 0:
+            v_half = v_half.clamp(-target_clamp, target_clamp)
+    return (0.5 * (v_1 + v_half)).detach()
+
+
+def snapflow_loss(
+    velocity: RowVelocityFn,
+    actions: Tensor,
+    *,
+    sample_time: Callable[[int], Tensor],
+    cfg: SnapFlowConfig,
+    action_dim: int,
+    valid: Tensor | None = None,
+    reduction: str = "mean",
+) -> tuple[Tensor, dict[str, float]]:
+    """SnapFlow loss on a batch of (normalised, padded) action chunks.
+
+    Args:
+        velocity: the student network as a RowVelocityFn (see module docstring).
+        actions: (B, H, A_pad) ground-truth chunks; only the FM branch uses them.
+        sample_time: the base policy's training-time sampler, n -> (n,) times in (0, 1].
+        cfg: alpha, consistency_weight, target_clamp, split.
+        action_dim: the real action dimension; padded dims beyond it are not scored.
+        valid: optional (B, H) bool mask of in-episode steps (``~action_is_pad``); honoured in the FM branch
+            exactly as SmolVLA does. The consistency branch never uses dataset actions, so it is unmasked.
+        reduction: "mean" (scalar) or "none" (per-sample (B,), weighted so that its mean is the scalar loss).
+
+    Returns:
+        (loss, metrics) with Python-float metrics: loss, loss_fm, loss_sc, fm_fraction, sc_target_abs.
+    """
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+    batch_size, device = actions.shape[0], actions.device
+    fm_rows, sc_rows = split_rows(batch_size, cfg, device)
+    n_fm, n_sc = fm_rows.numel(), sc_rows.numel()
+
+    # FM branch inputs: s = t.
+    a_fm = actions[fm_rows]
+    noise = torch.randn_like(a_fm)
+    t_fm = sample_time(n_fm).to(device) if n_fm else actions.new_zeros(0)
+    x_t = interpolate(noise, a_fm, t_fm)
+    u_t = target_velocity(noise, a_fm)
+
+    # SC branch inputs: fresh pure noise at t=1, target from stop-gradient passes of the current weights.
+    x_1 = torch.randn((n_sc, *actions.shape[1:]), device=device, dtype=actions.dtype)
+    v_tgt = consistency_target(velocity, x_1, sc_rows, cfg.target_clamp) if n_sc else x_1
+
+    # One gradient pass over all rows: FM rows at (t, s=t), SC rows at (t=1, s=0).
+    v = velocity(
+        torch.cat([x_t, x_1]),
+        torch.cat([t_fm, torch.ones(n_sc, device=device)]),
+        torch.cat([t_fm, torch.zeros(n_sc, device=device)]),
+        torch.cat([fm_rows, sc_rows]),
+    )
+    err_fm = (v[:n_fm] - u_t)[..., :action_dim].pow(2)
+    err_sc = (v[n_fm:] - v_tgt)[..., :action_dim].pow(2)
+
+    if valid is not None:
+        mask = valid[fm_rows].unsqueeze(-1).to(err_fm.dtype)
+        err_fm = err_fm * mask
+        count_fm = (mask.sum(dim=(1, 2)) * action_dim).clamp_min(1)
+    else:
+        count_fm = torch.full((n_fm,), err_fm.shape[1] * action_dim, device=device, dtype=err_fm.dtype)
+    loss_fm = err_fm.sum() / count_fm.sum().clamp_min(1) if n_fm else actions.new_zeros(())
+    loss_sc = err_sc.mean() if n_sc else actions.new_zeros(())
+    w_fm, w_sc = cfg.alpha, (1.0 - cfg.alpha) * cfg.consistency_weight
+    loss = w_fm * loss_fm + w_sc * loss_sc
+
+    metrics = {
+        "loss": loss.item(),
+        "loss_fm": loss_fm.item(),
+        "loss_sc": loss_sc.item(),
+        "fm_fraction": n_fm / batch_size,
+        "sc_target_abs": v_tgt.abs().mean().item() if n_sc else 0.0,
+    }
+    if reduction == "mean":
+        return loss, metrics
+    # Per-sample losses whose batch mean equals the scalar loss (for LeRobot's RA-BC sample weighting).
+    per_sample = actions.new_zeros(batch_size)
+    if n_fm:
+        per_sample[fm_rows] = w_fm * err_fm.sum(dim=(1, 2)) / count_fm * batch_size / n_fm
+    if n_sc:
+        per_sample[sc_rows] = w_sc * err_sc.mean(dim=(1, 2)) * batch_size / n_sc
+    return per_sample, metrics

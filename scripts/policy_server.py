@@ -1,0 +1,32 @@
+"""`snapflow-policy-server`: LeRobot's async gRPC policy server, accepting the SnapFlow policy types.
+
+LeRobot 0.6.1's server checks a hard-coded SUPPORTED_POLICIES list and does not load third-party plugins
+(LEROBOT.md 6.3), so this launcher imports the plugin, appends our types to that list and then runs the
+upstream server with the same command-line flags, e.g.
+    snapflow-policy-server --host=127.0.0.1 --port=8080 --fps=20
+"""
+
+import lerobot_policy_snapflow  # noqa: F401  (registers the policy types)
+
+SNAPFLOW_TYPES = ("smolvla_snapflow", "pi0_snapflow", "pi05_snapflow")
+
+
+def register_with_async_server() -> list[str]:
+    """Append our types to the server's list (the same list object as in constants); return the list."""
+    from lerobot.async_inference import constants
+
+    for policy_type in SNAPFLOW_TYPES:
+        if policy_type not in constants.SUPPORTED_POLICIES:
+            constants.SUPPORTED_POLICIES.append(policy_type)
+    return constants.SUPPORTED_POLICIES
+
+
+def main() -> None:
+    register_with_async_server()
+    from lerobot.async_inference import policy_server
+
+    policy_server.serve()
+
+
+if __name__ == "__main__":
+    main()
