@@ -15,6 +15,7 @@ upstream loop bit for bit.
 """
 
 from collections.abc import Callable
+from itertools import pairwise
 
 import torch
 from torch import Tensor
@@ -58,7 +59,7 @@ def sample_target_time(velocity: VelocityFn, noise: Tensor, num_steps: int) -> T
     grid = _time_grid(num_steps, noise.shape[0], noise.device)
     x_t = noise
     dt = -1.0 / num_steps
-    for t, s in zip(grid[:-1], grid[1:], strict=True):
+    for t, s in pairwise(grid):
         x_t = x_t + dt * velocity(x_t, t, s)
     return x_t
 

@@ -8,10 +8,19 @@ from lerobot.policies.pi05.modeling_pi05 import PI05Policy
 from torch import Tensor
 
 from snapflow.policies.backbones.paligemma import PI05Adapter
-from snapflow.policies.lerobot_plugin.checkpoint import TARGET_TIME_PREFIX, check_checkpoint_type, load_weights
+from snapflow.policies.lerobot_plugin.checkpoint import (
+    TARGET_TIME_PREFIX,
+    check_checkpoint_type,
+    load_weights,
+)
 from snapflow.policies.lerobot_plugin.configuration_pi05_snapflow import PI05SnapFlowConfig
 from snapflow.policies.lerobot_plugin.student import SnapFlowStudent
-from snapflow.policies.tiny_paligemma import fix_tiny_projector, is_tiny, tiny_variants_enabled, tiny_vlm_width
+from snapflow.policies.tiny_paligemma import (
+    fix_tiny_projector,
+    is_tiny,
+    tiny_variants_enabled,
+    tiny_vlm_width,
+)
 
 _POLICY_KWARGS = ("dataset_stats", "dataset_meta")
 

@@ -8,10 +8,19 @@ from lerobot.policies.pi0.modeling_pi0 import PI0Policy
 from torch import Tensor
 
 from snapflow.policies.backbones.paligemma import PI0Adapter
-from snapflow.policies.lerobot_plugin.checkpoint import TARGET_TIME_PREFIX, check_checkpoint_type, load_weights
+from snapflow.policies.lerobot_plugin.checkpoint import (
+    TARGET_TIME_PREFIX,
+    check_checkpoint_type,
+    load_weights,
+)
 from snapflow.policies.lerobot_plugin.configuration_pi0_snapflow import PI0SnapFlowConfig
 from snapflow.policies.lerobot_plugin.student import SnapFlowStudent
-from snapflow.policies.tiny_paligemma import fix_tiny_projector, is_tiny, tiny_variants_enabled, tiny_vlm_width
+from snapflow.policies.tiny_paligemma import (
+    fix_tiny_projector,
+    is_tiny,
+    tiny_variants_enabled,
+    tiny_vlm_width,
+)
 
 _POLICY_KWARGS = ("dataset_stats", "dataset_meta")
 

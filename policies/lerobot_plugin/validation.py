@@ -13,7 +13,8 @@ def validate_batch(config: object, batch: dict[str, Tensor], *, needs_action: bo
         raise ValueError(f"no image in the batch: expected at least one of {image_keys}, got keys {sorted(batch)}")
     for key in present:
         img = batch[key]
-        if img.ndim != 4 or img.shape[1] != 3:
+        # (B, 3, H, W), or (B, T, 3, H, W) when the policy stacks observation steps in training.
+        if img.ndim not in (4, 5) or img.shape[-3] != 3:
             raise ValueError(f"{key} must be a (B, 3, H, W) image batch, got shape {tuple(img.shape)}")
         if img.is_floating_point() and not torch.isfinite(img).all():
             raise ValueError(f"{key} contains NaN or infinite values")
