@@ -1,0 +1,156 @@
+"""Robots the control loop can drive, behind one small interface.
+
+- `Robot`: `get_observation() -> dict`, `send_action(np.ndarray)`, `close()`. Optional attributes the
+  loop reads with `getattr`: `is_success: bool | None` (episode solved) and `done: bool` (episode over).
+- `SimRobot`: the mini-LIBERO gymnasium env (`snapflow/MiniLibero-v0`). `send_action` steps the env
+  once (one 20 Hz control step); observations are the env's raw dict plus `"task"`, the instruction.
+- `LeRobotRobot`: any `lerobot.robots.Robot`, built from its LeRobot config with
+  `make_robot_from_config`. Observations use LeRobot's dataset-frame keys (`observation.state`,
+  `observation.images.<camera>`) plus `"task"`; actions are mapped onto `action_features` in order.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from lerobot.robots import Robot as LeRobotBase
+    from lerobot.robots import RobotConfig
+
+MINI_LIBERO_ENV_ID = "snapflow/MiniLibero-v0"
+
+
+@runtime_checkable
+class Robot(Protocol):
+    """The robot side of the control loop."""
+
+    def get_observation(self) -> dict:
+        """The latest raw observation (plus "task": str when the robot knows its instruction)."""
+        ...
+
+    def send_action(self, action: np.ndarray) -> None:
+        """Command one action (A,) in the robot's action units; the loop guarantees it is safe."""
+        ...
+
+    def close(self) -> None:
+        """Release the robot (disconnect, close the env)."""
+        ...
+
+
+class SimRobot:
+    """The mini-LIBERO sim as a robot (closed loop; success from `info["is_success"]`)."""
+
+    def __init__(
+        self,
+        suite: str = "spatial",
+        task_id: int = 0,
+        resolution: int = 128,
+        init_state: int | None = None,
+        seed: int | None = 0,
+        env_id: str = MINI_LIBERO_ENV_ID,
+        task: str | None = None,
+    ) -> None:
+        """
+        Args:
+            suite, task_id, resolution, init_state: forwarded to `gymnasium.make(env_id, ...)`.
+            seed: seed of the first `reset`.
+            task: instruction override (default: the env's `task_description`).
+        """
+        import gymnasium as gym
+
+        import snapflow.sim  # noqa: F401  (registers the gymnasium ids)
+
+        self.env = gym.make(
+            env_id, suite=suite, task_id=task_id, resolution=resolution, init_state=init_state
+        )
+        self._obs, self._info = self.env.reset(seed=seed)
+        self.task = task if task is not None else str(getattr(self.env.unwrapped, "task_description", ""))
+        self.done = False
+        self.is_success: bool | None = bool(self._info.get("is_success", False))
+        self.steps = 0
+        self.total_reward = 0.0
+
+    @property
+    def action_dim(self) -> int:
+        return int(np.prod(self.env.action_space.shape))
+
+    def get_observation(self) -> dict:
+        # Copies: the inference thread reads this while the next env.step may reuse the env's buffers.
+        return {**_copy_arrays(self._obs), "task": self.task}
+
+    def send_action(self, action: np.ndarray) -> None:
+        if self.done:  # gymnasium forbids stepping a finished episode; the loop stops on `done`
+            return
+        obs, reward, terminated, truncated, info = self.env.step(np.asarray(action, dtype=np.float32))
+        self._obs, self._info = obs, info
+        self.steps += 1
+        self.total_reward += float(reward)
+        self.is_success = bool(info.get("is_success", False)) or bool(self.is_success)
+        self.done = bool(terminated or truncated)
+
+    def close(self) -> None:
+        self.env.close()
+
+
+class LeRobotRobot:
+    """Adapter from a LeRobot `Robot` (dict actions/observations) to our array interface."""
+
+    def __init__(self, robot: LeRobotBase, task: str = "", connect: bool = True) -> None:
+        """
+        Args:
+            robot: a LeRobot robot instance (e.g. from `make_robot_from_config`).
+            task: the instruction added to every observation under "task".
+            connect: call `robot.connect()` unless it is already connected.
+        """
+        self.robot = robot
+        self.task = task
+        if connect and not robot.is_connected:
+            robot.connect()
+        feats = robot.action_features
+        self.action_names: list[str] = [k for k, v in feats.items() if v is float]
+        if len(self.action_names) != len(feats):
+            raise ValueError(f"only float action features are supported, got {feats}")
+        obs_feats = robot.observation_features
+        self.state_names: list[str] = [k for k, v in obs_feats.items() if v is float]
+        self.camera_names: list[str] = [k for k, v in obs_feats.items() if isinstance(v, tuple)]
+
+    @classmethod
+    def from_config(cls, config: RobotConfig, task: str = "") -> LeRobotRobot:
+        """Build the robot from its LeRobot config (`--robot.type=...`) and connect it."""
+        from lerobot.robots.utils import make_robot_from_config
+
+        return cls(make_robot_from_config(config), task=task)
+
+    @property
+    def action_dim(self) -> int:
+        return len(self.action_names)
+
+    def get_observation(self) -> dict:
+        raw: dict[str, Any] = self.robot.get_observation()
+        obs: dict[str, Any] = {
+            "observation.state": np.asarray([raw[k] for k in self.state_names], dtype=np.float32),
+            "task": self.task,
+        }
+        for cam in self.camera_names:
+            obs[f"observation.images.{cam}"] = np.array(raw[cam])  # a copy, read by another thread
+        return obs
+
+    def send_action(self, action: np.ndarray) -> None:
+        values = np.asarray(action, dtype=np.float64).reshape(-1)
+        if values.shape[0] != len(self.action_names):
+            raise ValueError(f"expected {len(self.action_names)} action values, got {values.shape[0]}")
+        self.robot.send_action({k: float(v) for k, v in zip(self.action_names, values, strict=True)})
+
+    def close(self) -> None:
+        if self.robot.is_connected:
+            self.robot.disconnect()
+
+
+def _copy_arrays(tree: dict) -> dict:
+    """Copy of a nested dict with every numpy array copied."""
+    out: dict = {}
+    for k, v in tree.items():
+        out[k] = _copy_arrays(v) if isinstance(v, dict) else (v.copy() if isinstance(v, np.ndarray) else v)
+    return out

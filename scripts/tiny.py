@@ -1,0 +1,70 @@
+"""`snapflow-tiny`: build tiny, random, fully local teacher checkpoints of SmolVLA / PI0 / PI05.
+
+    snapflow-tiny out=<dir> [families=[smolvla,pi0,pi05]] [image_size=128] [seed=0]
+
+Writes ``<dir>/assets/`` (the local tiny SmolVLM and PaliGemma stand-in tokenizer) and one
+``<dir>/<family>_teacher/`` LeRobot ``pretrained_model`` directory per family (config, weights, processors).
+SmolVLA's is an upstream ``smolvla`` checkpoint; PI0/PI05 tiny widths cannot be expressed in upstream's
+configs, so theirs are ``<family>_snapflow`` checkpoints at initialisation (phi = 0), numerically the upstream
+model. Distil any of them with ``lerobot-train --policy.type=<family>_snapflow --policy.pretrained_path=...``.
+"""
+
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+
+def build_tiny_teachers(out: str | Path, families: list[str], image_size: int = 128, seed: int = 0) -> dict:
+    """Build the checkpoints; returns {family: checkpoint dir}."""
+    import torch
+
+    from snapflow.policies.tiny import (
+        build_tiny_paligemma_tokenizer,
+        build_tiny_smolvlm,
+        lerobot_features,
+        make_tiny_policy,
+    )
+
+    try:  # give the word-level tokenizers the benchmark's vocabulary
+        from snapflow.sim.tasks import list_tasks
+
+        corpus = [task.instruction for task in list_tasks()]
+    except ImportError:
+        corpus = []
+    out = Path(out)
+    assets = out / "assets"
+    build_tiny_smolvlm(assets / "tiny_smolvlm", corpus)
+    build_tiny_paligemma_tokenizer(assets / "tiny_paligemma_tokenizer", corpus)
+    inputs, outputs = lerobot_features(image_size=image_size)
+    unit = {"mean": torch.zeros(8), "std": torch.ones(8), "min": -torch.ones(8), "max": torch.ones(8),
+            "q01": -torch.ones(8), "q99": torch.ones(8)}
+    stats = {"observation.state": unit, "action": {k: v[:7] for k, v in unit.items()}}
+    written = {}
+    for family in families:
+        torch.manual_seed(seed)
+        policy_type = "smolvla" if family == "smolvla" else f"{family}_snapflow"
+        policy, pre, post = make_tiny_policy(policy_type, assets, inputs, outputs, stats)
+        if family != "smolvla":
+            policy.config.num_inference_steps = 10  # a teacher samples with 10 Euler steps
+        target = out / f"{family}_teacher"
+        policy.save_pretrained(target)
+        pre.save_pretrained(target)
+        post.save_pretrained(target)
+        written[family] = target
+    return written
+
+
+@hydra.main(version_base=None, config_path="../configs", config_name="tiny")
+def _main(cfg: DictConfig) -> None:
+    families = list(OmegaConf.to_container(cfg.families))
+    for family, path in build_tiny_teachers(cfg.out, families, int(cfg.image_size), int(cfg.seed)).items():
+        print(f"{family}: {path}")
+
+
+def main() -> None:
+    _main()
+
+
+if __name__ == "__main__":
+    main()
