@@ -8,8 +8,10 @@ A SnapFlow network F(x_t, t, s) predicts the *average* velocity that carries x_t
 target time s:  x_s = x_t - (t - s) * F(x_t, t, s).  With s = t it is the ordinary instantaneous velocity
 (the teacher's), with (t=1, s=0) it is a one-step jump.
 
-All samplers share one signature ``(velocity, noise, num_steps) -> actions`` where ``velocity`` is a
-``VelocityFn``: ``(x_t (B,H,A), t (B,), s (B,)) -> (B,H,A)``. The time grid is the one of LeRobot's
+All samplers share one signature ``(velocity, noise, num_steps, time_batch=None) -> actions`` where
+``velocity`` is a ``VelocityFn``: ``(x_t (B,H,A), t (B,), s (B,)) -> (B,H,A)``. ``time_batch=1`` passes t and s
+as (1,) tensors that broadcast over the batch: an exported graph then holds its time embeddings as
+constants (no float64 sinusoid and no dependence on the symbolic batch size). The time grid is the one of LeRobot's
 ``euler_integrate`` (``dt = -1/K``, ``t_k = 1 + k*dt`` in float32) so that plain Euler here reproduces the
 upstream loop bit for bit.
 """
@@ -43,20 +45,20 @@ def _time_grid(num_steps: int, batch_size: int, device: torch.device) -> list[Te
     return [torch.tensor(t, dtype=torch.float32, device=device).expand(batch_size) for t in times]
 
 
-def sample_one_step(velocity: VelocityFn, noise: Tensor, num_steps: int = 1) -> Tensor:
+def sample_one_step(velocity: VelocityFn, noise: Tensor, num_steps: int = 1, time_batch: int | None = None) -> Tensor:
     """1-NFE jump from t=1 to s=0: x_0 = x_1 - F(x_1, 1, 0)."""
     if num_steps != 1:
         raise ValueError(f"sample_one_step is the 1-NFE sampler; got num_steps={num_steps}")
-    t_one, t_zero = _time_grid(1, noise.shape[0], noise.device)
+    t_one, t_zero = _time_grid(1, time_batch or noise.shape[0], noise.device)
     return noise - velocity(noise, t_one, t_zero)
 
 
-def sample_target_time(velocity: VelocityFn, noise: Tensor, num_steps: int) -> Tensor:
+def sample_target_time(velocity: VelocityFn, noise: Tensor, num_steps: int, time_batch: int | None = None) -> Tensor:
     """K-step schedule that uses the target time: step k jumps t_k -> s = t_{k+1}.
 
     With K = 1 this is exactly ``sample_one_step``.
     """
-    grid = _time_grid(num_steps, noise.shape[0], noise.device)
+    grid = _time_grid(num_steps, time_batch or noise.shape[0], noise.device)
     x_t = noise
     dt = -1.0 / num_steps
     for t, s in pairwise(grid):
@@ -64,9 +66,9 @@ def sample_target_time(velocity: VelocityFn, noise: Tensor, num_steps: int) -> T
     return x_t
 
 
-def sample_euler(velocity: VelocityFn, noise: Tensor, num_steps: int) -> Tensor:
+def sample_euler(velocity: VelocityFn, noise: Tensor, num_steps: int, time_batch: int | None = None) -> Tensor:
     """Plain K-step Euler with s = t (teacher mode): x <- x + dt * F(x, t, t)."""
-    grid = _time_grid(num_steps, noise.shape[0], noise.device)
+    grid = _time_grid(num_steps, time_batch or noise.shape[0], noise.device)
     x_t = noise
     dt = -1.0 / num_steps
     for t in grid[:-1]:

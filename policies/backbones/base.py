@@ -39,6 +39,10 @@ class BackboneAdapter(Protocol):
         """(offset, width) of the time embedding within the time layer's input."""
         ...
 
+    def sample_args(self, policy: nn.Module, batch: dict[str, Tensor]) -> tuple:
+        """The positional tensors upstream ``sample_actions`` receives, prepared from a preprocessed batch."""
+        ...
+
     def training_inputs(self, policy: nn.Module, batch: dict[str, Tensor]) -> tuple[tuple, Tensor, Tensor | None]:
         """(sample_actions positional args, padded actions (B,H,A_pad), valid (B,H) or None) for a batch,
         prepared by the upstream policy's own helpers; ``valid`` is given only where upstream masks its loss."""

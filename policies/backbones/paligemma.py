@@ -40,11 +40,14 @@ class PI0Adapter:
         width = model.action_in_proj.out_features
         return width, width
 
-    def training_inputs(self, policy: nn.Module, batch: dict[str, Tensor]) -> tuple[tuple, Tensor, Tensor | None]:
+    def sample_args(self, policy: nn.Module, batch: dict[str, Tensor]) -> tuple:
         images, img_masks = policy._preprocess_images(batch)
         tokens, masks = batch[OBS_LANGUAGE_TOKENS], batch[OBS_LANGUAGE_ATTENTION_MASK]
+        return (images, img_masks, tokens, masks, policy.prepare_state(batch))
+
+    def training_inputs(self, policy: nn.Module, batch: dict[str, Tensor]) -> tuple[tuple, Tensor, Tensor | None]:
         # Upstream PI0 does not mask padded steps in its loss; neither do we.
-        return (images, img_masks, tokens, masks, policy.prepare_state(batch)), policy.prepare_action(batch), None
+        return self.sample_args(policy, batch), policy.prepare_action(batch), None
 
     def prefix_from_sample_args(self, model: nn.Module, *args: Tensor) -> Prefix:
         images, img_masks, lang_tokens, lang_masks, state = args
@@ -63,10 +66,12 @@ class PI05Adapter:
     def time_slice(self, model: nn.Module) -> tuple[int, int]:
         return 0, model.action_in_proj.out_features
 
-    def training_inputs(self, policy: nn.Module, batch: dict[str, Tensor]) -> tuple[tuple, Tensor, Tensor | None]:
+    def sample_args(self, policy: nn.Module, batch: dict[str, Tensor]) -> tuple:
         images, img_masks = policy._preprocess_images(batch)
-        tokens, masks = batch[OBS_LANGUAGE_TOKENS], batch[OBS_LANGUAGE_ATTENTION_MASK]
-        return (images, img_masks, tokens, masks), policy.prepare_action(batch), None
+        return (images, img_masks, batch[OBS_LANGUAGE_TOKENS], batch[OBS_LANGUAGE_ATTENTION_MASK])
+
+    def training_inputs(self, policy: nn.Module, batch: dict[str, Tensor]) -> tuple[tuple, Tensor, Tensor | None]:
+        return self.sample_args(policy, batch), policy.prepare_action(batch), None
 
     def prefix_from_sample_args(self, model: nn.Module, *args: Tensor) -> Prefix:
         images, img_masks, tokens, masks = args

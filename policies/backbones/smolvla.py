@@ -17,15 +17,18 @@ class SmolVLAAdapter:
         width = model.vlm_with_expert.expert_hidden_size
         return width, width
 
+    def sample_args(self, policy: nn.Module, batch: dict[str, Tensor]) -> tuple:
+        images, img_masks = policy.prepare_images(batch)
+        lang = (batch[OBS_LANGUAGE_TOKENS], batch[OBS_LANGUAGE_ATTENTION_MASK])
+        return (images, img_masks, *lang, policy.prepare_state(batch))
+
     def training_inputs(self, policy: nn.Module, batch: dict[str, Tensor]) -> tuple[tuple, Tensor, Tensor | None]:
         if policy.config.adapt_to_pi_aloha:  # as upstream SmolVLAPolicy.forward
             batch[OBS_STATE] = policy._pi_aloha_decode_state(batch[OBS_STATE])
             batch[ACTION] = policy._pi_aloha_encode_actions_inv(batch[ACTION])
-        images, img_masks = policy.prepare_images(batch)
-        args = (images, img_masks, batch[OBS_LANGUAGE_TOKENS], batch[OBS_LANGUAGE_ATTENTION_MASK])
-        args = (*args, policy.prepare_state(batch))
         is_pad = batch.get("action_is_pad")
-        return args, policy.prepare_action(batch), None if is_pad is None else ~is_pad
+        valid = None if is_pad is None else ~is_pad
+        return self.sample_args(policy, batch), policy.prepare_action(batch), valid
 
     def prefix_from_sample_args(self, model: nn.Module, *args: Tensor) -> Prefix:
         images, img_masks, lang_tokens, lang_masks, state = args

@@ -1,0 +1,124 @@
+"""contract.json: everything a runtime needs to drive an exported graph, validated on load.
+
+Written next to ``model.onnx`` by snapflow-export. A runtime reads only this file (and, when it wants
+LeRobot's exact preprocessing, the processor files copied beside it): input names, shapes and dtypes with
+the LeRobot feature each is read from, normalisation modes and statistics, the tokenizer, chunk length,
+action dimension, control rate, NFE and the hashes tying it to its source checkpoint and graph file.
+"""
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+CONTRACT_VERSION = 1
+CONTRACT_FILE = "contract.json"
+ROLES = ("image", "lang_tokens", "lang_mask", "state", "noise")
+DTYPES = {"float32": 1, "int64": 7, "bool": 9}  # numpy name -> ONNX TensorProto elem type
+
+
+class ContractError(ValueError):
+    """An export directory whose contract is missing, incomplete, or disagrees with its graph."""
+
+
+@dataclass
+class TensorSpec:
+    name: str
+    role: str
+    feature: str | None
+    shape: list[int | str]  # "batch" marks the symbolic axis
+    dtype: str
+
+
+@dataclass
+class Contract:
+    policy_type: str
+    nfe: int
+    sampler: str
+    chunk_size: int
+    action_dim: int
+    n_action_steps: int
+    fps: float
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    normalization: dict[str, dict]  # feature -> {"mode": str, "stats": {name: list}}
+    tokenizer: dict  # {"name", "max_length", "padding_side"}
+    source_checkpoint: str
+    source_sha256: str
+    onnx_file: str = "model.onnx"
+    onnx_sha256: str = ""
+    opset: int = 20
+    int8: bool = False
+    version: int = CONTRACT_VERSION
+    extra: dict = field(default_factory=dict)
+
+    def save(self, directory: str | Path) -> Path:
+        path = Path(directory) / CONTRACT_FILE
+        path.write_text(json.dumps(asdict(self), indent=2))
+        return path
+
+    def input(self, role: str) -> list[TensorSpec]:
+        return [spec for spec in self.inputs if spec.role == role]
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_contract(directory: str | Path, *, check_graph: bool = True) -> Contract:
+    """Read and validate ``directory/contract.json``; with ``check_graph`` also against model.onnx."""
+    directory = Path(directory)
+    path = directory / CONTRACT_FILE
+    if not path.is_file():
+        raise ContractError(f"{directory} has no {CONTRACT_FILE}: not a snapflow-export directory")
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ContractError(f"{path} is not valid JSON: {e}") from e
+    if raw.get("version") != CONTRACT_VERSION:
+        raise ContractError(f"{path}: contract version {raw.get('version')!r}, this runtime reads {CONTRACT_VERSION}")
+    missing = sorted(k for k in ("policy_type", "nfe", "chunk_size", "action_dim", "inputs", "outputs",
+                                 "normalization", "tokenizer", "fps") if k not in raw)
+    if missing:
+        raise ContractError(f"{path} is missing {missing}")
+    try:
+        raw["inputs"] = [TensorSpec(**s) for s in raw["inputs"]]
+        raw["outputs"] = [TensorSpec(**s) for s in raw["outputs"]]
+        contract = Contract(**raw)
+    except TypeError as e:
+        raise ContractError(f"{path} has unexpected or malformed fields: {e}") from e
+    for spec in contract.inputs:
+        if spec.role not in ROLES or spec.dtype not in DTYPES:
+            raise ContractError(f"{path}: input {spec.name!r} has role {spec.role!r} / dtype {spec.dtype!r}")
+    if check_graph:
+        _check_graph(directory, contract)
+    return contract
+
+
+def _check_graph(directory: Path, contract: Contract) -> None:
+    import onnx
+
+    onnx_path = directory / contract.onnx_file
+    if not onnx_path.is_file():
+        raise ContractError(f"{directory} has no {contract.onnx_file}")
+    if contract.onnx_sha256 and sha256_file(onnx_path) != contract.onnx_sha256:
+        raise ContractError(f"{onnx_path} does not match the sha256 recorded in {CONTRACT_FILE} (changed file?)")
+    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    actual = {i.name: i.type.tensor_type for i in graph.input}
+    for spec in contract.inputs:
+        if spec.name not in actual:
+            raise ContractError(f"{onnx_path} has no input {spec.name!r} named in the contract ({sorted(actual)})")
+        ttype = actual[spec.name]
+        dims = [d.dim_param or d.dim_value for d in ttype.shape.dim]
+        if ttype.elem_type != DTYPES[spec.dtype] or len(dims) != len(spec.shape):
+            raise ContractError(f"input {spec.name!r}: graph has {dims} of elem type {ttype.elem_type}, "
+                                f"contract says {spec.shape} {spec.dtype}")
+        for got, want in zip(dims, spec.shape, strict=True):
+            if isinstance(want, int) and got != want:
+                raise ContractError(f"input {spec.name!r}: graph shape {dims} != contract shape {spec.shape}")
+    if set(actual) != {s.name for s in contract.inputs}:
+        raise ContractError(f"graph inputs {sorted(actual)} != contract inputs {[s.name for s in contract.inputs]}")

@@ -1,0 +1,32 @@
+"""Raw robot / sim observations -> the LeRobot observation batch a policy preprocessor expects."""
+
+import numpy as np
+import torch
+from lerobot.envs.utils import preprocess_observation
+
+
+def to_lerobot_batch(raw: dict) -> dict:
+    """One raw observation -> a batch of one in LeRobot's keys, images float (1, 3, H, W) in [0, 1].
+
+    Accepts the mini-LIBERO / gymnasium layout (``pixels`` dict of HxWx3 uint8, ``agent_pos``) and LeRobot's
+    dataset-frame layout (``observation.images.<cam>`` HxWx3 uint8, ``observation.state``), plus ``task``.
+    """
+    if "task" not in raw or not isinstance(raw["task"], str):
+        raise ValueError("the observation needs a 'task' string (the language instruction)")
+    if "pixels" in raw or "agent_pos" in raw:
+        batch = preprocess_observation({k: v for k, v in raw.items() if k != "task"})
+    else:
+        batch = {}
+        for key, value in raw.items():
+            if key.startswith("observation.images."):
+                img = torch.as_tensor(np.asarray(value))
+                if img.ndim != 3 or img.shape[-1] != 3 or img.dtype != torch.uint8:
+                    raise ValueError(f"{key} must be an HxWx3 uint8 image, got {tuple(img.shape)} {img.dtype}")
+                batch[key] = img.permute(2, 0, 1).unsqueeze(0).float() / 255.0
+            elif key.startswith("observation."):
+                batch[key] = torch.as_tensor(np.asarray(value, dtype=np.float32)).unsqueeze(0)
+    for key, value in batch.items():
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise ValueError(f"{key} contains NaN or infinite values")
+    batch["task"] = [raw["task"]]
+    return batch

@@ -1,0 +1,70 @@
+"""Offline action error of a policy + sampler on held-out demonstrations of a LeRobotDataset.
+
+For frames of the chosen episodes (every ``stride``-th frame), the policy predicts a full action chunk
+(H, A) from the recorded observation and instruction; the error is the squared difference to the recorded
+actions a[t : t+H] in the dataset's own (unnormalised) units, averaged over action dims and over the valid
+(not past-the-end, ``action_is_pad``) steps of the chunk, then over frames. This is METHOD.md Table 2's
+metric; it is only a proxy (METHOD.md 5: naive 1-step can have lower MSE and lower closed-loop success).
+Use demos the policy never trained on, e.g. a dataset collected with another seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Subset
+
+BATCH = 8  # frames per policy call
+
+
+@dataclass(frozen=True)
+class OfflineMSE:
+    mean: float
+    median: float
+    p90: float
+    samples: int  # frames evaluated
+
+
+def held_out_episodes(total: int, count: int) -> list[int]:
+    """The last ``count`` episode indices of a dataset with ``total`` episodes."""
+    if count < 1:
+        raise ValueError(f"episodes_for_mse must be >= 1, got {count}")
+    if count > total:
+        raise ValueError(f"episodes_for_mse={count} but the dataset has only {total} episodes")
+    return list(range(total - count, total))
+
+
+def offline_action_mse(policy: torch.nn.Module, preprocessor: object, postprocessor: object,
+                       dataset_root: str | Path, episodes: int = 5, stride: int = 10, max_samples: int = 200,
+                       seed: int = 0) -> OfflineMSE:
+    """Chunk MSE of ``policy`` (already configured with its NFE) on the last ``episodes`` demos."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset, LeRobotDatasetMetadata
+    from lerobot.utils.constants import ACTION, OBS_STATE
+
+    root = Path(dataset_root)
+    if not (root / "meta" / "info.json").is_file():
+        raise FileNotFoundError(f"{root} is not a LeRobotDataset (no meta/info.json)")
+    meta = LeRobotDatasetMetadata(repo_id=f"local/{root.name}", root=root)
+    chunk = int(policy.config.chunk_size)
+    ds = LeRobotDataset(repo_id=f"local/{root.name}", root=root,
+                        episodes=held_out_episodes(meta.total_episodes, episodes),
+                        delta_timestamps={ACTION: [i / meta.fps for i in range(chunk)]})
+    frames = list(range(0, len(ds), max(1, stride)))[:max_samples]
+    keys = [*policy.config.image_features, OBS_STATE, "task"]
+    errors: list[torch.Tensor] = []
+    torch.manual_seed(seed)
+    for batch in DataLoader(Subset(ds, frames), batch_size=BATCH, shuffle=False, num_workers=0):
+        obs = preprocessor({k: batch[k] for k in keys})
+        policy.reset()
+        with torch.inference_mode():
+            pred = postprocessor(policy.predict_action_chunk(obs)).to("cpu").float()  # (B, H, A)
+        target = batch[ACTION].float()  # (B, H, A)
+        valid = (~batch[f"{ACTION}_is_pad"]).float()  # (B, H)
+        per_step = ((pred[:, : target.shape[1]] - target) ** 2).mean(-1)  # (B, H)
+        errors.append((per_step * valid).sum(1) / valid.sum(1).clamp_min(1))
+    if not errors:
+        raise ValueError(f"no frames selected from {root}")
+    err = torch.cat(errors)
+    return OfflineMSE(float(err.mean()), float(err.median()), float(torch.quantile(err, 0.9)), len(err))

@@ -1,0 +1,138 @@
+"""Export + ONNX Runtime parity for the three tiny students, the contract, and the ONNX-backed policy."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from snapflow.deploy.contract import ContractError, load_contract
+from snapflow.deploy.export_onnx import PARITY_ATOL, export_onnx
+from snapflow.deploy.lerobot_onnx import SnapFlowOnnxPolicy
+from snapflow.deploy.runtimes import OrtRuntime, TorchRuntime, load_runtime
+from snapflow.deploy.tensorrt_engine import TensorRTUnavailable, build_engine, trt_usable
+from tests.policies.helpers import FAMILIES, TASK, image_size, raw_batch, tiny_student
+
+# The ONNX-backed LeRobot policy pads tokens to the contract length while torch pads to the longest prompt:
+# masked positions change float summation order only, so the same PARITY_ATOL bound applies.
+POLICY_ATOL = PARITY_ATOL
+
+
+def _observation(family: str) -> dict:
+    size = image_size(family)
+    return {"observation.images.image": torch.rand(3, size, size), "observation.images.image2": torch.rand(3, size, size),
+            "observation.state": torch.randn(8), "task": TASK}
+
+
+@pytest.fixture(scope="module", params=FAMILIES)
+def exported(request, tiny_assets, tmp_path_factory):
+    family = request.param
+    torch.manual_seed(0)
+    policy, pre, post = tiny_student(family, tiny_assets)
+    torch.nn.init.normal_(policy.target_time_embedding.out_proj.weight, std=0.1)  # a trained-looking phi
+    ckpt = tmp_path_factory.mktemp(f"{family}_ckpt")
+    policy.save_pretrained(ckpt)
+    pre.save_pretrained(ckpt)
+    post.save_pretrained(ckpt)
+    out = tmp_path_factory.mktemp(f"{family}_export")
+    contract, parity = export_onnx(policy.eval(), pre, _observation(family), out, source_dir=ckpt, nfe=1)
+    return family, ckpt, out, contract, parity
+
+
+def test_export_writes_the_three_files_with_passing_parity(exported):
+    family, _ckpt, out, contract, _parity = exported
+    assert (out / "model.onnx").is_file() and (out / "contract.json").is_file()
+    report = json.loads((out / "parity.json").read_text())
+    assert {"max_abs_err", "max_rel_err", "tolerance", "passed"} <= set(report)
+    assert report["passed"] and report["max_abs_err"] <= PARITY_ATOL and report["batches"] == [1, 3]
+    graph = onnx.load(str(out / "model.onnx"), load_external_data=False).graph
+    assert all(i.type.tensor_type.shape.dim[0].dim_param for i in graph.input)  # symbolic batch
+    assert contract.nfe == 1 and contract.policy_type == f"{family}_snapflow" and contract.action_dim == 7
+    assert set(contract.normalization) == {"observation.state", "action"}
+    assert json.loads((out / "config.json").read_text())["type"] == "snapflow_onnx"
+
+
+def test_contract_is_validated_on_load(exported, tmp_path):
+    _, _, out, contract, _ = exported
+    assert load_contract(out).inputs == contract.inputs
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for f in out.iterdir():
+        (bad / f.name).symlink_to(f)
+    (bad / "contract.json").unlink()
+    raw = json.loads((out / "contract.json").read_text())
+    raw["inputs"][0]["name"] = "camera"
+    (bad / "contract.json").write_text(json.dumps(raw))
+    with pytest.raises(ContractError, match="no input 'camera'"):
+        load_contract(bad)
+    raw = json.loads((out / "contract.json").read_text())
+    raw["onnx_sha256"] = "0" * 64
+    (bad / "contract.json").write_text(json.dumps(raw))
+    with pytest.raises(ContractError, match="sha256"):
+        load_contract(bad)
+    del raw["tokenizer"]
+    (bad / "contract.json").write_text(json.dumps(raw))
+    with pytest.raises(ContractError, match="missing"):
+        OrtRuntime(bad)
+
+
+def test_onnx_policy_matches_the_torch_policy(exported):
+    family, ckpt, out, _, _ = exported
+    torch_rt = TorchRuntime.from_checkpoint(ckpt)
+    onnx_policy = SnapFlowOnnxPolicy.from_pretrained(out)
+    batch = torch_rt.pre(raw_batch(family, batch_size=2, with_action=False))
+    noise = torch.randn(2, 10, torch_rt.policy.config.max_action_dim)
+    with torch.no_grad():
+        ref = torch_rt.policy.predict_action_chunk(dict(batch), noise=noise).numpy()
+    got = onnx_policy.runtime.run_batch(dict(batch), noise=noise.numpy())
+    assert got.shape == ref.shape == (2, 10, 7)
+    assert np.abs(got - ref).max() <= POLICY_ATOL
+
+
+def test_runtimes_turn_raw_observations_into_unnormalised_chunks(exported):
+    family, ckpt, out, _, _ = exported
+    size = image_size(family)
+    raw = {"pixels": {"image": np.zeros((size, size, 3), np.uint8), "image2": np.zeros((size, size, 3), np.uint8)},
+           "agent_pos": np.zeros(8, np.float32), "task": TASK}
+    for runtime in (load_runtime(out), load_runtime(ckpt)):
+        result = runtime.predict_chunk(raw)
+        assert result.actions.shape == (10, 7) and np.isfinite(result.actions).all()
+        assert set(result.timings_ms) == {"preprocess", "model", "postprocess"}
+    with pytest.raises(ValueError, match="task"):
+        load_runtime(out).predict_chunk({k: v for k, v in raw.items() if k != "task"})
+
+
+def test_int8_export_reports_its_own_parity(tiny_assets, tmp_path):
+    policy, pre, _post = tiny_student("smolvla", tiny_assets)
+    policy.save_pretrained(tmp_path / "ckpt")
+    pre.save_pretrained(tmp_path / "ckpt")
+    contract, parity = export_onnx(policy.eval(), pre, _observation("smolvla"), tmp_path / "out",
+                                   source_dir=tmp_path / "ckpt", int8=True)
+    assert contract.int8 and contract.onnx_file == "model.int8.onnx"
+    assert parity.int8 is not None and np.isfinite(parity.int8["max_abs_err"])
+    graph = onnx.load(str(tmp_path / "out" / "model.int8.onnx"), load_external_data=False).graph
+    assert any(n.op_type in ("MatMulInteger", "DynamicQuantizeLinear") for n in graph.node)
+
+
+def test_tensorrt_says_clearly_when_it_cannot_run(exported):
+    usable, reason = trt_usable()
+    if usable:
+        pytest.skip(f"TensorRT is usable here ({reason}); the trt-marked test covers it")
+    with pytest.raises(TensorRTUnavailable, match=r"tensorrt|CUDA|Builder"):
+        build_engine(exported[2])
+
+
+@pytest.mark.trt
+def test_tensorrt_engine_matches_onnx_runtime(exported):
+    usable, reason = trt_usable()
+    if not usable:
+        pytest.skip(reason)
+    from snapflow.deploy.tensorrt_engine import TrtRuntime
+
+    family, _, out, _, _ = exported
+    size = image_size(family)
+    raw = {"pixels": {"image": np.zeros((size, size, 3), np.uint8), "image2": np.zeros((size, size, 3), np.uint8)},
+           "agent_pos": np.zeros(8, np.float32), "task": TASK}
+    result = TrtRuntime(out).predict_chunk(raw)
+    assert result.actions.shape == (10, 7) and np.isfinite(result.actions).all()
