@@ -2,6 +2,7 @@
 
     snapflow-run policy=<checkpoint or export dir> robot=sim [task=spatial/0] [hz=20] [seconds=30] [out=<dir>]
     snapflow-run policy=<dir> robot=lerobot robot_config=<robot.yaml> task="pick up the cube"
+    snapflow-run policy=<dir> robot=sim fault=stall|crash|nan|overlimit   (fault injection, deploy/faults.py)
 
 Writes <out>/run.json (rate, jitter and per-stage latency percentiles, missed / held / watchdog ticks, success
 in the sim) and <out>/latency_hist.png, and prints the summary.
@@ -40,7 +41,8 @@ def summary(report: dict) -> str:
     return (f"{report['achieved_hz']:.2f} Hz of {report['target_hz']:g} over {report['ticks']} ticks | missed "
             f"{report['missed_ticks']} | jitter p50/p99 {jit['p50']:.2f}/{jit['p99']:.2f} ms | inference p50/p95/p99 "
             f"{lat['p50']:.1f}/{lat['p95']:.1f}/{lat['p99']:.1f} ms | held {report['held_ticks']} | watchdog "
-            f"{report['watchdog_ticks']} | success {report.get('success')}")
+            f"{report['watchdog_ticks']} | clamped {report['clamped_ticks']} | non-finite rejected "
+            f"{report['nonfinite_rejected']} | stop: {report['stop_reason']} | success {report.get('success')}")
 
 
 @hydra.main(version_base=None, config_path="../configs", config_name="run")
@@ -56,6 +58,10 @@ def _main(cfg: DictConfig) -> None:
     torch.set_num_threads(int(cfg.threads))
     runtime = load_runtime(cfg.policy, cfg.runtime, threads=int(cfg.threads),
                            nfe=None if cfg.nfe is None else int(cfg.nfe))
+    if cfg.fault != "none":
+        from snapflow.deploy.faults import FaultInjectingRuntime
+
+        runtime = FaultInjectingRuntime(runtime, str(cfg.fault), good_chunks=int(cfg.fault_after))
     robot = make_robot(cfg)
     loop_cfg = ControlLoopConfig(
         safety=SafetyConfig.box(robot.action_dim, max_delta=float(cfg.max_delta),
