@@ -61,7 +61,8 @@ class InferenceGraph(nn.Module):
         self.policy = policy
         self.nfe = nfe
         self.inputs = graph_inputs(policy, lang_length)
-        mode = "one_step" if nfe == 1 else policy.config.snapflow.multistep_mode
+        mode = policy.config.snapflow.multistep_mode
+        mode = "one_step" if nfe == 1 and mode == "target_time" else mode
         self.sampler = SAMPLERS[mode]
         self.action_dim = policy.config.action_feature.shape[0]
 

@@ -7,8 +7,8 @@ Mixed in before the upstream policy class (``class X(SnapFlowStudent, SmolVLAPol
   * trains with the SnapFlow loss in ``forward`` (frozen VLM by default, logs loss_fm / loss_sc / phi_gap);
   * samples through upstream ``predict_action_chunk`` / ``select_action`` unchanged: only the core model's
     ``sample_actions`` is replaced, by a dispatcher that runs NFE=1 as one joint prefix+suffix pass with no KV
-    cache, and NFE=K>1 through the upstream cached Euler loop with s set per step (target-time schedule or
-    plain Euler, ``snapflow.multistep_mode``).
+    cache, and NFE=K>1 through the upstream cached Euler loop with s set per step. ``snapflow.multistep_mode``
+    picks s: "target_time" (s = next grid time; at NFE=1 the t=1 -> s=0 jump) or "euler" (s = t).
 """
 
 import logging
@@ -19,7 +19,7 @@ from lerobot.utils.constants import OBS_LANGUAGE_TOKENS
 from torch import Tensor
 
 from snapflow.policies.backbones.base import BackboneAdapter, Prefix
-from snapflow.policies.flow import sample_one_step
+from snapflow.policies.flow import sample_euler, sample_one_step
 from snapflow.policies.lerobot_plugin.validation import validate_batch
 from snapflow.policies.snapflow.loss import snapflow_loss
 from snapflow.policies.snapflow.target_time import TargetTimeEmbedding
@@ -73,7 +73,10 @@ class SnapFlowStudent:
             if noise is None:
                 shape = (prefix.embs.shape[0], self.config.chunk_size, self.config.max_action_dim)
                 noise = self.model.sample_noise(shape, prefix.embs.device)
-            return sample_one_step(lambda x, t, s: self.velocity(prefix, x, t, s), noise)
+            # target_time: the jump (t=1 -> s=0); euler: s = t, i.e. naive one-step Euler of a model trained with
+            # plain flow matching only (the alpha=1 control), whose phi never saw s != t.
+            sampler = sample_euler if self.config.snapflow.multistep_mode == "euler" else sample_one_step
+            return sampler(lambda x, t, s: self.velocity(prefix, x, t, s), noise, 1)
         return self._sample_multistep(args, noise, nfe, kwargs)
 
     def _sample_multistep(self, args: tuple, noise: Tensor | None, nfe: int, kwargs: dict) -> Tensor:

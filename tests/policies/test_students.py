@@ -185,3 +185,20 @@ def test_save_load_round_trip(family_setup, tmp_path):
     a = student.model.sample_actions(*_sample_args(student, batch), noise=noise)
     b = loaded.model.sample_actions(*_sample_args(loaded, batch), noise=noise)
     assert torch.equal(a, b)
+
+
+def test_euler_mode_at_one_step_is_naive_euler_with_s_equal_t(family_setup):
+    """The FM control (alpha=1) never trains phi at s != t, so its 1-step sample must use s = t."""
+    family, student, pre, _ = family_setup
+    student = copy.deepcopy(student)
+    torch.nn.init.normal_(student.target_time_embedding.out_proj.weight, std=0.1)
+    student.config.snapflow.multistep_mode = "euler"
+    args = _sample_args(student, pre(raw_batch(family, with_action=False)))
+    noise = torch.randn(2, 10, student.config.max_action_dim)
+    setattr(student.config, student.steps_field, 1)
+    with torch.no_grad():
+        got = student.model.sample_actions(*args, noise=noise)
+        prefix = student.adapter.prefix_from_sample_args(student.model, *args)
+        ones = torch.ones(2)
+        expected = noise - student.velocity(prefix, noise, ones, ones)
+    assert torch.equal(got, expected)

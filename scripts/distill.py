@@ -1,0 +1,48 @@
+"""`snapflow-distill`: SnapFlow-distil a flow-matching teacher into `<family>_snapflow` with `lerobot-train`.
+
+    snapflow-distill teacher=<pretrained_model or run dir> dataset=<dir> out=<dir> [method=snapflow|fm]
+        [steps=30000] [batch_size=4] [alpha=0.5] [consistency_weight=0.1] [lr=2.5e-5] [resume=true]
+        [launcher=accelerate num_processes=2] [extra=[...]]
+
+Runs `lerobot-train --policy.type=<family>_snapflow --policy.pretrained_path=<teacher>` plus the teacher's
+architecture flags (the plugin loads weights only; see lerobot_cli.architecture_flags). method=fm is the
+plain flow-matching fine-tune control (alpha=1). Prints the student checkpoint path.
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+METHODS = ("snapflow", "fm")
+
+
+@hydra.main(version_base=None, config_path="../configs", config_name="distill")
+def _main(cfg: DictConfig) -> None:
+    from snapflow.scripts.lerobot_cli import resolve_pretrained, teacher_flags, train_or_resume
+
+    if cfg.method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {cfg.method!r}")
+    flags: list[str] = []
+    if not cfg.resume:
+        _, flags = teacher_flags(resolve_pretrained(cfg.teacher))
+        if cfg.method == "fm":
+            if cfg.alpha is not None and float(cfg.alpha) != 1.0:
+                raise ValueError(f"method=fm is alpha=1.0; got alpha={cfg.alpha}")
+            flags.append("--policy.snapflow.alpha=1.0")
+        elif cfg.alpha is not None:
+            flags.append(f"--policy.snapflow.alpha={float(cfg.alpha)}")
+        if cfg.consistency_weight is not None:
+            flags.append(f"--policy.snapflow.consistency_weight={float(cfg.consistency_weight)}")
+        if cfg.lr is not None:
+            flags.append(f"--policy.optimizer_lr={float(cfg.lr)}")
+    print(f"student checkpoint: {train_or_resume(flags, cfg)}")
+
+
+def main() -> None:
+    """Console entry point (hydra parses sys.argv)."""
+    _main()
+
+
+if __name__ == "__main__":
+    main()

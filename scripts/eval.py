@@ -1,0 +1,101 @@
+"""`snapflow-eval`: closed-loop mini-LIBERO evaluation of several samplers in one run.
+
+    snapflow-eval teacher=<ckpt> student=<ckpt> [fm=<ckpt>] suites=[spatial] episodes=50 out=<dir>
+        [samplers=[teacher_10,naive_1,snapflow_1]] [n_action_steps=10] [held_out=false] [resolution=128]
+        [batch_size=10] [max_steps=null] [latency_calls=20] [dataset=<held-out demos> episodes_for_mse=5]
+
+Each sampler (configs/eval.yaml `sampler_defs`: checkpoint, NFE, multi-step mode) is loaded the way
+lerobot-eval loads a policy and rolled out in MuJoCo; writes <out>/report.json (schema in sim/report.py),
+report.md and success_vs_nfe.png / latency_vs_nfe.png, and prints the table and `outputs: <out>`.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import difflib
+import time
+from datetime import UTC, datetime
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+
+def _samplers(cfg: DictConfig) -> dict:
+    """{name: (SamplerSpec, role)} of the selected sampler_defs, checkpoints resolved."""
+    from snapflow.scripts.lerobot_cli import resolve_pretrained
+    from snapflow.sim.evaluate import SamplerSpec
+
+    defs = OmegaConf.to_container(cfg.sampler_defs, resolve=True)
+    names = list(cfg.samplers) if cfg.samplers is not None else [n for n, d in defs.items() if d.get("policy")]
+    if not names:
+        raise ValueError("nothing to evaluate: set teacher=, student= or fm= (or samplers=[...])")
+    out = {}
+    for name in names:
+        if name not in defs:
+            hint = difflib.get_close_matches(name, list(defs), n=1)
+            raise ValueError(f"unknown sampler {name!r}{f' (did you mean {hint[0]!r}?)' if hint else ''}; "
+                             f"known: {sorted(defs)}")
+        d = defs[name]
+        if not d.get("policy"):
+            raise ValueError(f"sampler {name!r} has no checkpoint: set its policy (teacher=, student= or fm=)")
+        spec = SamplerSpec(name, resolve_pretrained(d["policy"]), int(d["nfe"]), d.get("mode"))
+        out[name] = (spec, d.get("role") or name)
+    return out
+
+
+@hydra.main(version_base=None, config_path="../configs", config_name="eval")
+def _main(cfg: DictConfig) -> None:
+    from snapflow.policies.offline_mse import offline_action_mse
+    from snapflow.sim.evaluate import benchmark_latency, episode_inits, evaluate_suite, load_policy
+    from snapflow.sim.report import build_report, machine_info, markdown_table, write_outputs
+    from snapflow.sim.tasks import canonical_suite
+
+    start = time.perf_counter()
+    suites = [canonical_suite(s) for s in cfg.suites]  # fail fast on unknown suites
+    episode_inits(int(cfg.episodes), bool(cfg.held_out))  # and on impossible episode counts
+    samplers = _samplers(cfg)
+    task_ids = list(cfg.task_ids) if cfg.task_ids is not None else None
+    results: dict = {s: {} for s in suites}
+    mse: dict[str, float] = {}
+    info: dict[str, dict] = {}
+    kept = {}  # loaded samplers, kept for the interleaved latency benchmark
+    for name, (spec, role) in samplers.items():
+        lp = load_policy(spec, int(cfg.n_action_steps), device=str(cfg.device))
+        info[name] = {"policy": str(spec.policy), "nfe": spec.nfe, "mode": spec.mode, "role": role,
+                      "policy_type": lp.config.type}
+        for suite in suites:
+            results[suite][name] = evaluate_suite(
+                lp, suite, int(cfg.episodes), task_ids=task_ids, held_out=bool(cfg.held_out),
+                resolution=int(cfg.resolution), batch_size=int(cfg.batch_size),
+                max_steps=cfg.max_steps, seed=int(cfg.seed))
+        if cfg.dataset:
+            m = offline_action_mse(lp.policy, lp.preprocessor, lp.postprocessor, cfg.dataset,
+                                   int(cfg.episodes_for_mse), int(cfg.mse_stride), int(cfg.mse_max_samples),
+                                   seed=int(cfg.seed))
+            mse[name] = m.mean
+            info[name]["offline_mse"] = {"mean": m.mean, "median": m.median, "p90": m.p90, "samples": m.samples}
+        if int(cfg.latency_calls) > 0:
+            kept[name] = lp
+    bench = benchmark_latency(kept, suites[0], int(cfg.resolution), int(cfg.latency_calls),
+                              task_id=(task_ids or [0])[0]) if kept else None
+    meta = {"n_action_steps": int(cfg.n_action_steps), "held_out": bool(cfg.held_out),
+            "episodes_per_task": int(cfg.episodes), "task_ids": task_ids, "max_steps": cfg.max_steps,
+            "resolution": int(cfg.resolution), "batch_size": int(cfg.batch_size), "seed": int(cfg.seed),
+            "offline_mse_dataset": cfg.dataset, "machine": machine_info(),
+            "wall_time_s": round(time.perf_counter() - start, 1), "created": datetime.now(UTC).isoformat()}
+    report = build_report(results, info, mse, meta, bench)
+    write_outputs(report, cfg.out)
+    print(markdown_table(report))
+    print(f"outputs: {cfg.out}")
+
+
+def main() -> None:
+    """Console entry point (hydra parses sys.argv)."""
+    _main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""Build `lerobot-train` argument lists and run LeRobot's own training loop (optionally under accelerate).
+
+Used by `snapflow-train` and `snapflow-distill`; nothing here trains by itself. LeRobot facts relied on
+(LEROBOT.md 1.3, 7): a plugin student is started with ``--policy.type=<family>_snapflow
+--policy.pretrained_path=<teacher>``, which loads *weights only*, so the teacher's architecture fields
+must be passed again (`architecture_flags`); resume is ``--resume=true --config_path=<ckpt>/train_config.json``
+and restores weights, optimizer, scheduler, RNG and the sampler position; the cosine schedule auto-scales
+its warm-up when ``steps`` < ``scheduler_decay_steps`` (500 warm-up steps at 30k become 0 at 20 steps).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+# The NFE field of each family's config, and the fields that define its architecture / inputs (forwarded
+# from a teacher's config.json to the student, whose plugin loads weights only).
+STEPS_FIELD = {"smolvla": "num_steps", "pi0": "num_inference_steps", "pi05": "num_inference_steps"}
+COMMON_FIELDS = ("n_obs_steps", "chunk_size", "n_action_steps", "max_state_dim", "max_action_dim",
+                 "empty_cameras", "min_period", "max_period", "tokenizer_max_length")
+ARCH_FIELDS = {
+    "smolvla": (*COMMON_FIELDS, "vlm_model_name", "num_vlm_layers", "num_expert_layers", "expert_width_multiplier",
+                "self_attn_every_n_layers", "attention_mode", "prefix_length", "pad_language_to",
+                "resize_imgs_with_padding", "add_image_special_tokens", "adapt_to_pi_aloha",
+                "use_delta_joint_actions_aloha", "use_cache"),
+    "pi0": (*COMMON_FIELDS, "paligemma_variant", "action_expert_variant", "dtype", "image_resolution",
+            "tokenizer_name", "time_sampling_beta_alpha", "time_sampling_beta_beta", "time_sampling_scale",
+            "time_sampling_offset", "use_relative_actions", "relative_exclude_joints", "action_feature_names"),
+}
+ARCH_FIELDS["pi05"] = ARCH_FIELDS["pi0"]
+LAST_CHECKPOINT = Path("checkpoints") / "last" / "pretrained_model"
+
+
+def cli_value(value: object) -> str:
+    """A Python value as draccus parses it on LeRobot's CLI (bools lower-case, sequences as [a,b])."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(cli_value(v) for v in value) + "]"
+    return str(value)
+
+
+def resolve_pretrained(path: str | Path) -> Path:
+    """A ``pretrained_model`` dir, given either it or a training output dir (uses checkpoints/last)."""
+    p = Path(path)
+    for candidate in (p, p / LAST_CHECKPOINT):
+        if (candidate / "config.json").is_file():
+            return candidate
+    raise FileNotFoundError(f"no LeRobot checkpoint at {p}: expected {p}/config.json or {p / LAST_CHECKPOINT}/config.json")
+
+
+def family_of(policy_type: str) -> str:
+    """smolvla / pi0 / pi05 for an upstream flow-matching type or its *_snapflow student."""
+    family = policy_type.removesuffix("_snapflow")
+    if family not in STEPS_FIELD:
+        raise ValueError(f"policy type {policy_type!r} is not supported: SnapFlow distils the flow-matching "
+                         f"VLAs {sorted(STEPS_FIELD)} (or their *_snapflow students)")
+    return family
+
+
+def architecture_flags(config: dict, family: str) -> list[str]:
+    """`--policy.<field>=<value>` for the architecture fields present in a (teacher) config dict.
+
+    None values are skipped (the student's default applies); SmolVLA's ``load_vlm_weights`` is forced to
+    false because every weight, VLM included, comes from the teacher checkpoint.
+    """
+    flags = [f"--policy.{k}={cli_value(config[k])}" for k in ARCH_FIELDS[family]
+             if k in config and config[k] is not None]
+    if family == "smolvla":
+        flags.append("--policy.load_vlm_weights=false")
+    return flags
+
+
+def teacher_flags(teacher: Path) -> tuple[str, list[str]]:
+    """(family, flags) that start a `<family>_snapflow` student from ``teacher`` (a pretrained_model dir)."""
+    config = json.loads((teacher / "config.json").read_text())
+    family = family_of(str(config.get("type")))
+    return family, [f"--policy.type={family}_snapflow", f"--policy.pretrained_path={teacher}",
+                    *architecture_flags(config, family)]
+
+
+def tiny_flags(family: str, assets: str | Path) -> list[str]:
+    """Flags of the offline tiny variant of ``family`` (builds the local VLM/tokenizer dirs if missing).
+
+    SmolVLA's tiny teacher is an upstream `smolvla`; PI0/PI05 tiny widths exist only in the `*_snapflow`
+    types (scripts/tiny.py), so their tiny teacher is trained as `<family>_snapflow` with alpha=1 (plain
+    flow matching, phi(s=t)), 10 Euler steps with s=t (multistep_mode=euler, as trained) and the whole model
+    trainable. Caveat: at NFE=1 a *_snapflow model always queries s=0, which such a teacher never trained, so
+    its "naive 1-step" is not exactly upstream's one Euler step.
+    """
+    from snapflow.policies.tiny import build_tiny_paligemma_tokenizer, build_tiny_smolvlm, tiny_config
+    from snapflow.sim.tasks import list_tasks
+
+    family = family_of(family)
+    assets = Path(assets)
+    corpus = [t.instruction for t in list_tasks()]  # the word-level tokenizers need the task vocabulary
+    if family == "smolvla" and not (assets / "tiny_smolvlm" / "config.json").exists():
+        build_tiny_smolvlm(assets / "tiny_smolvlm", corpus)
+    if family != "smolvla" and not (assets / "tiny_paligemma_tokenizer" / "tokenizer.json").exists():
+        build_tiny_paligemma_tokenizer(assets / "tiny_paligemma_tokenizer", corpus)
+    policy_type = "smolvla" if family == "smolvla" else f"{family}_snapflow"
+    cfg = tiny_config(policy_type, assets)
+    flags = [f"--policy.type={policy_type}", *architecture_flags(vars(cfg), family)]
+    if family == "smolvla":
+        return flags
+    return [*flags, "--policy.snapflow.alpha=1.0", "--policy.snapflow.multistep_mode=euler",
+            "--policy.num_inference_steps=10",
+            "--policy.train_expert_only=false", "--policy.freeze_vision_encoder=false"]
+
+
+def train_args(policy_flags: list[str], dataset: str | Path, out: str | Path, steps: int, batch_size: int,
+               save_freq: int, seed: int = 1000, num_workers: int = 0, log_freq: int = 10,
+               device: str | None = None) -> list[str]:
+    """The full `lerobot-train` argument list for a fresh run into ``out`` (which must not exist)."""
+    dataset = Path(dataset)
+    if not (dataset / "meta" / "info.json").is_file():
+        raise FileNotFoundError(f"{dataset} is not a LeRobotDataset (no meta/info.json); see snapflow-collect")
+    if Path(out).exists():
+        raise FileExistsError(f"{out} exists: pick a new out= or pass resume=true to continue that run")
+    args = [*policy_flags, f"--dataset.repo_id=local/{dataset.name}", f"--dataset.root={dataset}",
+            f"--output_dir={out}", f"--steps={steps}", f"--batch_size={batch_size}", f"--save_freq={save_freq}",
+            f"--log_freq={log_freq}", f"--seed={seed}", f"--num_workers={num_workers}",
+            "--policy.push_to_hub=false", "--wandb.enable=false"]
+    return [*args, f"--policy.device={device}"] if device else args
+
+
+def resume_args(out: str | Path, steps: int | None = None) -> list[str]:
+    """Continue the run in ``out`` from checkpoints/last (LeRobot restores its saved train config)."""
+    config = Path(out) / LAST_CHECKPOINT / "train_config.json"
+    if not config.is_file():
+        raise FileNotFoundError(f"cannot resume: {config} does not exist (no checkpoint saved in {out} yet)")
+    # --output_dir: train_config.json records the original dir; a copied or moved run must write here.
+    return ["--resume=true", f"--config_path={config}", f"--output_dir={out}", *([f"--steps={steps}"] if steps else [])]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def launcher_prefix(launcher: str, num_processes: int = 1) -> list[str]:
+    """Command prefix running `lerobot-train` directly or under `accelerate launch` with N processes.
+
+    accelerate's ``--cpu`` flag selects its single-process launcher (N is ignored), so N > 1 goes through
+    ``--multi_gpu`` (torchrun); lerobot-train then builds ``Accelerator(cpu=True)`` when
+    ``policy.device=cpu``, which gives DistributedType.MULTI_CPU over gloo, or DDP over NCCL on GPUs.
+    """
+    script = str(BIN / "lerobot-train")
+    if launcher == "python":
+        return [script]
+    if launcher != "accelerate":
+        raise ValueError(f"launcher must be 'python' or 'accelerate', got {launcher!r}")
+    if num_processes < 1:
+        raise ValueError(f"num_processes must be >= 1, got {num_processes}")
+    mode = ["--multi_gpu", f"--main_process_port={_free_port()}"] if num_processes > 1 else []
+    return [str(BIN / "accelerate"), "launch", *mode, f"--num_processes={num_processes}", "--num_machines=1",
+            "--mixed_precision=no", "--dynamo_backend=no", script]
+
+
+def lerobot_env() -> dict[str, str]:
+    """Offline, quiet environment for the child: no Hub, no wandb, no tokenizer thread pools."""
+    return {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), "WANDB_MODE": "disabled",
+            "TOKENIZERS_PARALLELISM": "false"}
+
+
+def run_lerobot_train(args: list[str], launcher: str = "python", num_processes: int = 1) -> list[str]:
+    """Run `lerobot-train` (streaming its log); raises RuntimeError on failure; returns the command."""
+    cmd = [*launcher_prefix(launcher, num_processes), *args]
+    print("running:", " ".join(cmd), flush=True)
+    proc = subprocess.run(cmd, env=lerobot_env(), check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"lerobot-train exited with code {proc.returncode}: {' '.join(cmd)}")
+    return cmd
+
+
+def train_or_resume(policy_flags: list[str], cfg: object) -> Path:
+    """Fresh run (``policy_flags`` + run flags) or ``resume`` of ``cfg.out``; returns the last checkpoint.
+
+    ``cfg`` carries the shared keys of configs/train.yaml and configs/distill.yaml (dataset, out, steps,
+    batch_size, save_freq, log_freq, seed, num_workers, device, resume, launcher, num_processes, extra).
+    """
+    if cfg.resume:
+        args = resume_args(cfg.out, int(cfg.steps))
+    else:
+        args = [*policy_flags, *train_args(
+            [], cfg.dataset, cfg.out, int(cfg.steps), int(cfg.batch_size), int(cfg.save_freq), seed=int(cfg.seed),
+            num_workers=int(cfg.num_workers), log_freq=int(cfg.log_freq), device=cfg.device)]
+    run_lerobot_train([*args, *[str(x) for x in cfg.extra]], str(cfg.launcher), int(cfg.num_processes))
+    return Path(cfg.out) / LAST_CHECKPOINT

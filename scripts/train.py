@@ -1,0 +1,45 @@
+"""`snapflow-train`: train a flow-matching teacher (SmolVLA / PI0 / PI05) with LeRobot's `lerobot-train`.
+
+    snapflow-train policy=smolvla dataset=<dir> out=<dir> steps=20000 batch_size=32
+        [tiny=true assets=<dir>] [pretrained=lerobot/smolvla_base] [resume=true]
+        [launcher=accelerate num_processes=2] [extra=[--policy.optimizer_lr=1e-4]]
+
+tiny=true builds the offline tiny variant (no Hub). For PI0/PI05 the tiny widths exist only in the
+`*_snapflow` types, so those teachers are `<family>_snapflow` checkpoints trained with alpha=1 (plain
+flow matching) and 10 Euler steps; upstream `pi0`/`pi05` (tiny=false) need the Hub for the PaliGemma
+tokenizer and weights. Prints the path of the last checkpoint (a LeRobot pretrained_model dir).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+
+@hydra.main(version_base=None, config_path="../configs", config_name="train")
+def _main(cfg: DictConfig) -> None:
+    from snapflow.scripts.lerobot_cli import family_of, tiny_flags, train_or_resume
+
+    family = family_of(str(cfg.policy))
+    if cfg.pretrained and cfg.tiny:
+        raise ValueError("pass either pretrained=<checkpoint> or tiny=true, not both")
+    if cfg.resume:
+        flags: list[str] = []  # the checkpoint's train_config.json holds the policy
+    elif cfg.pretrained:
+        flags = [f"--policy.path={cfg.pretrained}"]
+    elif cfg.tiny:
+        flags = tiny_flags(family, cfg.assets or Path(cfg.out).resolve().parent / "tiny_assets")
+    else:
+        flags = [f"--policy.type={family}"]
+    print(f"teacher checkpoint: {train_or_resume(flags, cfg)}")
+
+
+def main() -> None:
+    """Console entry point (hydra parses sys.argv)."""
+    _main()
+
+
+if __name__ == "__main__":
+    main()

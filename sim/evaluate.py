@@ -1,0 +1,281 @@
+"""Closed-loop rollouts of a LeRobot policy checkpoint in mini-LIBERO, the way `lerobot-eval` runs it.
+
+Per control step (20 Hz), exactly LeRobot's eval loop (LEROBOT.md 5.1): raw obs of B envs stacked ->
+`preprocess_observation` -> `task` strings -> env preprocessor -> policy preprocessor (loaded from the
+checkpoint) -> `policy.select_action` (its own queue of `n_action_steps` actions per chunk) -> policy
+postprocessor -> env postprocessor -> `env.step`. Episode i of a task starts from frozen init state i, or,
+with ``held_out=True``, from the layout generator at seed ``HELDOUT_SEED_START + i`` (disjoint from the 50
+frozen states and from the demo seeds). Every episode of a batch shares the step counter, so the policy
+computes a new chunk exactly at steps 0, n, 2n, ...; the wall time of those `select_action` calls is the
+per-call chunk latency (`predict_action_chunk` + queue bookkeeping; ms, at the rollout batch size).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # before anything imports mujoco
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from snapflow.sim.init_states import HELDOUT_SEED_START, N_FROZEN
+from snapflow.sim.tasks import SUITES, canonical_suite
+
+STEP_FIELDS = ("num_steps", "num_inference_steps")  # SmolVLA's / PI0's and PI05's NFE field
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    """One way to sample actions: a checkpoint, a number of function evaluations, a multi-step mode.
+
+    Attributes:
+        name: label in the report (e.g. teacher_10, snapflow_1).
+        policy: a LeRobot ``pretrained_model`` directory (config.json, model.safetensors, processors).
+        nfe: denoising steps per chunk (written into num_steps / num_inference_steps).
+        mode: for ``*_snapflow`` students: "target_time" or "euler" (at nfe=1: the jump or naive Euler); None keeps the checkpoint's.
+    """
+
+    name: str
+    policy: Path
+    nfe: int
+    mode: str | None = None
+
+
+@dataclass
+class LoadedPolicy:
+    """A policy with its checkpoint's processors, configured for one sampler."""
+
+    spec: SamplerSpec
+    policy: torch.nn.Module
+    preprocessor: object
+    postprocessor: object
+    config: object
+
+
+@dataclass(frozen=True)
+class EpisodeResult:
+    task_id: int
+    episode: int
+    init: int  # frozen init-state index, or the layout seed when held out
+    success: bool
+    length: int  # control steps until success or truncation
+
+
+@dataclass
+class RolloutResult:
+    """Episodes of one suite for one sampler plus the chunk latencies (ms) measured while running them."""
+
+    episodes: list[EpisodeResult] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)
+
+
+def load_policy(spec: SamplerSpec, n_action_steps: int, device: str = "cpu") -> LoadedPolicy:
+    """Load ``spec.policy`` like lerobot-eval does, with the sampler's NFE and the given execution horizon."""
+    from lerobot.configs.policies import PreTrainedConfig
+    from lerobot.policies.factory import get_policy_class, make_pre_post_processors
+    from lerobot.utils.import_utils import register_third_party_plugins
+
+    register_third_party_plugins()  # finds lerobot_policy_snapflow (our policy types and env type)
+    path = Path(spec.policy)
+    if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
+        raise FileNotFoundError(
+            f"sampler {spec.name!r}: {path} is not a LeRobot pretrained_model directory "
+            "(needs config.json and model.safetensors)")
+    if spec.nfe < 1:
+        raise ValueError(f"sampler {spec.name!r}: nfe must be >= 1, got {spec.nfe}")
+    cfg = PreTrainedConfig.from_pretrained(path)
+    steps_field = next((f for f in STEP_FIELDS if hasattr(cfg, f)), None)
+    if steps_field is None:
+        raise ValueError(f"sampler {spec.name!r}: {path} is a {cfg.type!r} policy, not a flow-matching "
+                         f"policy with one of {STEP_FIELDS}")
+    setattr(cfg, steps_field, int(spec.nfe))
+    if not 1 <= n_action_steps <= cfg.chunk_size:
+        raise ValueError(f"n_action_steps={n_action_steps} must be in [1, chunk_size={cfg.chunk_size}] of {path}")
+    cfg.n_action_steps = int(n_action_steps)
+    if spec.mode is not None:
+        if not hasattr(cfg, "snapflow"):
+            raise ValueError(f"sampler {spec.name!r}: mode={spec.mode!r} needs a *_snapflow student, got {cfg.type!r}")
+        cfg.snapflow.multistep_mode = spec.mode
+    cfg.device = device
+    policy = get_policy_class(cfg.type).from_pretrained(path, config=cfg)
+    policy.eval()
+    overrides = {"device_processor": {"device": device}}
+    pre, post = make_pre_post_processors(cfg, pretrained_path=str(path), preprocessor_overrides=overrides)
+    return LoadedPolicy(spec, policy, pre, post, cfg)
+
+
+def _sync(policy: torch.nn.Module) -> None:
+    """Wait for queued GPU work so wall-clock timings cover it (no-op on CPU)."""
+    if torch.cuda.is_available() and next(policy.parameters()).is_cuda:
+        torch.cuda.synchronize()
+
+
+def _stack(observations: list[dict]) -> dict:
+    """Stack per-env raw observations the way a gymnasium VectorEnv does (pixels dict, agent_pos)."""
+    return {
+        "pixels": {k: np.stack([o["pixels"][k] for o in observations]) for k in observations[0]["pixels"]},
+        "agent_pos": np.stack([o["agent_pos"] for o in observations]),
+    }
+
+
+def _reset(envs: list, inits: list[int], held_out: bool) -> list[dict]:
+    if held_out:
+        return [env.reset(seed=init)[0] for env, init in zip(envs, inits, strict=True)]
+    return [env.reset(options={"init_state": init})[0] for env, init in zip(envs, inits, strict=True)]
+
+
+def _run_batch(lp: LoadedPolicy, envs: list, env_pre: object, env_post: object, inits: list[int],
+               held_out: bool, latencies_ms: list[float]) -> list[tuple[bool, int]]:
+    """Roll out len(inits) episodes in lockstep; returns (success, length) per episode."""
+    from lerobot.envs.utils import preprocess_observation
+    from lerobot.utils.constants import ACTION
+
+    n = len(inits)
+    envs = envs[:n]
+    obs = _stack(_reset(envs, inits, held_out))
+    lp.policy.reset()
+    done, success, length = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, int)
+    max_steps = envs[0]._max_episode_steps
+    task = [env.task_description for env in envs]
+    step = 0
+    while not done.all() and step < max_steps:
+        batch = preprocess_observation(obs)
+        batch["task"] = list(task)
+        batch = lp.preprocessor(env_pre(batch))
+        new_chunk = step % lp.config.n_action_steps == 0  # the queue refills exactly here (shared counter)
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            action = lp.policy.select_action(batch)
+        _sync(lp.policy)
+        if new_chunk:
+            latencies_ms.append((time.perf_counter() - t0) * 1e3)
+        action = env_post({ACTION: lp.postprocessor(action)})[ACTION]
+        action_np = action.to("cpu").numpy()  # (n, 7)
+        step_obs = []
+        for i, env in enumerate(envs):
+            if done[i]:
+                step_obs.append({"pixels": {k: v[i] for k, v in obs["pixels"].items()},
+                                 "agent_pos": obs["agent_pos"][i]})
+                continue
+            o, _, terminated, truncated, info = env.step(action_np[i])
+            step_obs.append(o)
+            if terminated or truncated:
+                done[i], success[i], length[i] = True, bool(info["is_success"]), step + 1
+        obs = _stack(step_obs)
+        step += 1
+    length[~done] = step
+    return list(zip(success.tolist(), length.tolist(), strict=True))
+
+
+def _warm_up(lp: LoadedPolicy, env: object, env_pre: object, calls: int = 2) -> None:
+    """Untimed chunk predictions on a real observation (lazy init, allocator, caches) before measuring."""
+    from lerobot.envs.utils import preprocess_observation
+
+    obs, _ = env.reset(options={"init_state": 0})
+    batch = preprocess_observation(_stack([obs]))
+    batch["task"] = [env.task_description]
+    batch = lp.preprocessor(env_pre(batch))
+    for _ in range(calls):
+        lp.policy.reset()
+        with torch.inference_mode():
+            lp.policy.predict_action_chunk(batch)
+    lp.policy.reset()
+
+
+def episode_inits(episodes: int, held_out: bool) -> list[int]:
+    """Frozen init-state indices 0..episodes-1, or held-out layout seeds HELDOUT_SEED_START + i."""
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    if held_out:
+        return [HELDOUT_SEED_START + i for i in range(episodes)]
+    if episodes > N_FROZEN:
+        raise ValueError(f"only {N_FROZEN} frozen init states per task; use held_out=true for more episodes")
+    return list(range(episodes))
+
+
+def evaluate_suite(lp: LoadedPolicy, suite: str, episodes: int, task_ids: list[int] | None = None,
+                   held_out: bool = False, resolution: int = 128, batch_size: int = 1,
+                   max_steps: int | None = None, seed: int = 0, progress: bool = True) -> RolloutResult:
+    """Closed-loop success, episode length and chunk latency of one sampler on one suite."""
+    from lerobot.envs.factory import make_env_pre_post_processors
+
+    from snapflow.sim.env import MiniLiberoEnv
+    from snapflow.sim.lerobot_env import MiniLiberoEnvConfig
+
+    suite = canonical_suite(suite)
+    ids = list(range(len(SUITES[suite]))) if task_ids is None else [int(i) for i in task_ids]
+    bad = [i for i in ids if not 0 <= i < len(SUITES[suite])]
+    if bad:
+        raise ValueError(f"task_ids {bad} out of range for suite {suite!r} (0..{len(SUITES[suite]) - 1})")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    inits = episode_inits(episodes, held_out)
+    env_pre, env_post = make_env_pre_post_processors(MiniLiberoEnvConfig(task=suite, resolution=resolution),
+                                                     lp.config)
+    result = RolloutResult()
+    bar = tqdm(total=len(ids) * episodes, desc=f"{lp.spec.name} {suite}", unit="ep", disable=not progress,
+               leave=False)
+    for task_id in ids:
+        envs = [MiniLiberoEnv(suite, task_id, resolution=resolution, max_episode_steps=max_steps)
+                for _ in range(min(batch_size, episodes))]
+        try:
+            if task_id == ids[0]:
+                _warm_up(lp, envs[0], env_pre)
+            for start in range(0, episodes, batch_size):
+                chunk = inits[start:start + batch_size]
+                torch.manual_seed(seed + 7919 * task_id + start)  # same noise stream for every sampler
+                outcomes = _run_batch(lp, envs, env_pre, env_post, chunk, held_out, result.latencies_ms)
+                for k, (ok, steps) in enumerate(outcomes):
+                    result.episodes.append(EpisodeResult(task_id, start + k, chunk[k], ok, steps))
+                bar.update(len(chunk))
+                bar.set_postfix(success=f"{np.mean([e.success for e in result.episodes]):.2f}")
+        finally:
+            for env in envs:
+                env.close()
+    bar.close()
+    return result
+
+
+def benchmark_latency(policies: dict[str, LoadedPolicy], suite: str, resolution: int = 128, calls: int = 20,
+                      task_id: int = 0) -> dict[str, list[float]]:
+    """Warm batch-1 `predict_action_chunk` wall times (ms) of every sampler, measured interleaved.
+
+    One real observation (frozen init state 0 of ``task_id``), preprocessed once per sampler; the samplers
+    take turns call by call, so a change of load on a shared machine hits all of them alike. Two untimed
+    warm-up rounds first.
+    """
+    from lerobot.envs.factory import make_env_pre_post_processors
+    from lerobot.envs.utils import preprocess_observation
+
+    from snapflow.sim.env import MiniLiberoEnv
+    from snapflow.sim.lerobot_env import MiniLiberoEnvConfig
+
+    if calls < 1:
+        raise ValueError(f"calls must be >= 1, got {calls}")
+    env = MiniLiberoEnv(canonical_suite(suite), task_id, resolution=resolution)
+    obs, _ = env.reset(options={"init_state": 0})
+    batches = {}
+    for name, lp in policies.items():
+        env_pre, _ = make_env_pre_post_processors(MiniLiberoEnvConfig(task=suite, resolution=resolution), lp.config)
+        raw = preprocess_observation(_stack([obs]))
+        raw["task"] = [env.task_description]
+        batches[name] = lp.preprocessor(env_pre(raw))
+    env.close()
+    warmup = 2
+    times: dict[str, list[float]] = {name: [] for name in policies}
+    for i in tqdm(range(warmup + calls), desc="latency (batch 1, interleaved)", unit="round", leave=False):
+        for name, lp in policies.items():
+            lp.policy.reset()
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                lp.policy.predict_action_chunk(batches[name])
+            _sync(lp.policy)
+            if i >= warmup:
+                times[name].append((time.perf_counter() - t0) * 1e3)
+    return times
