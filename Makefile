@@ -35,8 +35,10 @@ test-all: install
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
+# The main job needs an embedded teacher trained on mini-LIBERO to >= 80 % success; none is shipped yet.
 demo: install
-	$(VENV)/bin/snapflow-demo
+	@echo "make demo: not yet available: no trained embedded default teacher is shipped yet (see README, Status)." >&2
+	@exit 1
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache .ruff_cache *.egg-info

@@ -29,7 +29,8 @@ def _main(cfg: DictConfig) -> None:
         if cfg.method == "fm":
             if cfg.alpha is not None and float(cfg.alpha) != 1.0:
                 raise ValueError(f"method=fm is alpha=1.0; got alpha={cfg.alpha}")
-            flags.append("--policy.snapflow.alpha=1.0")
+            # The control samples as it was trained: plain Euler with s = t (also at one step).
+            flags += ["--policy.snapflow.alpha=1.0", "--policy.snapflow.multistep_mode=euler"]
         elif cfg.alpha is not None:
             flags.append(f"--policy.snapflow.alpha={float(cfg.alpha)}")
         if cfg.consistency_weight is not None:
