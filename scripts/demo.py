@@ -1,0 +1,123 @@
+"""`snapflow-demo`: the main job, end to end on the embedded default teacher (or ``teacher=<ckpt>``).
+
+    snapflow-demo [teacher=embedded] [suites=[spatial]] [episodes=50] [distill_steps=600] [out=outputs/demo]
+
+Stages (each one of our commands, run as its own process): collect distillation demos -> snapflow-distill
+(SnapFlow, paper recipe) -> snapflow-eval (teacher 10-step, naive 1-step, SnapFlow 1-NFE; frozen init
+states and held-out seeds) -> snapflow-export (ONNX + parity) -> snapflow-run (20 Hz loop in the sim).
+Prints one table; the last line is `outputs: <dir>`, which holds report.json (+ report_held_out.json),
+student/ (a LeRobot pretrained_model dir), export/ and run.json.
+"""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+BIN = Path(sys.executable).parent
+STAGES = ("teacher", "collect", "distill", "eval", "eval_held_out", "export", "run")
+SAMPLERS = "[teacher_10,naive_1,snapflow_1]"
+
+
+def _run(stage: str, cmd: list[str]) -> None:
+    print(f"\n=== {stage}: {' '.join(cmd)}", flush=True)
+    start = time.perf_counter()
+    proc = subprocess.run(cmd)
+    if proc.returncode != 0:
+        sys.exit(f"snapflow-demo: stage {stage!r} failed (exit {proc.returncode})")
+    print(f"=== {stage} done in {time.perf_counter() - start:.0f} s", flush=True)
+
+
+def _teacher(cfg: DictConfig, out: Path) -> Path:
+    from snapflow.policies.embedded import EmbeddedTeacherMissing, materialize_teacher
+
+    if cfg.teacher != "embedded":
+        return Path(cfg.teacher)
+    try:
+        return materialize_teacher(out / "teacher")
+    except EmbeddedTeacherMissing as e:
+        sys.exit(f"snapflow-demo: {e}")
+
+
+def table(report: dict, held_out: dict | None, run: dict) -> str:
+    rows = ["| suite | sampler | NFE | success (frozen) | 95% CI | success (held-out) | latency ms |",
+            "|---|---|---|---|---|---|---|"]
+    for suite, samplers in report["suites"].items():
+        for name, r in samplers.items():
+            nfe = report.get("samplers", {}).get(name, {}).get("nfe", "")
+            ho = (held_out or {}).get("suites", {}).get(suite, {}).get(name)
+            ho_text = f"{ho['success']:.2f} [{ho['ci_low']:.2f}, {ho['ci_high']:.2f}]" if ho else "-"
+            rows.append(f"| {suite} | {name} | {nfe} | {r['success']:.2f} | [{r['ci_low']:.2f}, {r['ci_high']:.2f}] "
+                        f"| {ho_text} | {r['latency_ms']:.1f} |")
+    ratio = report.get("latency_ratio_teacher10_snapflow1")
+    if ratio:
+        rows.append(f"\npredict_action_chunk latency, teacher 10-step / SnapFlow 1-NFE (same run, batch 1): {ratio:.2f}x")
+    rows.append(f"n_action_steps = {report.get('n_action_steps')}, episodes per task = {report.get('episodes_per_task')}")
+    rows.append(f"real-time loop (ONNX Runtime, 1-NFE student): {run['achieved_hz']:.2f} Hz of {run['target_hz']:g}, "
+                f"missed {run['missed_ticks']}, jitter p99 {run['jitter_ms']['p99']:.2f} ms, "
+                f"inference p50 {run['latency_ms']['p50']:.1f} ms, success {run.get('success')}")
+    return "\n".join(rows)
+
+
+@hydra.main(version_base=None, config_path="../configs", config_name="demo")
+def _main(cfg: DictConfig) -> None:
+    from tqdm import tqdm
+
+    out = Path(cfg.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    progress = tqdm(STAGES, desc="snapflow-demo", unit="stage")
+    teacher = _teacher(cfg, out)
+    teacher_cfg = json.loads((teacher / "config.json").read_text())
+    resolution = int(cfg.resolution or next(iter(teacher_cfg["input_features"].values()))["shape"][-1])
+    suites = OmegaConf.to_container(cfg.suites)
+    ids = OmegaConf.to_container(cfg.task_ids) if cfg.task_ids is not None else None
+    ids_arg = [f"task_ids=[{','.join(map(str, ids))}]"] if ids else []
+    cap = [f"max_steps={int(cfg.max_steps)}"] if cfg.max_steps is not None else []
+    progress.update()
+    data = out / "data"
+    for suite in suites:
+        _run("collect", [str(BIN / "snapflow-collect"), f"suite={suite}", f"out={data}_{suite}", "overwrite=true",
+                         f"episodes_per_task={int(cfg.distill_demos_per_task)}", f"resolution={resolution}",
+                         f"workers={int(cfg.workers)}", f"seed={int(cfg.seed) + 7}", *ids_arg])
+    progress.update()
+    _run("distill", [str(BIN / "snapflow-distill"), f"teacher={teacher}", f"dataset={data}_{suites[0]}",
+                     f"out={out / 'distill'}", f"steps={int(cfg.distill_steps)}",
+                     f"batch_size={int(cfg.distill_batch_size)}", f"save_freq={int(cfg.distill_steps)}"])
+    student = out / "student"
+    if student.exists():
+        import shutil
+
+        shutil.rmtree(student)
+    (out / "distill" / "checkpoints" / "last" / "pretrained_model").rename(student)
+    progress.update()
+    common = [str(BIN / "snapflow-eval"), f"teacher={teacher}", f"student={student}", f"samplers={SAMPLERS}",
+              f"suites=[{','.join(suites)}]", f"episodes={int(cfg.episodes)}", f"resolution={resolution}",
+              f"n_action_steps={int(cfg.n_action_steps)}", *ids_arg, *cap]
+    _run("eval", [*common, f"out={out}"])
+    progress.update()
+    held_out = None
+    if cfg.held_out:
+        _run("eval_held_out", [*common, "held_out=true", f"out={out / 'held_out'}"])
+        held_out = json.loads((out / "held_out" / "report.json").read_text())
+    progress.update()
+    _run("export", [str(BIN / "snapflow-export"), f"policy={student}", f"out={out / 'export'}"])
+    progress.update()
+    _run("run", [str(BIN / "snapflow-run"), f"policy={out / 'export'}", "robot=sim", f"task={suites[0]}/0",
+                 f"resolution={resolution}", f"seconds={float(cfg.run_seconds)}", f"out={out}"])
+    progress.update()
+    progress.close()
+    report = json.loads((out / "report.json").read_text())
+    print("\n" + table(report, held_out, json.loads((out / "run.json").read_text())))
+    print(f"outputs: {out}")
+
+
+def main() -> None:
+    _main()
+
+
+if __name__ == "__main__":
+    main()
