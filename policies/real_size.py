@@ -129,7 +129,9 @@ def make_real_policy(
     if meta:
         config.device = "meta"  # upstream moves the model to config.device after building it
     config.input_features, config.output_features = dict(input_features), dict(output_features)
-    with torch.device("meta") if meta else nullcontext():
+    # Random init straight on the target device (meta: nothing allocated; CUDA: no 13 GB fp32 detour via the CPU).
+    build_device = torch.device(config.device)
+    with nullcontext() if build_device.type == "cpu" else build_device:
         policy = get_policy_class(config.type)(config)
     pre, post = make_pre_post_processors(config, dataset_stats=dataset_stats)
     return policy, pre, post

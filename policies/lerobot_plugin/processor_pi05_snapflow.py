@@ -5,11 +5,8 @@ from typing import Any
 
 from lerobot.policies.pi05.processor_pi05 import make_pi05_pre_post_processors
 
-from snapflow.policies.lerobot_plugin.tokenizer import tokenizer_redirect
+from snapflow.policies.lerobot_plugin.tokenizer import with_configured_tokenizer
 
 
 def make_pi05_snapflow_pre_post_processors(config: Any, dataset_stats: dict | None = None) -> tuple:
-    with tokenizer_redirect(config.tokenizer_name) as retarget:
-        pipelines = make_pi05_pre_post_processors(config, dataset_stats=dataset_stats)
-    retarget(pipelines[0])
-    return pipelines
+    return with_configured_tokenizer(make_pi05_pre_post_processors, config, dataset_stats)

@@ -12,14 +12,17 @@ Mixed in before the upstream policy class (``class X(SnapFlowStudent, SmolVLAPol
 """
 
 import logging
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
+from lerobot.configs.policies import PreTrainedConfig
 from lerobot.utils.constants import OBS_LANGUAGE_TOKENS
 from torch import Tensor
 
 from snapflow.policies.backbones.base import BackboneAdapter, Prefix
 from snapflow.policies.flow import sample_euler, sample_one_step
+from snapflow.policies.lerobot_plugin.checkpoint import check_checkpoint_type, load_weights
 from snapflow.policies.lerobot_plugin.validation import validate_batch
 from snapflow.policies.snapflow.loss import snapflow_loss
 from snapflow.policies.snapflow.target_time import TargetTimeEmbedding
@@ -27,12 +30,37 @@ from snapflow.policies.time_conditioning import TimeConditionedLinear, time_cond
 
 logger = logging.getLogger(__name__)
 
+_POLICY_KWARGS = ("dataset_stats", "dataset_meta")  # what make_policy passes on to the policy constructor
+
 
 class SnapFlowStudent:
     """Mixin for an upstream flow-matching LeRobot policy; see the module docstring."""
 
     adapter: ClassVar[BackboneAdapter]
     steps_field: ClassVar[str]  # upstream config field holding the number of denoising steps
+    teacher_type: ClassVar[str]  # the upstream flow-matching type this student distils
+
+    def __init__(self, config: PreTrainedConfig, **kwargs: Any):
+        super().__init__(config, **kwargs)
+        self._install_snapflow()
+
+    def _remap_keys(self, state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Checkpoint key fixes before loading (identity; PI0/PI05 apply upstream's openpi remapping)."""
+        return state_dict
+
+    @classmethod
+    def from_pretrained(cls, pretrained_name_or_path: str | Path, *, config: PreTrainedConfig | None = None,
+                        **kwargs: Any) -> "SnapFlowStudent":
+        """A teacher checkpoint of ``teacher_type`` or a student checkpoint of this type (strict, see
+        checkpoint.py); the config comes from ``config`` (LeRobot's CLI) or the checkpoint."""
+        check_checkpoint_type(pretrained_name_or_path, (cls.teacher_type, cls.name), **kwargs)
+        if config is None:
+            config = PreTrainedConfig.from_pretrained(pretrained_name_or_path, **kwargs)
+        policy = cls(config, **{k: v for k, v in kwargs.items() if k in _POLICY_KWARGS})
+        load_weights(policy, pretrained_name_or_path, remap=policy._remap_keys, **kwargs)
+        policy.to(config.device)
+        policy.eval()
+        return policy
 
     def _install_snapflow(self) -> None:
         model = self.model

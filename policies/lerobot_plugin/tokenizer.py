@@ -33,3 +33,11 @@ def tokenizer_redirect(tokenizer_name: str) -> Iterator[Callable[[object], None]
         yield retarget
     finally:
         tokenizer_processor.AutoTokenizer = auto
+
+
+def with_configured_tokenizer(factory: Callable[..., tuple], config: object, dataset_stats: dict | None) -> tuple:
+    """Run an upstream PI0/PI05 processor factory with ``config.tokenizer_name`` as its tokenizer."""
+    with tokenizer_redirect(config.tokenizer_name) as retarget:
+        pipelines = factory(config, dataset_stats=dataset_stats)
+    retarget(pipelines[0])
+    return pipelines
