@@ -11,6 +11,12 @@ import os
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
 
+import os
+
+# MuJoCo picks its GL backend when it is first imported, and several submodules import it: default to
+# headless EGL (llvmpipe without a GPU) here, before any of them can. An explicit MUJOCO_GL wins.
+os.environ.setdefault("MUJOCO_GL", "egl")
+
 from gymnasium.envs.registration import register, registry
 
 ENV_ID = "snapflow/MiniLibero-v0"

@@ -1,0 +1,186 @@
+"""Init states: a seeded layout generator plus 50 frozen states per task (LIBERO's `init_files` idea).
+
+An init state is a qpos vector: the arm at `HOME_QPOS` with the hand open, every free body resting on the
+table (or on its landmark), fixture joints at the task's initial values. Frozen state i of a task is exactly
+`sample_init_state(task, model, seed=i)` stored as float32 in `assets/init_states/<suite>.npz`, so an
+evaluation's episode i always starts from the same scene; any other seed (by convention >= 1000 for
+held-out evaluation) comes from the same generator. `tests/sim` checks that the files match the generator.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import mujoco
+import numpy as np
+
+from snapflow.sim.panda import BASE_POS, FINGER_OPEN, HOME_QPOS, N_ARM_JOINTS
+from snapflow.sim.scene import CABINET_HALF, CABINET_POS, DRAWER_TRAVEL, OBJECTS, STOVE_POS, SWITCH_RANGE
+from snapflow.sim.tasks import SUITE_NAMES, Task, get_task
+
+N_FROZEN = 50
+HELDOUT_SEED_START = 1000  # seeds used for held-out evaluation; frozen states use seeds 0..49
+ASSET_DIR = Path(__file__).parent / "assets" / "init_states"
+
+WORKSPACE_X = (-0.21, 0.21)  # m, reachable band for body centres with the gripper pointing down
+WORKSPACE_Y = (-0.26, 0.26)
+REACH = 0.74  # m, max horizontal distance of a body centre from the arm base (top-down grasps fail beyond)
+FINGER_SPAN = 0.02  # m, open fingers reach this far beyond a graspable object's footprint radius
+CLEARANCE = 0.015  # m, minimum gap between footprints
+GRASP_CLEARANCE = 0.035  # m, extra gap around graspable objects so the open fingers fit in between
+YAW_RANGE = 0.25  # rad, yaw jitter of boxes (cans are symmetric); small enough for a fixed-yaw grasp
+MAX_TRIES = 2000
+# Keep-out rectangles (x_lo, x_hi, y_lo, y_hi) around fixed fixtures, including the drawer's path when
+# pulled out and the room the hand needs in front of it, and the switch beside the stove.
+_CAB_KEEPOUT = (CABINET_POS[0] - CABINET_HALF[1] - 0.01, CABINET_POS[0] + CABINET_HALF[1] + 0.01,
+                CABINET_POS[1] - CABINET_HALF[0] - DRAWER_TRAVEL - 0.04, CABINET_POS[1] + CABINET_HALF[0])
+_STOVE_KEEPOUT = (STOVE_POS[0] - 0.16, STOVE_POS[0] + 0.06, STOVE_POS[1] - 0.065, STOVE_POS[1] + 0.065)
+
+# Spatial-suite thresholds (m): the referent is "next to" a landmark within NEAR of its rim and the
+# distractor is at least FAR away, so every instruction names exactly one cube.
+NEAR, FAR = 0.08, 0.13
+ORDER_GAP = 0.10  # m, front/back/left/right: the two cubes differ by at least this along the axis
+
+DEFAULT_JOINTS = (("drawer_slide", 0.0), ("switch_hinge", -SWITCH_RANGE))  # drawer shut, stove off
+
+Placement = dict[str, tuple[float, float, float, float]]  # body -> (x, y, z, yaw)
+
+
+def _keepouts(task: Task) -> list[tuple[float, float, float, float]]:
+    return ([_CAB_KEEPOUT] if "cabinet" in task.fixtures else []) + (
+        [_STOVE_KEEPOUT] if "stove" in task.fixtures else [])
+
+
+def _fits(name: str, x: float, y: float, placed: Placement, keepouts: list) -> bool:
+    spec = OBJECTS[name]
+    for other, (ox, oy, _, _) in placed.items():
+        gap = CLEARANCE + (GRASP_CLEARANCE if spec.graspable and OBJECTS[other].graspable else 0.0)
+        if np.hypot(x - ox, y - oy) < spec.radius + OBJECTS[other].radius + gap:
+            return False
+    if np.hypot(x - BASE_POS[0], y - BASE_POS[1]) > REACH:
+        return False
+    r = spec.radius + (FINGER_SPAN if spec.graspable else 0.0)
+    return all(not (x0 - r < x < x1 + r and y0 - r < y < y1 + r) for x0, x1, y0, y1 in keepouts)
+
+
+def _place(name: str, rng: np.random.Generator, placed: Placement, keepouts: list) -> bool:
+    spec = OBJECTS[name]
+    for _ in range(200):
+        x, y = rng.uniform(WORKSPACE_X[0], WORKSPACE_X[1]), rng.uniform(WORKSPACE_Y[0], WORKSPACE_Y[1])
+        if _fits(name, x, y, placed, keepouts):
+            placed[name] = (x, y, spec.half_height, rng.uniform(-YAW_RANGE, YAW_RANGE))
+            return True
+    return False
+
+
+def _dist(placed: Placement, a: str, b: str) -> float:
+    return float(np.hypot(placed[a][0] - placed[b][0], placed[a][1] - placed[b][1]))
+
+
+def _relation_holds(relation: str, placed: Placement) -> bool:
+    """Whether `red_cube` (and not `red_cube_2`) satisfies the spatial relation."""
+    (ax, ay, _, _), (bx, by, _, _) = placed["red_cube"], placed["red_cube_2"]
+    if relation.startswith("next_to_"):
+        mark = relation.removeprefix("next_to_")
+        rim = OBJECTS[mark].radius
+        return _dist(placed, "red_cube", mark) < rim + NEAR and _dist(placed, "red_cube_2", mark) > rim + FAR
+    # left/right as seen in the agentview image (the camera faces the robot, so image-left is world -y)
+    gaps = {"front": bx - ax, "back": ax - bx, "left": by - ay, "right": ay - by}
+    if relation in gaps:
+        return gaps[relation] > ORDER_GAP
+    if relation == "between_bowl_box":
+        mid = (np.array(placed["bowl"][:2]) + np.array(placed["box"][:2])) / 2
+        return bool(np.hypot(*(np.array([bx, by]) - mid)) > FAR)
+    return True  # on_box / on_tray: constructed, the distractor is on the table
+
+
+def _try_layout(task: Task, rng: np.random.Generator) -> Placement | None:
+    keepouts = _keepouts(task)
+    placed: Placement = {}
+    fixed = [o for o in task.objects if not OBJECTS[o].graspable]
+    movable = [o for o in task.objects if OBJECTS[o].graspable]
+    for name in fixed:
+        if not _place(name, rng, placed, keepouts):
+            return None
+    rel = task.relation
+    if rel in ("on_box", "on_tray"):
+        mark = rel.removeprefix("on_")
+        mx, my, mz, _ = placed[mark]
+        placed["red_cube"] = (mx, my, 2 * mz + OBJECTS["red_cube"].half_height, rng.uniform(-YAW_RANGE, YAW_RANGE))
+    elif rel == "between_bowl_box":
+        mid = (np.array(placed["bowl"][:2]) + np.array(placed["box"][:2])) / 2 + rng.uniform(-0.01, 0.01, 2)
+        if not _fits("red_cube", mid[0], mid[1], placed, keepouts):
+            return None
+        placed["red_cube"] = (mid[0], mid[1], OBJECTS["red_cube"].half_height, rng.uniform(-YAW_RANGE, YAW_RANGE))
+    for name in movable:
+        if name not in placed and not _place(name, rng, placed, keepouts):
+            return None
+    if rel is not None and not _relation_holds(rel, placed):
+        return None
+    return placed
+
+
+def sample_init_state(task: Task, model: mujoco.MjModel, seed: int) -> np.ndarray:
+    """A collision-free layout for `task` from `seed`, as a float64 qpos vector for `model`."""
+    rng = np.random.default_rng([SUITE_NAMES.index(task.suite), task.task_id, seed])
+    for _ in range(MAX_TRIES):
+        placed = _try_layout(task, rng)
+        if placed is not None:
+            break
+    else:
+        raise RuntimeError(f"could not place the objects of {task.suite}/{task.task_id} (seed {seed})")
+    qpos = model.qpos0.copy()
+    qpos[:N_ARM_JOINTS] = HOME_QPOS
+    qpos[N_ARM_JOINTS:N_ARM_JOINTS + 2] = (FINGER_OPEN, -FINGER_OPEN)
+    for name, (x, y, z, yaw) in placed.items():
+        adr = model.jnt_qposadr[model.joint(f"{name}_joint").id]
+        qpos[adr:adr + 7] = (x, y, z, np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2))
+    joint_names = {model.joint(j).name for j in range(model.njnt)}
+    for joint, value in (*DEFAULT_JOINTS, *task.joints):
+        if joint in joint_names:
+            qpos[model.jnt_qposadr[model.joint(joint).id]] = value
+    return qpos
+
+
+def frozen_path(suite: str) -> Path:
+    return ASSET_DIR / f"{suite}.npz"
+
+
+@functools.lru_cache(maxsize=8)
+def _load_suite(suite: str) -> dict[str, np.ndarray]:
+    path = frozen_path(suite)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} missing; regenerate with `python -m snapflow.sim.init_states`")
+    with np.load(path) as data:
+        return {k: data[k] for k in data.files}
+
+
+def frozen_init_states(suite: str, task_id: int) -> np.ndarray:
+    """The 50 frozen init states of a task, float32 (50, nq)."""
+    task = get_task(suite, task_id)
+    return _load_suite(task.suite)[f"task_{task.task_id}"]
+
+
+def write_frozen(suites: tuple[str, ...] = SUITE_NAMES) -> list[Path]:
+    """Regenerate the frozen files from the generator (only needed after a deliberate layout change)."""
+    from snapflow.sim.env import build_model
+
+    ASSET_DIR.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for suite in suites:
+        arrays = {}
+        for task_id in range(10):
+            task = get_task(suite, task_id)
+            model = build_model(task)
+            arrays[f"task_{task_id}"] = np.stack(
+                [sample_init_state(task, model, i) for i in range(N_FROZEN)]).astype(np.float32)
+        np.savez_compressed(frozen_path(suite), **arrays)
+        paths.append(frozen_path(suite))
+    _load_suite.cache_clear()
+    return paths
+
+
+if __name__ == "__main__":
+    for p in write_frozen():
+        print(f"wrote {p} ({p.stat().st_size / 1024:.0f} KiB)")

@@ -1,0 +1,125 @@
+"""Scripted demonstrations written as a LeRobotDataset v3 (what `lerobot-train --dataset.root=` reads).
+
+Features match the env's policy-side names: `observation.images.image` (agentview) and
+`observation.images.image2` (wrist), uint8 HWC, `observation.state` (8), `action` (7), plus the task's
+instruction as `task` on every frame; 20 fps. LeRobot computes the stats (min/max/mean/std/quantiles).
+
+Demo layouts come from the init-state generator with seeds disjoint from the frozen evaluation states
+(0..49) and the held-out seeds (1000+): `DEMO_SEED_BASE + 10_000 * seed + 100 * episode + attempt`.
+A failed demo (success predicate false at the end) is dropped and retried with the next attempt seed.
+Writing is atomic: everything goes to `<out>.partial`, renamed to `<out>` only after `finalize()`.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import shutil
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from snapflow.sim.controller import CONTROL_HZ
+from snapflow.sim.tasks import SUITES, canonical_suite
+
+DEMO_SEED_BASE = 100_000
+MAX_ATTEMPTS = 20  # retries per demo before giving up (experts succeed >= 95 %, so 20 never runs out)
+DEFAULT_NOISE_STD = 0.05  # normalised action units; diversifies demos, experts still succeed
+
+
+def dataset_features(resolution: int, video: bool) -> dict:
+    """LeRobotDataset feature spec for mini-LIBERO demos."""
+    image = {"dtype": "video" if video else "image", "shape": (resolution, resolution, 3),
+             "names": ["height", "width", "channels"]}
+    return {
+        "observation.images.image": image,
+        "observation.images.image2": dict(image),
+        "observation.state": {"dtype": "float32", "shape": (8,), "names": None},
+        "action": {"dtype": "float32", "shape": (7,), "names": None},
+    }
+
+
+def record_demo(suite: str, task_id: int, episode: int, resolution: int, seed: int,
+                noise_std: float) -> dict[str, np.ndarray | str | int]:
+    """One successful expert demo as stacked arrays; retries with new layouts until it succeeds."""
+    from snapflow.sim.env import MiniLiberoEnv
+    from snapflow.sim.experts import run_expert
+
+    env = MiniLiberoEnv(suite, task_id, resolution=resolution)
+    try:
+        for attempt in range(MAX_ATTEMPTS):
+            frames: list[tuple[dict, np.ndarray]] = []
+            obs, _ = env.reset(seed=DEMO_SEED_BASE + 10_000 * seed + 100 * episode + attempt)
+            rng = np.random.default_rng([seed, task_id, episode, attempt])
+            ok, _ = run_expert(env, noise_std=noise_std, rng=rng,
+                               on_step=lambda o, a: frames.append((o, a)), obs=obs)  # noqa: B023
+            if ok:
+                return {
+                    "observation.images.image": np.stack([o["pixels"]["image"] for o, _ in frames]),
+                    "observation.images.image2": np.stack([o["pixels"]["image2"] for o, _ in frames]),
+                    "observation.state": np.stack([o["agent_pos"] for o, _ in frames]),
+                    "action": np.stack([a for _, a in frames]).astype(np.float32),
+                    "task": env.task, "attempts": attempt + 1,
+                }
+    finally:
+        env.close()
+    raise RuntimeError(f"expert failed {MAX_ATTEMPTS} times on {suite}/{task_id} episode {episode}")
+
+
+def _jobs(suite: str, task_ids: list[int], episodes: int, resolution: int, seed: int,
+          noise_std: float) -> list[tuple]:
+    return [(suite, t, e, resolution, seed, noise_std) for t in task_ids for e in range(episodes)]
+
+
+def _run(jobs: list[tuple], workers: int) -> Iterator[dict]:
+    if workers <= 1:
+        yield from (record_demo(*job) for job in jobs)
+        return
+    os.environ.setdefault("LP_NUM_THREADS", "1")  # one llvmpipe thread per worker on small machines
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("forkserver")) as pool:
+        yield from pool.map(record_demo, *zip(*jobs, strict=True))
+
+
+def collect_dataset(suite: str, episodes_per_task: int, out: str | Path, task_ids: list[int] | None = None,
+                    resolution: int = 128, seed: int = 0, workers: int = 1, video: bool = False,
+                    noise_std: float = DEFAULT_NOISE_STD, overwrite: bool = False,
+                    progress: bool = True) -> Path:
+    """Record `episodes_per_task` successful expert demos per task into a LeRobotDataset at `out`.
+
+    Returns the dataset root. Raises FileExistsError if `out` exists and `overwrite` is False.
+    """
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+    from tqdm import tqdm
+
+    suite = canonical_suite(suite)
+    ids = list(range(len(SUITES[suite]))) if task_ids is None else [int(t) for t in task_ids]
+    bad = [t for t in ids if not 0 <= t < len(SUITES[suite])]
+    if bad or episodes_per_task < 1:
+        raise ValueError(f"need task_ids in 0..{len(SUITES[suite]) - 1} (got {bad}) and episodes_per_task >= 1")
+    out = Path(out).expanduser().resolve()
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; pass overwrite=true to replace it")
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)  # leftovers of an interrupted run
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ds = LeRobotDataset.create(repo_id=f"local/mini_libero_{suite}", fps=CONTROL_HZ,
+                               features=dataset_features(resolution, video), root=partial,
+                               robot_type="panda", use_videos=video)
+    jobs = _jobs(suite, ids, episodes_per_task, resolution, seed, noise_std)
+    bar = tqdm(total=len(jobs), desc=f"mini-LIBERO {suite} demos", unit="demo", disable=not progress)
+    dropped = 0  # failed expert demos that were discarded and retried
+    for demo in _run(jobs, workers):
+        for i in range(len(demo["action"])):
+            ds.add_frame({key: demo[key][i] for key in dataset_features(resolution, video)} | {"task": demo["task"]})
+        ds.save_episode()
+        dropped += int(demo["attempts"]) - 1
+        bar.set_postfix(dropped=dropped)
+        bar.update(1)
+    bar.close()
+    ds.finalize()
+    if out.exists():
+        shutil.rmtree(out)
+    partial.rename(out)
+    return out

@@ -1,0 +1,1 @@
+"""Tests for mini-LIBERO (snapflow.sim)."""

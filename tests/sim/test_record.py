@@ -1,0 +1,66 @@
+"""`collect_dataset` / `snapflow-collect` write a LeRobotDataset v3 that LeRobot reads with action chunks."""
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from snapflow.sim.record import collect_dataset
+
+FPS = 20
+
+
+@pytest.fixture(scope="module")
+def dataset_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("ds") / "spatial_tiny"
+    return collect_dataset("spatial", 2, out, task_ids=[3], resolution=64, progress=False)
+
+
+def test_lerobot_loads_it_with_action_chunks(dataset_root: Path) -> None:
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    ds = LeRobotDataset("local/mini_libero_spatial", root=dataset_root,
+                        delta_timestamps={"action": [i / FPS for i in range(10)]})
+    assert ds.num_episodes == 2 and ds.fps == FPS
+    item = ds[0]
+    assert item["action"].shape == (10, 7) and item["action_is_pad"].shape == (10,)
+    assert item["observation.state"].shape == (8,)
+    assert item["observation.images.image"].shape == (3, 64, 64)
+    assert item["observation.images.image2"].shape == (3, 64, 64)
+    assert item["task"] == "pick up the red cube closest to the robot and place it on the plate"
+    last = ds[len(ds) - 1]
+    assert bool(last["action_is_pad"][1:].all()), "chunk past the episode end is padded"
+    assert torch.all(item["action"].abs() <= 1)
+
+
+def test_stats_include_quantiles(dataset_root: Path) -> None:
+    import json
+
+    stats = json.loads((dataset_root / "meta" / "stats.json").read_text())
+    for key in ("action", "observation.state"):
+        assert {"mean", "std", "q01", "q99"} <= set(stats[key]), stats[key].keys()
+        assert np.array(stats[key]["q99"]).shape == (8 if "state" in key else 7,)
+
+
+def test_refuses_to_overwrite_and_leaves_no_partial(dataset_root: Path) -> None:
+    with pytest.raises(FileExistsError, match="overwrite"):
+        collect_dataset("spatial", 1, dataset_root, task_ids=[3], resolution=64, progress=False)
+    assert not dataset_root.with_name(dataset_root.name + ".partial").exists()
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="unknown suite"):
+        collect_dataset("kitchen", 1, "/tmp/never", progress=False)
+    with pytest.raises(ValueError, match="task_ids"):
+        collect_dataset("goal", 1, "/tmp/never", task_ids=[12], progress=False)
+
+
+def test_cli_writes_into_out_only(tmp_path: Path) -> None:
+    exe = Path(__import__("sys").executable).with_name("snapflow-collect")
+    out = tmp_path / "cli_ds"
+    subprocess.run([str(exe), "suite=goal", "episodes_per_task=1", f"out={out}", "task_ids=[2]", "resolution=32"],
+                   check=True, cwd=tmp_path, timeout=120)
+    assert (out / "meta" / "info.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cli_ds"], "no hydra outputs/ or .partial left behind"
