@@ -24,8 +24,13 @@ ASSET_CACHE = Path.home() / ".cache" / "libero" / "assets"  # where hf-libero lo
 
 
 def _package_dir(name: str) -> Path | None:
+    """The folder of an installed package, regular or namespace (the asset wheels ship no __init__.py)."""
     spec = importlib.util.find_spec(name)
-    return Path(spec.origin).parent if spec is not None and spec.origin else None
+    if spec is None:
+        return None
+    if spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return Path(spec.origin).parent if spec.origin else None
 
 
 def real_libero_available() -> bool:
