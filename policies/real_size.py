@@ -10,9 +10,11 @@ Weights are random, shapes are the published ones, so latency and memory are rea
   builds from ``transformers.CONFIG_MAPPING`` without the Hub; only the gated PaliGemma tokenizer is replaced
   by a local one.
 
-Tokenizers are the tiny WordLevel ones of ``snapflow.policies.tiny``: LeRobot pads every prompt to
-``tokenizer_max_length`` (``padding="max_length"``: SmolVLA and PI0 48 tokens, PI05 200 tokens), so the
-sequence length and hence the latency do not depend on the tokenizer; only which positions are masked does.
+Tokenizers are the tiny WordLevel ones of ``snapflow.policies.tiny``. PI0 / PI05 pad every prompt to
+``tokenizer_max_length`` (``padding="max_length"``: 48 and 200 tokens), so their sequence length, hence
+latency, does not depend on the tokenizer. SmolVLA pads to the longest prompt (``pad_language_to="longest"``):
+the benchmark's LIBERO instruction is 17 WordLevel tokens, so its prefix is 2 x 64 image tokens + 17 + 1 state
+token = 146; SmolVLM2's BPE tokenizer may give a few tokens more, each adding ~1/146 of the VLM-layer time.
 """
 
 from contextlib import nullcontext

@@ -1,0 +1,45 @@
+"""`snapflow-bench`: latency of a SnapFlow student, prefix vs denoise, torch vs ONNX Runtime, ratios from one run.
+
+    snapflow-bench policy=smolvla|pi0|pi05|<checkpoint> [size=tiny|real] [nfe=[1,10]] [runtimes=[torch,onnxruntime]]
+                   [batch=1] [threads=2] [repeats=5] [warmup=1] [int8=false] [image_sizes=[384]] [out=<dir>]
+
+Writes <out>/bench.json (schema: snapflow.deploy.bench_report) and <out>/latency_breakdown.png, and prints the
+table with the paper's ratios (A800) next to ours.
+"""
+
+import json
+import logging
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+
+def bench_config(cfg: DictConfig) -> object:
+    from snapflow.deploy.bench import BenchConfig
+
+    values = OmegaConf.to_container(cfg, resolve=True)
+    return BenchConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+@hydra.main(version_base=None, config_path="../configs", config_name="bench")
+def _main(cfg: DictConfig) -> None:
+    from snapflow.deploy.bench import run_bench
+    from snapflow.deploy.bench_report import format_table, plot_breakdown, validate_bench
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    bench = validate_bench(run_bench(bench_config(cfg)))
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(bench, indent=2))
+    plot_breakdown(bench, out / "latency_breakdown.png")
+    print(format_table(bench))
+    print(f"wrote {out}/bench.json and {out}/latency_breakdown.png")
+
+
+def main() -> None:
+    _main()
+
+
+if __name__ == "__main__":
+    main()
