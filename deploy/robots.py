@@ -51,12 +51,15 @@ class SimRobot:
         seed: int | None = 0,
         env_id: str = MINI_LIBERO_ENV_ID,
         task: str | None = None,
+        auto_reset: bool = False,
     ) -> None:
         """
         Args:
             suite, task_id, resolution, init_state: forwarded to `gymnasium.make(env_id, ...)`.
             seed: seed of the first `reset`.
             task: instruction override (default: the env's `task_description`).
+            auto_reset: when an episode ends, start the next one (next frozen init state) instead of
+                ignoring further actions; `episodes` / `successes` count the finished episodes.
         """
         import gymnasium as gym
 
@@ -71,6 +74,9 @@ class SimRobot:
         self.is_success: bool | None = bool(self._info.get("is_success", False))
         self.steps = 0
         self.total_reward = 0.0
+        self.auto_reset = auto_reset
+        self.episodes = 0  # finished episodes
+        self.successes = 0  # finished episodes that succeeded
 
     @property
     def action_dim(self) -> int:
@@ -82,13 +88,19 @@ class SimRobot:
 
     def send_action(self, action: np.ndarray) -> None:
         if self.done:  # gymnasium forbids stepping a finished episode; the loop stops on `done`
-            return
+            if not self.auto_reset:
+                return
+            self._obs, self._info = self.env.reset()  # the env moves on to its next frozen init state
+            self.done, self.is_success = False, bool(self._info.get("is_success", False))
         obs, reward, terminated, truncated, info = self.env.step(np.asarray(action, dtype=np.float32))
         self._obs, self._info = obs, info
         self.steps += 1
         self.total_reward += float(reward)
         self.is_success = bool(info.get("is_success", False)) or bool(self.is_success)
         self.done = bool(terminated or truncated)
+        if self.done:
+            self.episodes += 1
+            self.successes += int(self.is_success)
 
     def close(self) -> None:
         self.env.close()

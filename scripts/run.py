@@ -21,7 +21,8 @@ def make_robot(cfg: DictConfig) -> object:
     if cfg.robot == "sim":
         suite, _, task_id = str(cfg.task).partition("/")
         init_state = None if cfg.init_state is None else int(cfg.init_state)
-        return SimRobot(suite=suite, task_id=int(task_id or 0), resolution=int(cfg.resolution), init_state=init_state)
+        return SimRobot(suite=suite, task_id=int(task_id or 0), resolution=int(cfg.resolution), init_state=init_state,
+                        auto_reset=bool(cfg.auto_reset))
     if cfg.robot == "lerobot":
         import draccus
         from lerobot.robots.config import RobotConfig
@@ -42,7 +43,8 @@ def summary(report: dict) -> str:
             f"{report['missed_ticks']} | jitter p50/p99 {jit['p50']:.2f}/{jit['p99']:.2f} ms | inference p50/p95/p99 "
             f"{lat['p50']:.1f}/{lat['p95']:.1f}/{lat['p99']:.1f} ms | held {report['held_ticks']} | watchdog "
             f"{report['watchdog_ticks']} | clamped {report['clamped_ticks']} | non-finite rejected "
-            f"{report['nonfinite_rejected']} | stop: {report['stop_reason']} | success {report.get('success')}")
+            f"{report['nonfinite_rejected']} | stop: {report['stop_reason']} | success {report.get('success')}"
+            + (f" | episodes {report['episodes']} ({report['episode_successes']} successful)" if "episodes" in report else ""))
 
 
 @hydra.main(version_base=None, config_path="../configs", config_name="run")
@@ -69,6 +71,7 @@ def _main(cfg: DictConfig) -> None:
         hz=float(cfg.hz), seconds=float(cfg.seconds), queue_low_watermark=int(cfg.queue_low_watermark),
         actions_per_chunk=None if cfg.actions_per_chunk is None else int(cfg.actions_per_chunk),
         crossfade_steps=int(cfg.crossfade_steps), stop_on_success=bool(cfg.stop_on_success),
+        stop_on_done=not bool(cfg.auto_reset),
         realtime_priority=None if cfg.realtime_priority is None else int(cfg.realtime_priority),
     )
     try:
@@ -76,7 +79,11 @@ def _main(cfg: DictConfig) -> None:
     finally:
         robot.close()
     path = save_run(report, cfg.out)
-    print(summary(json.loads(Path(path).read_text())))
+    run = json.loads(Path(path).read_text())
+    if hasattr(robot, "episodes"):  # the sim: finished episodes over the run (several with auto_reset)
+        run["episodes"], run["episode_successes"] = robot.episodes, robot.successes
+        Path(path).write_text(json.dumps(run, indent=2) + "\n")
+    print(summary(run))
     print(f"outputs: {Path(cfg.out).resolve()}")
 
 

@@ -159,3 +159,18 @@ def test_sim_robot_real_clock_smoke():
     assert runtime.last_obs is not None and runtime.last_obs["task"] == robot.task != ""
     assert runtime.last_obs["pixels"]["image"].shape == (64, 64, 3)
     assert runtime.last_obs["agent_pos"].shape == (8,)
+
+
+def test_sim_robot_auto_reset_runs_episode_after_episode() -> None:
+    """With auto_reset the sim starts the next frozen init state instead of ignoring actions."""
+    from snapflow.deploy.robots import SimRobot
+    from snapflow.sim.tasks import MAX_EPISODE_STEPS
+
+    robot = SimRobot(suite="spatial", task_id=0, resolution=32, init_state=0, auto_reset=True)
+    try:
+        for _ in range(MAX_EPISODE_STEPS["spatial"] + 5):
+            robot.send_action(np.zeros(7, np.float32))
+        assert robot.episodes == 1 and robot.successes == 0  # doing nothing never succeeds
+        assert robot.steps == MAX_EPISODE_STEPS["spatial"] + 5 and not robot.done
+    finally:
+        robot.close()
