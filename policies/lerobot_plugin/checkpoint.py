@@ -54,8 +54,11 @@ def load_weights(
     pretrained: str | Path,
     remap: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None,
     **hub_kwargs: object,
-) -> None:
-    """Load ``model.safetensors`` into ``policy``; only the target-time embedding may be missing."""
+) -> list[str]:
+    """Load ``model.safetensors`` into ``policy``; only the target-time embedding may be missing.
+
+    Returns the missing (zero-initialised) target-time keys: all four when starting from a teacher.
+    """
     weights_path = resolve_file(pretrained, "model.safetensors", **hub_kwargs)
     try:
         state_dict = load_file(str(weights_path))
@@ -84,3 +87,4 @@ def load_weights(
             len(missing),
             ", ".join(missing),
         )
+    return list(missing)
