@@ -52,6 +52,7 @@ class SimRobot:
         env_id: str = MINI_LIBERO_ENV_ID,
         task: str | None = None,
         auto_reset: bool = False,
+        object_state: bool = False,
     ) -> None:
         """
         Args:
@@ -60,13 +61,15 @@ class SimRobot:
             task: instruction override (default: the env's `task_description`).
             auto_reset: when an episode ends, start the next one (next frozen init state) instead of
                 ignoring further actions; `episodes` / `successes` count the finished episodes.
+            object_state: observe the 74-D object state (`snapflow.sim.object_state`), not the 8-D proprio.
         """
         import gymnasium as gym
 
         import snapflow.sim  # noqa: F401  (registers the gymnasium ids)
 
         self.env = gym.make(
-            env_id, suite=suite, task_id=task_id, resolution=resolution, init_state=init_state
+            env_id, suite=suite, task_id=task_id, resolution=resolution, init_state=init_state,
+            object_state=object_state,
         )
         self._obs, self._info = self.env.reset(seed=seed)
         self.task = task if task is not None else str(getattr(self.env.unwrapped, "task_description", ""))

@@ -3,7 +3,8 @@
 Observation (raw, as LeRobot's `preprocess_observation` expects):
   {"pixels": {"image": uint8 (H, W, 3) agentview, "image2": uint8 (H, W, 3) wrist camera},
    "agent_pos": float32 (8,) = eef position (m, world) + eef axis-angle (rad, relative to the gripper
-   pointing straight down) + 2 finger joints (m)}.
+   pointing straight down) + 2 finger joints (m); with `object_state=True` it is followed by every object's
+   presence and position relative to the eef, and the fixture joints (74 in all, see `object_state.py`)}.
 Images are upright (unlike robosuite's, which LeRobot flips by 180 degrees for LIBERO).
 Action: Box(-1, 1, (7,)) with LIBERO's delta-EEF semantics at 20 Hz (see `controller.py`).
 Reward 1.0 on success, `terminated` on success, `truncated` at `_max_episode_steps`; `info["is_success"]`
@@ -27,6 +28,7 @@ from gymnasium import spaces
 from snapflow.sim.controller import CONTROL_HZ, DeltaEEFController, quat_error
 from snapflow.sim.experts import DOWN_QUAT
 from snapflow.sim.init_states import frozen_init_states, sample_init_state
+from snapflow.sim.object_state import ObjectStateReader, state_dim
 from snapflow.sim.panda import N_ARM_JOINTS
 from snapflow.sim.predicates import TurnOn
 from snapflow.sim.scene import scene_xml
@@ -64,13 +66,15 @@ class MiniLiberoEnv(gym.Env):
             n_envs, so env k of a batch plays states k, k+n, ...); 0 keeps the same state.
         render: False skips both cameras (no "pixels" key): physics-only, for experts and benchmarks.
         max_episode_steps: defaults to the suite's `MAX_EPISODE_STEPS`.
+        object_state: extend `agent_pos` with the objects' positions (`object_state.py`).
     """
 
     metadata: ClassVar[dict] = {"render_modes": ["rgb_array"], "render_fps": CONTROL_HZ}
 
     def __init__(self, suite: str = "spatial", task_id: int = 0, resolution: int = DEFAULT_RESOLUTION,
                  init_state: int | None = None, init_state_stride: int = 0, render: bool = True,
-                 max_episode_steps: int | None = None, render_mode: str | None = "rgb_array") -> None:
+                 max_episode_steps: int | None = None, render_mode: str | None = "rgb_array",
+                 object_state: bool = False) -> None:
         self.task_spec = get_task(suite, task_id)
         if not isinstance(resolution, int) or not 16 <= resolution <= 512:
             raise ValueError(f"resolution must be an int in [16, 512], got {resolution!r}")
@@ -90,9 +94,12 @@ class MiniLiberoEnv(gym.Env):
         self._last_frames: dict[str, np.ndarray] = {}
         self._elapsed = 0
         self._burner = self.model.geom("burner").id if "stove" in self.task_spec.fixtures else None
+        self.object_state = bool(object_state)
+        self._objects = ObjectStateReader(self.model) if self.object_state else None
 
         img = spaces.Box(0, 255, (resolution, resolution, 3), np.uint8)
-        obs: dict[str, spaces.Space] = {"agent_pos": spaces.Box(-STATE_BOUND, STATE_BOUND, (8,), np.float32)}
+        obs: dict[str, spaces.Space] = {"agent_pos": spaces.Box(
+            -STATE_BOUND, STATE_BOUND, (state_dim(self.object_state),), np.float32)}
         if render:
             obs["pixels"] = spaces.Dict(dict.fromkeys(CAMERAS, img))
         self.observation_space = spaces.Dict(obs)
@@ -172,7 +179,10 @@ class MiniLiberoEnv(gym.Env):
         # the world-frame axis-angle would sit at |angle| = pi and flip sign (a known LIBERO state quirk).
         axis_angle = quat_error(quat, DOWN_QUAT)
         fingers = self.data.qpos[N_ARM_JOINTS:N_ARM_JOINTS + 2]
-        return np.concatenate([pos, axis_angle, fingers]).astype(np.float32)
+        proprio = np.concatenate([pos, axis_angle, fingers]).astype(np.float32)
+        if self._objects is None:
+            return proprio
+        return np.concatenate([proprio, self._objects.read(self.data, pos)])
 
     def _render_frames(self) -> dict[str, np.ndarray]:
         if self._renderer is None:

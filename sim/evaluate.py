@@ -199,6 +199,16 @@ def episode_inits(episodes: int, held_out: bool) -> list[int]:
     return list(range(episodes))
 
 
+def uses_object_state(config: object) -> bool:
+    """Whether a policy config's `observation.state` is the 74-D object state (else the 8-D proprio)."""
+    from snapflow.sim.object_state import object_state_for_dim
+
+    feature = config.input_features.get("observation.state")
+    if feature is None:
+        raise ValueError(f"{config.type} policy has no observation.state input; mini-LIBERO needs one")
+    return object_state_for_dim(int(feature.shape[0]))
+
+
 def evaluate_suite(lp: LoadedPolicy, suite: str, episodes: int, task_ids: list[int] | None = None,
                    held_out: bool = False, resolution: int = 128, batch_size: int = 1,
                    max_steps: int | None = None, seed: int = 0, progress: bool = True) -> RolloutResult:
@@ -222,8 +232,8 @@ def evaluate_suite(lp: LoadedPolicy, suite: str, episodes: int, task_ids: list[i
     bar = tqdm(total=len(ids) * episodes, desc=f"{lp.spec.name} {suite}", unit="ep", disable=not progress,
                leave=False)
     for task_id in ids:
-        envs = [MiniLiberoEnv(suite, task_id, resolution=resolution, max_episode_steps=max_steps)
-                for _ in range(min(batch_size, episodes))]
+        envs = [MiniLiberoEnv(suite, task_id, resolution=resolution, max_episode_steps=max_steps,
+                              object_state=uses_object_state(lp.config)) for _ in range(min(batch_size, episodes))]
         try:
             if task_id == ids[0]:
                 _warm_up(lp, envs[0], env_pre)
@@ -258,7 +268,10 @@ def benchmark_latency(policies: dict[str, LoadedPolicy], suite: str, resolution:
 
     if calls < 1:
         raise ValueError(f"calls must be >= 1, got {calls}")
-    env = MiniLiberoEnv(canonical_suite(suite), task_id, resolution=resolution)
+    modes = {uses_object_state(lp.config) for lp in policies.values()}
+    if len(modes) != 1:
+        raise ValueError("the samplers disagree on the state (8-D proprio vs 74-D object state); time them apart")
+    env = MiniLiberoEnv(canonical_suite(suite), task_id, resolution=resolution, object_state=modes.pop())
     obs, _ = env.reset(options={"init_state": 0})
     batches = {}
     for name, lp in policies.items():

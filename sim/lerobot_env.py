@@ -18,17 +18,18 @@ from lerobot.envs.configs import EnvConfig
 from lerobot.envs.utils import _LazyAsyncVectorEnv, freeze_after_episode_end
 from lerobot.utils.constants import ACTION, OBS_IMAGES, OBS_STATE
 
+from snapflow.sim.object_state import state_dim
 from snapflow.sim.tasks import SUITES, canonical_suite
 
 IMAGE_KEYS = ("image", "image2")  # agentview, wrist: LeRobot's LIBERO camera names
 
 
 def _make_env(suite: str, task_id: int, resolution: int, init_state: int | None, stride: int,
-              episode_length: int | None) -> gym.Env:
+              episode_length: int | None, object_state: bool = False) -> gym.Env:
     from snapflow.sim.env import MiniLiberoEnv  # deferred: builds MuJoCo state
 
     return MiniLiberoEnv(suite, task_id, resolution=resolution, init_state=init_state,
-                         init_state_stride=stride, max_episode_steps=episode_length)
+                         init_state_stride=stride, max_episode_steps=episode_length, object_state=object_state)
 
 
 @EnvConfig.register_subclass("mini_libero")
@@ -42,6 +43,8 @@ class MiniLiberoEnvConfig(EnvConfig):
         resolution: square image size (px) of both cameras.
         episode_length: override the per-suite max steps (`tasks.MAX_EPISODE_STEPS`).
         init_states: True = episode i starts from frozen init state i; False = layout from the reset seed.
+        object_state: the 74-D state with object positions (`snapflow.sim.object_state`), which policies
+            trained on such data (the embedded teacher) need: `--env.object_state=true`.
     """
 
     task: str = "spatial"
@@ -50,6 +53,7 @@ class MiniLiberoEnvConfig(EnvConfig):
     resolution: int = 128
     episode_length: int | None = None
     init_states: bool = True
+    object_state: bool = False
     features: dict[str, PolicyFeature] = field(default_factory=dict)
     features_map: dict[str, str] = field(default_factory=lambda: {
         ACTION: ACTION,
@@ -65,7 +69,7 @@ class MiniLiberoEnvConfig(EnvConfig):
         side = self.resolution
         self.features = {
             ACTION: PolicyFeature(type=FeatureType.ACTION, shape=(7,)),
-            "agent_pos": PolicyFeature(type=FeatureType.STATE, shape=(8,)),
+            "agent_pos": PolicyFeature(type=FeatureType.STATE, shape=(state_dim(self.object_state),)),
             **{f"pixels/{key}": PolicyFeature(type=FeatureType.VISUAL, shape=(side, side, 3)) for key in IMAGE_KEYS},
         }
 
@@ -75,7 +79,7 @@ class MiniLiberoEnvConfig(EnvConfig):
 
     @property
     def gym_kwargs(self) -> dict:
-        return {"resolution": self.resolution}
+        return {"resolution": self.resolution, "object_state": self.object_state}
 
     def create_envs(self, n_envs: int, use_async_envs: bool = False) -> dict[str, dict[int, gym.vector.VectorEnv]]:
         """{suite: {task_id: VectorEnv with n_envs sub-envs}} for the selected suites and tasks."""
@@ -91,7 +95,7 @@ class MiniLiberoEnvConfig(EnvConfig):
             out.setdefault(suite, {})
             for task_id in ids:
                 fns = [partial(_make_env, suite, int(task_id), self.resolution,
-                               k if self.init_states else None, n_envs, self.episode_length)
+                               k if self.init_states else None, n_envs, self.episode_length, self.object_state)
                        for k in range(n_envs)]
                 if use_async_envs and n_envs > 1:
                     out[suite][int(task_id)] = _LazyAsyncVectorEnv(fns)

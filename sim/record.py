@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from snapflow.sim.controller import CONTROL_HZ
+from snapflow.sim.object_state import state_dim
 from snapflow.sim.tasks import SUITES, canonical_suite
 
 DEMO_SEED_BASE = 100_000
@@ -29,25 +30,25 @@ MAX_ATTEMPTS = 20  # retries per demo before giving up (experts succeed >= 95 %,
 DEFAULT_NOISE_STD = 0.05  # normalised action units; diversifies demos, experts still succeed
 
 
-def dataset_features(resolution: int, video: bool) -> dict:
-    """LeRobotDataset feature spec for mini-LIBERO demos."""
+def dataset_features(resolution: int, video: bool, object_state: bool = False) -> dict:
+    """LeRobotDataset feature spec for mini-LIBERO demos (state of 8, or 74 with object state)."""
     image = {"dtype": "video" if video else "image", "shape": (resolution, resolution, 3),
              "names": ["height", "width", "channels"]}
     return {
         "observation.images.image": image,
         "observation.images.image2": dict(image),
-        "observation.state": {"dtype": "float32", "shape": (8,), "names": None},
+        "observation.state": {"dtype": "float32", "shape": (state_dim(object_state),), "names": None},
         "action": {"dtype": "float32", "shape": (7,), "names": None},
     }
 
 
 def record_demo(suite: str, task_id: int, episode: int, resolution: int, seed: int,
-                noise_std: float) -> dict[str, np.ndarray | str | int]:
+                noise_std: float, object_state: bool = False) -> dict[str, np.ndarray | str | int]:
     """One successful expert demo as stacked arrays; retries with new layouts until it succeeds."""
     from snapflow.sim.env import MiniLiberoEnv
     from snapflow.sim.experts import run_expert
 
-    env = MiniLiberoEnv(suite, task_id, resolution=resolution)
+    env = MiniLiberoEnv(suite, task_id, resolution=resolution, object_state=object_state)
     try:
         for attempt in range(MAX_ATTEMPTS):
             frames: list[tuple[dict, np.ndarray]] = []
@@ -69,8 +70,8 @@ def record_demo(suite: str, task_id: int, episode: int, resolution: int, seed: i
 
 
 def _jobs(suite: str, task_ids: list[int], episodes: int, resolution: int, seed: int,
-          noise_std: float) -> list[tuple]:
-    return [(suite, t, e, resolution, seed, noise_std) for t in task_ids for e in range(episodes)]
+          noise_std: float, object_state: bool) -> list[tuple]:
+    return [(suite, t, e, resolution, seed, noise_std, object_state) for t in task_ids for e in range(episodes)]
 
 
 def _run(jobs: list[tuple], workers: int) -> Iterator[dict]:
@@ -85,9 +86,10 @@ def _run(jobs: list[tuple], workers: int) -> Iterator[dict]:
 def collect_dataset(suite: str, episodes_per_task: int, out: str | Path, task_ids: list[int] | None = None,
                     resolution: int = 128, seed: int = 0, workers: int = 1, video: bool = False,
                     noise_std: float = DEFAULT_NOISE_STD, overwrite: bool = False,
-                    progress: bool = True) -> Path:
+                    progress: bool = True, object_state: bool = False) -> Path:
     """Record `episodes_per_task` successful expert demos per task into a LeRobotDataset at `out`.
 
+    `object_state` records the 74-D state of `object_state.py` instead of the 8-D proprio state.
     Returns the dataset root. Raises FileExistsError if `out` exists and `overwrite` is False.
     """
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
@@ -105,14 +107,15 @@ def collect_dataset(suite: str, episodes_per_task: int, out: str | Path, task_id
     shutil.rmtree(partial, ignore_errors=True)  # leftovers of an interrupted run
     out.parent.mkdir(parents=True, exist_ok=True)
     ds = LeRobotDataset.create(repo_id=f"local/mini_libero_{suite}", fps=CONTROL_HZ,
-                               features=dataset_features(resolution, video), root=partial,
+                               features=dataset_features(resolution, video, object_state), root=partial,
                                robot_type="panda", use_videos=video)
-    jobs = _jobs(suite, ids, episodes_per_task, resolution, seed, noise_std)
+    jobs = _jobs(suite, ids, episodes_per_task, resolution, seed, noise_std, object_state)
     bar = tqdm(total=len(jobs), desc=f"mini-LIBERO {suite} demos", unit="demo", disable=not progress)
     dropped = 0  # failed expert demos that were discarded and retried
+    keys = list(dataset_features(resolution, video, object_state))
     for demo in _run(jobs, workers):
         for i in range(len(demo["action"])):
-            ds.add_frame({key: demo[key][i] for key in dataset_features(resolution, video)} | {"task": demo["task"]})
+            ds.add_frame({key: demo[key][i] for key in keys} | {"task": demo["task"]})
         ds.save_episode()
         dropped += int(demo["attempts"]) - 1
         bar.set_postfix(dropped=dropped)
