@@ -45,8 +45,14 @@ def _word_level_tokenizer(corpus: Iterable[str], special_tokens: list[str], **kw
     return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", **kwargs)
 
 
-def build_tiny_smolvlm(out_dir: str | Path, corpus: Iterable[str] = ()) -> Path:
-    """Write a tiny SmolVLM "model id" directory (config + tokenizer + processor); returns its path."""
+def build_tiny_smolvlm(out_dir: str | Path, corpus: Iterable[str] = (), width: int = 64) -> Path:
+    """Write a tiny SmolVLM "model id" directory (config + tokenizer + processor); returns its path.
+
+    ``width`` is the language model's hidden size (64 for tests; the embedded teacher uses 128); heads
+    are 16 wide, the MLP twice the width, the vision tower stays 32 wide.
+    """
+    if width % 16 or width < 32:
+        raise ValueError(f"width must be a multiple of 16 and >= 32, got {width}")
     from transformers import SmolVLMConfig, SmolVLMImageProcessor, SmolVLMProcessor, SmolVLMVideoProcessor
 
     out = Path(out_dir)
@@ -67,8 +73,9 @@ def build_tiny_smolvlm(out_dir: str | Path, corpus: Iterable[str] = ()) -> Path:
     vocab = len(tokenizer)
     config = SmolVLMConfig(
         text_config={
-            "model_type": "llama", "vocab_size": vocab, "hidden_size": 64, "intermediate_size": 128,
-            "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
+            "model_type": "llama", "vocab_size": vocab, "hidden_size": width, "intermediate_size": 2 * width,
+            "num_hidden_layers": 4, "num_attention_heads": width // 16, "num_key_value_heads": max(1, width // 32),
+            "head_dim": 16,
             "max_position_embeddings": 1024, "pad_token_id": 0,
         },
         vision_config={

@@ -54,6 +54,14 @@ def resolve_pretrained(path: str | Path) -> Path:
     raise FileNotFoundError(f"no LeRobot checkpoint at {p}: expected {p}/config.json or {p / LAST_CHECKPOINT}/config.json")
 
 
+def dataset_state_dim(dataset: str | Path) -> int:
+    """Length of ``observation.state`` in a LeRobotDataset (meta/info.json)."""
+    info = Path(dataset) / "meta" / "info.json"
+    if not info.is_file():
+        raise FileNotFoundError(f"{dataset} is not a LeRobotDataset (no meta/info.json); see snapflow-collect")
+    return int(json.loads(info.read_text())["features"]["observation.state"]["shape"][0])
+
+
 def family_of(policy_type: str) -> str:
     """smolvla / pi0 / pi05 for an upstream flow-matching type or its *_snapflow student."""
     family = policy_type.removesuffix("_snapflow")
@@ -84,8 +92,13 @@ def teacher_flags(teacher: Path) -> tuple[str, list[str]]:
                     *architecture_flags(config, family)]
 
 
-def tiny_flags(family: str, assets: str | Path) -> list[str]:
+def tiny_flags(family: str, assets: str | Path, state_dim: int = 8, width: int = 64) -> list[str]:
     """Flags of the offline tiny variant of ``family`` (builds the local VLM/tokenizer dirs if missing).
+
+    Trained from scratch, the whole model is trainable (upstream SmolVLA freezes its pretrained VLM by
+    default, which would leave a random VLM frozen here). ``state_dim`` raises ``max_state_dim`` when the
+    dataset's state is longer than the tiny default (the 74-D object state); ``width`` is the tiny SmolVLM
+    language width (an existing assets dir must match it).
 
     SmolVLA's tiny teacher is an upstream `smolvla`; PI0/PI05 tiny widths exist only in the `*_snapflow`
     types (scripts/tiny.py), so their tiny teacher is trained as `<family>_snapflow` with alpha=1 (plain
@@ -99,18 +112,22 @@ def tiny_flags(family: str, assets: str | Path) -> list[str]:
     family = family_of(family)
     assets = Path(assets)
     corpus = [t.instruction for t in list_tasks()]  # the word-level tokenizers need the task vocabulary
-    if family == "smolvla" and not (assets / "tiny_smolvlm" / "config.json").exists():
-        build_tiny_smolvlm(assets / "tiny_smolvlm", corpus)
+    vlm_config = assets / "tiny_smolvlm" / "config.json"
+    if family == "smolvla" and not vlm_config.exists():
+        build_tiny_smolvlm(assets / "tiny_smolvlm", corpus, width=width)
+    if family == "smolvla" and (have := json.loads(vlm_config.read_text())["text_config"]["hidden_size"]) != width:
+        raise ValueError(f"{vlm_config.parent} holds a width-{have} tiny SmolVLM, not {width}: use another assets dir")
     if family != "smolvla" and not (assets / "tiny_paligemma_tokenizer" / "tokenizer.json").exists():
         build_tiny_paligemma_tokenizer(assets / "tiny_paligemma_tokenizer", corpus)
     policy_type = "smolvla" if family == "smolvla" else f"{family}_snapflow"
     cfg = tiny_config(policy_type, assets)
-    flags = [f"--policy.type={policy_type}", *architecture_flags(vars(cfg), family)]
+    cfg.max_state_dim = max(cfg.max_state_dim, state_dim)
+    flags = [f"--policy.type={policy_type}", *architecture_flags(vars(cfg), family),
+             "--policy.train_expert_only=false", "--policy.freeze_vision_encoder=false"]
     if family == "smolvla":
         return flags
     return [*flags, "--policy.snapflow.alpha=1.0", "--policy.snapflow.multistep_mode=euler",
-            "--policy.num_inference_steps=10",
-            "--policy.train_expert_only=false", "--policy.freeze_vision_encoder=false"]
+            "--policy.num_inference_steps=10"]
 
 
 def train_args(policy_flags: list[str], dataset: str | Path, out: str | Path, steps: int, batch_size: int,

@@ -1,7 +1,7 @@
 """`snapflow-train`: train a flow-matching teacher (SmolVLA / PI0 / PI05) with LeRobot's `lerobot-train`.
 
     snapflow-train policy=smolvla dataset=<dir> out=<dir> steps=20000 batch_size=32
-        [tiny=true assets=<dir>] [pretrained=lerobot/smolvla_base] [resume=true]
+        [tiny=true assets=<dir> tiny_width=64] [pretrained=lerobot/smolvla_base] [resume=true]
         [launcher=accelerate num_processes=2] [extra=[--policy.optimizer_lr=1e-4]]
 
 tiny=true builds the offline tiny variant (no Hub). For PI0/PI05 the tiny widths exist only in the
@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base=None, config_path="../configs", config_name="train")
 def _main(cfg: DictConfig) -> None:
-    from snapflow.scripts.lerobot_cli import family_of, tiny_flags, train_or_resume
+    from snapflow.scripts.lerobot_cli import dataset_state_dim, family_of, tiny_flags, train_or_resume
 
     family = family_of(str(cfg.policy))
     if cfg.pretrained and cfg.tiny:
@@ -30,7 +30,8 @@ def _main(cfg: DictConfig) -> None:
     elif cfg.pretrained:
         flags = [f"--policy.path={cfg.pretrained}"]
     elif cfg.tiny:
-        flags = tiny_flags(family, cfg.assets or Path(cfg.out).resolve().parent / "tiny_assets")
+        flags = tiny_flags(family, cfg.assets or Path(cfg.out).resolve().parent / "tiny_assets",
+                           state_dim=dataset_state_dim(cfg.dataset), width=int(cfg.tiny_width))
     else:
         flags = [f"--policy.type={family}"]
     print(f"teacher checkpoint: {train_or_resume(flags, cfg)}")
