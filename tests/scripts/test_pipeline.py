@@ -28,6 +28,7 @@ from snapflow.scripts.lerobot_cli import (
     resolve_pretrained,
     resume_args,
     teacher_flags,
+    tiny_flags,
 )
 from snapflow.sim.report import validate_report
 from snapflow.sim.stats import percentile, wilson_interval
@@ -121,6 +122,30 @@ def test_launcher_and_flag_helpers(tmp_path):
         resolve_pretrained(tmp_path / "missing")
     with pytest.raises(FileNotFoundError, match="cannot resume"):
         resume_args(tmp_path)
+
+
+def test_tiny_flags_train_everything_and_fit_the_state(tmp_path):
+    flags = tiny_flags("smolvla", tmp_path / "assets", state_dim=74, width=128)
+    assert "--policy.train_expert_only=false" in flags and "--policy.freeze_vision_encoder=false" in flags
+    assert "--policy.max_state_dim=74" in flags  # the 74-D object state is not truncated to 16
+    vlm = json.loads((tmp_path / "assets" / "tiny_smolvlm" / "config.json").read_text())
+    assert vlm["text_config"]["hidden_size"] == 128
+    assert "--policy.max_state_dim=16" in tiny_flags("smolvla", tmp_path / "assets", width=128)
+    with pytest.raises(ValueError, match="width-128 tiny SmolVLM, not 64"):
+        tiny_flags("smolvla", tmp_path / "assets", width=64)
+
+
+def test_tiny_teacher_trains_its_vlm(runs):
+    """From scratch the VLM must learn too (upstream SmolVLA's default freezes it): the optimizer holds it."""
+    ckpt = runs["teacher"] / CKPT / "last"
+    config = json.loads((ckpt / "pretrained_model" / "config.json").read_text())
+    assert config["train_expert_only"] is False and config["freeze_vision_encoder"] is False
+    # AdamW keeps moments only for parameters that received gradients (frozen ones get no state)
+    state = load_file(ckpt / "training_state" / "optimizer_state.safetensors")
+    optimized = len({k.split("/")[1] for k in state if k.endswith("/exp_avg")})
+    weights = load_file(ckpt / "pretrained_model" / "model.safetensors")
+    outside_vlm = [k for k in weights if ".vlm." not in k]
+    assert optimized > len(outside_vlm), "only the expert side is optimised: the tiny VLM stayed frozen"
 
 
 def test_student_inherits_teacher_architecture(runs):
