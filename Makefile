@@ -14,7 +14,7 @@ PYTHON312 ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python
 	/root/.pyenv/versions/3.12*/bin/python3.12 /usr/local/bin/python3.12 /usr/bin/python3.12; do \
 	if $$p -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' >/dev/null 2>&1; then echo $$p; break; fi; done)
 
-.PHONY: install test test-all lint demo clean
+.PHONY: install test test-all lint demo teacher clean
 
 install: $(STAMP)
 
@@ -35,9 +35,30 @@ test-all: install
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
-# The main job. Until a trained embedded teacher is shipped (README, Status) it stops with that message, exit 1.
+# The main job on the embedded default teacher (policies/assets/mini_libero_smolvla_teacher/).
 demo: install
 	$(VENV)/bin/snapflow-demo
+
+# Reproduces the embedded default teacher (policies/assets/mini_libero_smolvla_teacher/README.md): 200
+# demos of goal-suite tasks 0-3 (~1 min), then lerobot-train on 2 CPU cores (~30 min). Re-running continues
+# an interrupted run. It overwrites policies/assets/mini_libero_smolvla_teacher/.
+TEACHER_RUN ?= outputs/teacher_run
+TEACHER_STEPS ?= 4000
+teacher: install
+	[ -d $(TEACHER_RUN)/data ] || $(VENV)/bin/snapflow-collect suite=goal task_ids=[0,1,2,3] \
+		episodes_per_task=50 resolution=64 workers=2 seed=0 out=$(TEACHER_RUN)/data
+	if [ -f $(TEACHER_RUN)/teacher/checkpoints/last/pretrained_model/train_config.json ]; then \
+		$(VENV)/bin/snapflow-train out=$(TEACHER_RUN)/teacher dataset=$(TEACHER_RUN)/data \
+			steps=$(TEACHER_STEPS) resume=true; \
+	else \
+		$(VENV)/bin/snapflow-train policy=smolvla tiny=true tiny_width=128 assets=$(TEACHER_RUN)/assets \
+			dataset=$(TEACHER_RUN)/data out=$(TEACHER_RUN)/teacher steps=$(TEACHER_STEPS) batch_size=32 \
+			save_freq=1000 num_workers=2 seed=1000 "extra=['--policy.optimizer_lr=5e-4', \
+			'--policy.scheduler_warmup_steps=200','--policy.scheduler_decay_steps=$(TEACHER_STEPS)', \
+			'--policy.scheduler_decay_lr=1e-5']"; \
+	fi
+	$(PY) -m snapflow.policies.embedded $(TEACHER_RUN)/teacher/checkpoints/last/pretrained_model \
+		$(TEACHER_RUN)/assets/tiny_smolvlm
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache .ruff_cache *.egg-info

@@ -162,6 +162,10 @@ class ControlLoop:
         self._last_failure = ""
         self._started = False  # True once the tick grid runs
         self._last_fresh_s = 0.0  # clock time of the last merged chunk (seconds)
+        # A robot that starts episode after episode (SimRobot auto_reset) counts them in `episodes`;
+        # a new episode invalidates the plan: queued rows and chunks computed from older observations.
+        self._episode = getattr(robot, "episodes", None)
+        self._episode_start_s = -math.inf  # grid time (s) of the tick that started the current episode
 
     def run(self) -> LoopReport:
         """Wait for the first chunk, then tick until a stop condition; always closes the executor."""
@@ -242,6 +246,10 @@ class ControlLoop:
         if not self.safety.within_limits(step.command):  # cannot happen; never send if it ever does
             raise RuntimeError(f"safety filter produced an unsafe command {step.command}")
         self.robot.send_action(step.command)  # float64, exactly what the filter checked
+        episode = getattr(self.robot, "episodes", None)
+        if episode != self._episode:
+            self._episode, self._episode_start_s = episode, deadline
+            self.queue.clear()
         c = self.counters
         c.ticks += 1
         c.held_ticks += step.mode == "hold"
@@ -278,6 +286,8 @@ class ControlLoop:
             return
         result: ChunkResult = outcome.result
         self.samples.latency_ms.append(outcome.latency_s * 1e3)
+        if outcome.t_obs_s <= self._episode_start_s:  # observed before the robot started a new episode
+            return
         for stage, ms in result.timings_ms.items():
             self.samples.stage_ms.setdefault(stage, []).append(float(ms))
         actions = np.asarray(result.actions)

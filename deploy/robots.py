@@ -59,8 +59,9 @@ class SimRobot:
             suite, task_id, resolution, init_state: forwarded to `gymnasium.make(env_id, ...)`.
             seed: seed of the first `reset`.
             task: instruction override (default: the env's `task_description`).
-            auto_reset: when an episode ends, start the next one (next frozen init state) instead of
-                ignoring further actions; `episodes` / `successes` count the finished episodes.
+            auto_reset: when an episode ends, start the next one at once (the next frozen init state)
+                instead of ignoring further actions; `episodes` / `successes` count the finished
+                episodes, and a change of `episodes` tells the control loop to drop the old plan.
             object_state: observe the 74-D object state (`snapflow.sim.object_state`), not the 8-D proprio.
         """
         import gymnasium as gym
@@ -69,7 +70,7 @@ class SimRobot:
 
         self.env = gym.make(
             env_id, suite=suite, task_id=task_id, resolution=resolution, init_state=init_state,
-            object_state=object_state,
+            init_state_stride=int(auto_reset and init_state is not None), object_state=object_state,
         )
         self._obs, self._info = self.env.reset(seed=seed)
         self.task = task if task is not None else str(getattr(self.env.unwrapped, "task_description", ""))
@@ -91,19 +92,20 @@ class SimRobot:
 
     def send_action(self, action: np.ndarray) -> None:
         if self.done:  # gymnasium forbids stepping a finished episode; the loop stops on `done`
-            if not self.auto_reset:
-                return
-            self._obs, self._info = self.env.reset()  # the env moves on to its next frozen init state
-            self.done, self.is_success = False, bool(self._info.get("is_success", False))
+            return
         obs, reward, terminated, truncated, info = self.env.step(np.asarray(action, dtype=np.float32))
         self._obs, self._info = obs, info
         self.steps += 1
         self.total_reward += float(reward)
         self.is_success = bool(info.get("is_success", False)) or bool(self.is_success)
-        self.done = bool(terminated or truncated)
-        if self.done:
+        if terminated or truncated:
             self.episodes += 1
             self.successes += int(self.is_success)
+            if self.auto_reset:  # the next observation is already the next episode's first
+                self._obs, self._info = self.env.reset()
+                self.is_success = bool(self._info.get("is_success", False))
+            else:
+                self.done = True
 
     def close(self) -> None:
         self.env.close()

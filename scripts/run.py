@@ -84,6 +84,7 @@ def _main(cfg: DictConfig) -> None:
         hz=float(cfg.hz), seconds=float(cfg.seconds), queue_low_watermark=int(cfg.queue_low_watermark),
         actions_per_chunk=None if cfg.actions_per_chunk is None else int(cfg.actions_per_chunk),
         crossfade_steps=int(cfg.crossfade_steps), stop_on_success=bool(cfg.stop_on_success),
+        inference=str(cfg.inference),
         stop_on_done=not bool(cfg.auto_reset),
         realtime_priority=None if cfg.realtime_priority is None else int(cfg.realtime_priority),
     )

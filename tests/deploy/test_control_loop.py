@@ -354,3 +354,37 @@ def test_real_thread_stall_triggers_watchdog_and_loop_still_ends():
     # ramp 0.3 -> 0 at 0.1 per tick, then the safe action until the end.
     assert robot.values() == [0.0, 0.1, 0.2, 0.3] + [0.3] * 3 + [0.2, 0.1] + [0.0] * 31
     assert report.held_ticks == 1 and report.watchdog_ticks == 40 - 4 - 1
+
+
+class EpisodicRobot(RecordingRobot):
+    """A robot that starts a new episode right after send number `new_episode_at` (SimRobot auto_reset)."""
+
+    def __init__(self, *args, new_episode_at: int, **kw) -> None:
+        super().__init__(*args, **kw)
+        self.new_episode_at, self.episodes = new_episode_at, 0
+
+    def send_action(self, action: np.ndarray) -> None:
+        super().send_action(action)
+        if len(self.sent) == self.new_episode_at + 1:
+            self.episodes += 1
+
+
+def test_new_episode_drops_the_queue():
+    clock, cfg = _setup(max_ticks=10, queue_low_watermark=2)
+    robot = EpisodicRobot(clock, cfg.safety, new_episode_at=3)
+    run_control_loop(ScriptedRuntime(), robot, clock, cfg, initial_action=np.zeros(DIM))
+    # rows 4..7 of chunk 0 belonged to the old episode; tick 4 plans afresh from the new first observation
+    assert robot.values() == [round(0.01 * v, 6) for v in [0, 1, 2, 3, 10, 11, 12, 13, 14, 15]]
+    np.testing.assert_allclose(robot.observed_at, [0.0, 0.2], atol=GRID_ATOL)
+
+
+def test_new_episode_discards_a_chunk_planned_in_the_old_one():
+    clock, cfg = _setup(max_ticks=14, queue_low_watermark=4)
+    robot = EpisodicRobot(clock, cfg.safety, new_episode_at=6)
+    run_control_loop(ScriptedRuntime(latency_ms=60.0), robot, clock, cfg, initial_action=np.zeros(DIM))
+    values = robot.values()
+    assert values[:7] == [round(0.01 * v, 6) for v in range(7)]
+    # call 1 observed on tick 6, the tick whose command ended the episode: none of its rows (0.10-0.19) is sent
+    assert not [v for v in values[7:] if 0.10 - 1e-9 <= v < 0.20]
+    # call 2 observed on tick 8 (after the boundary), merged 2 ticks later without its 2 stale rows
+    assert values[10:12] == [0.22, 0.23]

@@ -168,9 +168,15 @@ def test_sim_robot_auto_reset_runs_episode_after_episode() -> None:
 
     robot = SimRobot(suite="spatial", task_id=0, resolution=32, init_state=0, auto_reset=True)
     try:
-        for _ in range(MAX_EPISODE_STEPS["spatial"] + 5):
+        first = robot.get_observation()["agent_pos"].copy()
+        for _ in range(MAX_EPISODE_STEPS["spatial"]):
+            robot.send_action(np.array([1, 0, 0, 0, 0, 0, -1], np.float32))
+        assert robot.episodes == 1 and robot.successes == 0  # pushing forward never succeeds
+        # the next episode started at once: its first observation is back at the home pose
+        np.testing.assert_allclose(robot.get_observation()["agent_pos"], first, atol=1e-3)
+        assert robot.env.unwrapped._next_frozen == 2  # episode 2 plays frozen state 1
+        for _ in range(5):
             robot.send_action(np.zeros(7, np.float32))
-        assert robot.episodes == 1 and robot.successes == 0  # doing nothing never succeeds
         assert robot.steps == MAX_EPISODE_STEPS["spatial"] + 5 and not robot.done
     finally:
         robot.close()

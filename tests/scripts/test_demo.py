@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from snapflow.policies.embedded import EmbeddedTeacherMissing, materialize_teacher
+from snapflow.policies.embedded import (
+    EMBEDDED_DIR,
+    VLM_SUBDIR,
+    EmbeddedTeacherMissing,
+    materialize_teacher,
+    package_teacher,
+)
 
 BIN = Path(sys.executable).parent
 
@@ -17,19 +23,38 @@ def test_missing_embedded_teacher_is_a_clear_error(tmp_path):
         materialize_teacher(tmp_path / "t", source=tmp_path / "nowhere")
 
 
-def test_materialized_teacher_points_at_its_own_vlm(tmp_path):
+def _tokenizer_names(directory: Path) -> list[str]:
+    pre = json.loads((directory / "policy_preprocessor.json").read_text())
+    return [s["config"]["tokenizer_name"] for s in pre["steps"] if "tokenizer_name" in s.get("config", {})]
+
+
+def test_packaged_teacher_is_relative_and_materializes_to_a_loadable_policy(tmp_path):
     from snapflow.scripts.tiny import build_tiny_teachers
+    from snapflow.sim.evaluate import SamplerSpec, load_policy
 
     ckpt = build_tiny_teachers(tmp_path / "tiny", ["smolvla"], image_size=64)["smolvla"]
-    source = tmp_path / "shipped"
-    import shutil
-
-    shutil.copytree(ckpt, source)
-    shutil.copytree(tmp_path / "tiny" / "assets" / "tiny_smolvlm", source / "smolvlm")
+    source = package_teacher(ckpt, tmp_path / "tiny" / "assets" / "tiny_smolvlm", tmp_path / "shipped")
+    assert json.loads((source / "config.json").read_text())["vlm_model_name"] == VLM_SUBDIR
+    assert _tokenizer_names(source) == [VLM_SUBDIR]
+    assert not (source / "train_config.json").exists()
     out = materialize_teacher(tmp_path / "copy", source=source)
-    assert json.loads((out / "config.json").read_text())["vlm_model_name"] == str((out / "smolvlm").resolve())
-    pre = json.loads((out / "policy_preprocessor.json").read_text())
-    assert any(s.get("config", {}).get("tokenizer_name") == str((out / "smolvlm").resolve()) for s in pre["steps"])
+    vlm = str((out / VLM_SUBDIR).resolve())
+    assert json.loads((out / "config.json").read_text())["vlm_model_name"] == vlm and _tokenizer_names(out) == [vlm]
+    lp = load_policy(SamplerSpec("teacher_10", out, 10), n_action_steps=10)
+    assert lp.config.vlm_model_name == vlm
+    with pytest.raises(FileNotFoundError, match="missing"):
+        package_teacher(tmp_path / "tiny", tmp_path / "tiny" / "assets" / "tiny_smolvlm", tmp_path / "bad")
+
+
+def test_shipped_teacher_is_small_and_documented():
+    """The embedded default the main job needs is in the repo, small, with the command that made it."""
+    files = [f for f in EMBEDDED_DIR.rglob("*") if f.is_file()]
+    assert (EMBEDDED_DIR / "model.safetensors").is_file(), "make demo needs the embedded teacher"
+    assert sum(f.stat().st_size for f in files) < 8 * 2**20, "keep the embedded teacher to a few MB"
+    config = json.loads((EMBEDDED_DIR / "config.json").read_text())
+    assert config["type"] == "smolvla" and config["vlm_model_name"] == VLM_SUBDIR
+    readme = (EMBEDDED_DIR / "README.md").read_text()
+    assert "make teacher" in readme and "snapflow-train" in readme and "seed=" in readme
 
 
 @pytest.mark.slow
@@ -45,6 +70,6 @@ def test_demo_runs_end_to_end_on_a_tiny_teacher(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == f"outputs: {out}"
     report = json.loads((out / "report.json").read_text())
-    assert set(report["suites"]["spatial"]) == {"teacher_10", "naive_1", "snapflow_1"}
+    assert set(report["suites"]["goal"]) == {"teacher_10", "naive_1", "snapflow_1"}
     assert (out / "student" / "model.safetensors").is_file() and (out / "export" / "model.onnx").is_file()
     assert json.loads((out / "run.json").read_text())["ticks"] > 0
