@@ -3,10 +3,11 @@
     snapflow-demo [teacher=embedded] [suites=[spatial]] [episodes=50] [distill_steps=600] [out=outputs/demo]
 
 Stages (each one of our commands, run as its own process): collect distillation demos -> snapflow-distill
-(SnapFlow, paper recipe) -> snapflow-eval (teacher 10-step, naive 1-step, SnapFlow 1-NFE; frozen init
-states and held-out seeds) -> snapflow-export (ONNX + parity) -> snapflow-run (20 Hz loop in the sim).
-Prints one table; the last line is `outputs: <dir>`, which holds report.json (+ report_held_out.json),
-student/ (a LeRobot pretrained_model dir), export/ and run.json.
+(SnapFlow, paper recipe) -> snapflow-distill method=fm (the plain flow-matching fine-tune control, same data
+and steps; fm_control=false skips it) -> snapflow-eval (teacher 10-step, naive 1-step, SnapFlow 1-NFE, FM
+control 1-step; frozen init states and held-out seeds) -> snapflow-export (ONNX + parity) -> snapflow-run
+(20 Hz loop in the sim). Prints one table; the last line is `outputs: <dir>`, which holds report.json
+(+ held_out/report.json), student/ and fm/ (LeRobot pretrained_model dirs), export/ and run.json.
 """
 
 import json
@@ -19,8 +20,8 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 BIN = Path(sys.executable).parent
-STAGES = ("teacher", "collect", "distill", "eval", "eval_held_out", "export", "run")
-SAMPLERS = "[teacher_10,naive_1,snapflow_1]"
+STAGES = ("teacher", "collect", "distill", "distill_fm", "eval", "eval_held_out", "export", "run")
+SAMPLERS = ["teacher_10", "naive_1", "snapflow_1"]
 
 
 def _run(stage: str, cmd: list[str]) -> None:
@@ -41,6 +42,21 @@ def _teacher(cfg: DictConfig, out: Path) -> Path:
         return materialize_teacher(out / "teacher")
     except EmbeddedTeacherMissing as e:
         sys.exit(f"snapflow-demo: {e}")
+
+
+def _distill(cfg: DictConfig, teacher: Path, dataset: Path, method: str, dest: Path) -> Path:
+    """snapflow-distill ``method`` (snapflow | fm) into ``dest`` (its last pretrained_model dir)."""
+    import shutil
+
+    run = dest.with_name(f"distill_{method}")
+    shutil.rmtree(run, ignore_errors=True)  # a rerun of the demo starts its distillation afresh
+    _run(f"distill ({method})", [
+        str(BIN / "snapflow-distill"), f"teacher={teacher}", f"dataset={dataset}", f"out={run}", f"method={method}",
+        f"steps={int(cfg.distill_steps)}", f"batch_size={int(cfg.distill_batch_size)}",
+        f"save_freq={int(cfg.distill_steps)}", f"num_workers={min(1, int(cfg.workers) - 1)}"])
+    shutil.rmtree(dest, ignore_errors=True)
+    (run / "checkpoints" / "last" / "pretrained_model").rename(dest)
+    return dest
 
 
 def table(report: dict, held_out: dict | None, run: dict) -> str:
@@ -93,18 +109,15 @@ def _main(cfg: DictConfig) -> None:
                          f"workers={int(cfg.workers)}", f"seed={int(cfg.seed) + 7}",
                          f"object_state={str(object_state).lower()}", *ids_arg])
     progress.update()
-    _run("distill", [str(BIN / "snapflow-distill"), f"teacher={teacher}", f"dataset={data}_{suites[0]}",
-                     f"out={out / 'distill'}", f"steps={int(cfg.distill_steps)}",
-                     f"batch_size={int(cfg.distill_batch_size)}", f"save_freq={int(cfg.distill_steps)}",
-                     f"num_workers={min(1, int(cfg.workers) - 1)}"])
-    student = out / "student"
-    if student.exists():
-        import shutil
-
-        shutil.rmtree(student)
-    (out / "distill" / "checkpoints" / "last" / "pretrained_model").rename(student)
+    student = _distill(cfg, teacher, Path(f"{data}_{suites[0]}"), "snapflow", out / "student")
     progress.update()
-    common = [str(BIN / "snapflow-eval"), f"teacher={teacher}", f"student={student}", f"samplers={SAMPLERS}",
+    samplers, fm = list(SAMPLERS), []
+    if cfg.fm_control:  # the plain flow-matching fine-tune, same data and steps, sampled with 1 Euler step
+        fm = [f"fm={_distill(cfg, teacher, Path(f'{data}_{suites[0]}'), 'fm', out / 'fm')}"]
+        samplers.append("fm_1")
+    progress.update()
+    common = [str(BIN / "snapflow-eval"), f"teacher={teacher}", f"student={student}", *fm,
+              f"samplers=[{','.join(samplers)}]",
               f"suites=[{','.join(suites)}]", f"episodes={int(cfg.episodes)}", f"resolution={resolution}",
               f"n_action_steps={int(cfg.n_action_steps)}", *ids_arg, *cap]
     _run("eval", [*common, f"out={out}"])

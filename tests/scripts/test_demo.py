@@ -70,6 +70,7 @@ def test_demo_runs_end_to_end_on_a_tiny_teacher(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == f"outputs: {out}"
     report = json.loads((out / "report.json").read_text())
-    assert set(report["suites"]["goal"]) == {"teacher_10", "naive_1", "snapflow_1"}
-    assert (out / "student" / "model.safetensors").is_file() and (out / "export" / "model.onnx").is_file()
+    assert set(report["suites"]["goal"]) == {"teacher_10", "naive_1", "snapflow_1", "fm_1"}
+    assert (out / "student" / "model.safetensors").is_file() and (out / "fm" / "model.safetensors").is_file()
+    assert (out / "export" / "model.onnx").is_file()
     assert json.loads((out / "run.json").read_text())["ticks"] > 0
