@@ -90,12 +90,11 @@ def _main(cfg: DictConfig) -> None:
     progress = tqdm(STAGES, desc="snapflow-demo", unit="stage")
     teacher = _teacher(cfg, out)
     teacher_cfg = json.loads((teacher / "config.json").read_text())
-    from snapflow.sim.object_state import object_state_for_dim
+    from snapflow.sim.object_state import policy_uses_object_state
 
-    features = teacher_cfg["input_features"]
-    image = next(f for k, f in features.items() if k.startswith("observation.images."))
+    image = next(f for k, f in teacher_cfg["input_features"].items() if k.startswith("observation.images."))
     resolution = int(cfg.resolution or image["shape"][-1])
-    object_state = object_state_for_dim(int(features["observation.state"]["shape"][0]))
+    object_state = policy_uses_object_state(teacher)
     suites = OmegaConf.to_container(cfg.suites)
     ids = OmegaConf.to_container(cfg.task_ids) if cfg.task_ids is not None else None
     ids_arg = [f"task_ids=[{','.join(map(str, ids))}]"] if ids else []

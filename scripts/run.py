@@ -15,27 +15,16 @@ import hydra
 from omegaconf import DictConfig
 
 
-def policy_state_dim(policy: str | Path) -> int:
-    """Length of ``observation.state`` the checkpoint or export directory ``policy`` expects."""
-    config = Path(policy) / "config.json"  # exports carry a snapflow_onnx config.json too
-    if not config.is_file():
-        raise FileNotFoundError(f"{policy} has no config.json: not a LeRobot checkpoint or snapflow-export dir")
-    features = json.loads(config.read_text()).get("input_features", {})
-    if "observation.state" not in features:
-        raise ValueError(f"{config} declares no observation.state input")
-    return int(features["observation.state"]["shape"][0])
-
-
 def make_robot(cfg: DictConfig) -> object:
     from snapflow.deploy.robots import LeRobotRobot, SimRobot
-    from snapflow.sim.object_state import object_state_for_dim
+    from snapflow.sim.object_state import policy_uses_object_state
 
     if cfg.robot == "sim":
         suite, _, task_id = str(cfg.task).partition("/")
         init_state = None if cfg.init_state is None else int(cfg.init_state)
         return SimRobot(suite=suite, task_id=int(task_id or 0), resolution=int(cfg.resolution), init_state=init_state,
                         auto_reset=bool(cfg.auto_reset),
-                        object_state=object_state_for_dim(policy_state_dim(cfg.policy)))
+                        object_state=policy_uses_object_state(cfg.policy))
     if cfg.robot == "lerobot":
         import draccus
         from lerobot.robots.config import RobotConfig

@@ -3,8 +3,9 @@
 robosuite and LIBERO can return object poses next to the images ("object-state" observations); a policy
 trained on them still reads the images and the instruction, but no longer has to learn to *find* the
 objects from pixels. mini-LIBERO places every object anywhere on the table (LIBERO perturbs a few cm),
-which a CPU-sized VLM cannot learn to localise from pixels in a few hours; the embedded default teacher
-therefore uses this observation (README, "The embedded teacher").
+which a CPU-sized VLM did not learn to localise from pixels within hours (README, "The embedded teacher
+and what it can do"); this observation is the option for such experiments. The shipped teacher uses the
+plain 8-D state.
 
 Layout of the extended `agent_pos` (float32, `OBJECT_STATE_DIM` = 8 + 4 * 16 + 2 = 74):
   [0:8]    the proprio state (eef position m, eef axis-angle rad, 2 finger joints m), as without it;
@@ -15,6 +16,9 @@ Layout of the extended `agent_pos` (float32, `OBJECT_STATE_DIM` = 8 + 4 * 16 + 2
 """
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import mujoco
 import numpy as np
@@ -44,6 +48,20 @@ def object_state_for_dim(dim: int) -> bool:
         return True
     raise ValueError(f"observation.state of length {dim} is not a mini-LIBERO state: expected {PROPRIO_DIM} "
                      f"(proprio) or {OBJECT_STATE_DIM} (proprio + object state, snapflow.sim.object_state)")
+
+
+def policy_uses_object_state(policy_dir: str | Path) -> bool:
+    """Whether the LeRobot checkpoint or snapflow-export dir ``policy_dir`` expects the object state.
+
+    Reads its config.json (exports carry a `snapflow_onnx` one); raises for a missing file or state input.
+    """
+    config = Path(policy_dir) / "config.json"
+    if not config.is_file():
+        raise FileNotFoundError(f"{policy_dir} has no config.json: not a LeRobot checkpoint or snapflow-export dir")
+    features = json.loads(config.read_text()).get("input_features", {})
+    if "observation.state" not in features:
+        raise ValueError(f"{config} declares no observation.state input")
+    return object_state_for_dim(int(features["observation.state"]["shape"][0]))
 
 
 class ObjectStateReader:

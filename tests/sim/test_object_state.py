@@ -12,6 +12,7 @@ from snapflow.sim.object_state import (
     PROPRIO_DIM,
     SLOT_SIZE,
     object_state_for_dim,
+    policy_uses_object_state,
     state_dim,
 )
 from snapflow.sim.record import dataset_features
@@ -62,6 +63,22 @@ def test_state_length_contract() -> None:
     assert object_state_for_dim(8) is False and object_state_for_dim(74) is True
     with pytest.raises(ValueError, match="not a mini-LIBERO state"):
         object_state_for_dim(10)
+
+
+def test_policy_dirs_declare_it_in_config_json(tmp_path) -> None:
+    import json
+
+    def policy(name: str, features: dict):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps({"input_features": features}))
+        return tmp_path / name
+
+    assert policy_uses_object_state(policy("objects", {"observation.state": {"shape": [74]}})) is True
+    assert policy_uses_object_state(policy("proprio", {"observation.state": {"shape": [8]}})) is False
+    with pytest.raises(ValueError, match=r"no observation\.state"):
+        policy_uses_object_state(policy("stateless", {"observation.images.image": {"shape": [3, 64, 64]}}))
+    with pytest.raises(FileNotFoundError, match=r"no config\.json"):
+        policy_uses_object_state(tmp_path / "missing")
 
 
 def test_dataset_and_lerobot_env_features_follow_it() -> None:
