@@ -6,18 +6,22 @@ One tick (period dt = 1 / hz seconds), on an absolute deadline grid t0 + k * dt:
        otherwise merge it into the queue, skipping d = ceil(delay / dt) stale rows (chunk_queue.py);
     2. if the queue depth <= queue_low_watermark and no inference is in flight: read an observation
        and submit it (then collect again, so inline executors can deliver within the same tick);
-    3. pop the next action (None when the queue is empty) and pass it through the safety filter
-       (limits, per-tick delta, watchdog hold -> ramp to safe_action; safety.py);
+    3. pop the next action (None when the queue is empty) and pass it through the safety filter with
+       the robot's measured state (limits, rate limit from the measured position, no-motion hold,
+       watchdog; safety.py), then check the command once more before it is sent;
     4. send the command; stop on success / episode end / fault when configured;
     5. advance the deadline. If the tick ran past the next deadline it counts one overrun and the
        deadlines it missed are skipped, never burst: the loop resumes on the original grid
        (ros2_control style, DEPLOY.md section 5.4).
 
 Fault handling: after `max_consecutive_errors` failed inference calls (exceptions, NaN or wrong-shape
-chunks) the loop stops requesting inference, drops the queue and forces the watchdog: it holds the last
-command for `hold_ticks`, ramps to `safe_action` at <= max_delta per tick and (with `stop_on_fault`)
-stops once there. A stalled runtime is handled by the watchdog alone (the control thread never waits on
-inference). If the first chunk never arrives, no command is ever sent.
+chunks) the loop stops requesting inference, drops the queue and forces the watchdog: no motion for
+`hold_ticks`, then SAFE (or a ramp to an explicit `safe_action`) and (with `stop_on_fault`) it stops.
+A stalled runtime is handled by the watchdog alone (the control thread never waits on inference). If the
+first chunk never arrives, or the robot stands outside its envelope, no command is ever sent.
+
+The measured state comes from `robot.measured_action()` (optional; (A,) in action units, NaN where a
+dimension is not measured), read on every tick.
 """
 
 from __future__ import annotations
@@ -39,9 +43,10 @@ from snapflow.deploy.inference_worker import (
 from snapflow.deploy.metrics import LoopCounters, LoopReport, LoopSamples, build_report
 from snapflow.deploy.robots import Robot
 from snapflow.deploy.runtime_base import ChunkResult, ChunkRuntime
-from snapflow.deploy.safety import SafetyConfig, SafetyFilter, SafetyStep, is_valid_chunk
+from snapflow.deploy.safety import SafetyConfig, SafetyFilter, SafetyMode, SafetyStep, is_valid_chunk
 
 InferenceMode = Literal["thread", "inline", "inline_blocking"]
+_JUMP_ATOL = 1e-9  # action units: float64 rounding of measured + limited delta
 
 
 @dataclass
@@ -146,15 +151,17 @@ class ControlLoop:
         """
         Args:
             executor: overrides `config.inference` (tests inject one).
-            initial_action: the command the robot currently holds (default: safety.safe_action); the
-                first commands are rate-limited from it.
+            initial_action: the command the robot currently holds (default: its measured position on
+                absolute dims, no motion on delta dims; `SafetyFilter`); the first commands are
+                rate-limited from it (absolute dims: from the measured position whenever known).
         """
         self.runtime, self.robot, self.clock, self.config = runtime, robot, clock, config
         self.executor = executor if executor is not None else make_executor(config.inference, runtime, clock)
         self.queue = ChunkQueue(
             config.period_s, config.actions_per_chunk, config.crossfade_steps, config.skip_stale
         )
-        self.safety = SafetyFilter(config.safety, initial_action)
+        self._measured_fn = getattr(robot, "measured_action", None)
+        self.safety = SafetyFilter(config.safety, initial_action, self._measured())
         self.samples, self.counters = LoopSamples(), LoopCounters()
         self.fault: str | None = None
         self.realtime_notes: list[str] = []
@@ -172,7 +179,8 @@ class ControlLoop:
         stop_reason, cfg = "fault", self.config
         try:
             self.runtime.reset()
-            if self._first_chunk():
+            self.fault = self._envelope_fault(self._measured())
+            if self.fault is None and self._first_chunk():
                 # Entered after the inference thread exists, so that thread does not inherit FIFO.
                 with realtime_scheduling(cfg.realtime_priority, cfg.timer_slack_ns) as self.realtime_notes:
                     stop_reason = self._ticks()
@@ -189,6 +197,28 @@ class ControlLoop:
             stopped,
             self.realtime_notes,
         )
+
+    def _measured(self) -> np.ndarray | None:
+        """The robot's measured state in action units (NaN where unmeasured), or None if it has none."""
+        if self._measured_fn is None:
+            return None
+        m = self._measured_fn()
+        return None if m is None else np.asarray(m, dtype=np.float64).reshape(-1)
+
+    def _envelope_fault(self, measured: np.ndarray | None) -> str | None:
+        """Why the loop must not start: a measured absolute position outside reach of the limits."""
+        if measured is None:
+            return None
+        s = self.safety
+        if measured.shape != s.low.shape:
+            return f"robot reports {measured.shape[0]} measured values for {s.low.shape[0]} action dims"
+        far = s.absolute & np.isfinite(measured) & (
+            (measured < s.low - s.max_delta) | (measured > s.high + s.max_delta))
+        if far.any():
+            dims = np.flatnonzero(far).tolist()
+            return (f"robot stands outside its action envelope on dims {dims}: measured "
+                    f"{measured[far].tolist()}, limits low {s.low[far].tolist()} high {s.high[far].tolist()}")
+        return None
 
     def _first_chunk(self) -> bool:
         self._request(self.clock.now())
@@ -242,9 +272,9 @@ class ControlLoop:
         proposed = self.queue.pop()
         self.samples.queue_depth.append(len(self.queue))
         stale = self.fault is not None or (now - self._last_fresh_s) > self.config.safety.stale_after_s
-        step = self.safety.step(proposed, stale)
-        if not self.safety.within_limits(step.command):  # cannot happen; never send if it ever does
-            raise RuntimeError(f"safety filter produced an unsafe command {step.command}")
+        measured = self._measured()
+        step = self.safety.step(proposed, stale, measured)
+        self._check_command(step.command, measured)
         self.robot.send_action(step.command)  # float64, exactly what the filter checked
         episode = getattr(self.robot, "episodes", None)
         if episode != self._episode:
@@ -258,6 +288,16 @@ class ControlLoop:
         c.delta_limited_ticks += step.delta_limited
         c.nonfinite_rejected += step.nonfinite
         return step
+
+    def _check_command(self, command: np.ndarray, measured: np.ndarray | None) -> None:
+        """Refuse to send what the filter must never produce (an independent second check)."""
+        if not self.safety.within_limits(command):
+            raise RuntimeError(f"safety filter produced an unsafe command {command}")
+        if measured is not None:
+            s = self.safety
+            use = s.absolute & np.isfinite(measured)
+            if (np.abs(command - measured)[use] > s.max_delta[use] + _JUMP_ATOL).any():
+                raise RuntimeError(f"safety filter produced a jump from the measured state: {command} vs {measured}")
 
     def _request(self, t_grid: float) -> None:
         """Submit an observation read on the tick whose grid time is `t_grid` (s)."""
@@ -327,6 +367,6 @@ class ControlLoop:
             return "success"
         if cfg.stop_on_done and getattr(self.robot, "done", False):
             return "done"
-        if cfg.stop_on_fault and self.fault is not None and np.array_equal(step.command, self.safety.safe):
+        if cfg.stop_on_fault and self.fault is not None and step.mode == SafetyMode.SAFE:
             return "fault"
         return None

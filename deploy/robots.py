@@ -1,7 +1,9 @@
 """Robots the control loop can drive, behind one small interface.
 
-- `Robot`: `get_observation() -> dict`, `send_action(np.ndarray)`, `close()`. Optional attributes the
-  loop reads with `getattr`: `is_success: bool | None` (episode solved) and `done: bool` (episode over).
+- `Robot`: `get_observation() -> dict`, `send_action(np.ndarray)`, `close()`, `envelope()` (what the
+  actions mean and where they may go, `envelope.py`). Optional, read with `getattr`:
+  `measured_action() -> np.ndarray` (the measured state in action units, NaN where unmeasured; the
+  safety filter rate-limits absolute targets from it), `is_success: bool | None` and `done: bool`.
 - `SimRobot`: the mini-LIBERO gymnasium env (`snapflow/MiniLibero-v0`). `send_action` steps the env
   once (one 20 Hz control step); observations are the env's raw dict plus `"task"`, the instruction.
 - `LeRobotRobot`: any `lerobot.robots.Robot`, built from its LeRobot config with
@@ -15,11 +17,17 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from snapflow.deploy.envelope import ABSOLUTE, DELTA, ActionEnvelope, lerobot_envelope
+
 if TYPE_CHECKING:
     from lerobot.robots import Robot as LeRobotBase
     from lerobot.robots import RobotConfig
 
 MINI_LIBERO_ENV_ID = "snapflow/MiniLibero-v0"
+# mini-LIBERO's action (sim/controller.py): six delta end-effector steps and an absolute gripper command,
+# all normalised to [-1, 1]. A full-range change per tick is allowed (the controller scales and clips).
+SIM_ACTION_NAMES = ("dx", "dy", "dz", "drx", "dry", "drz", "gripper")
+SIM_MAX_DELTA = 1.0
 
 
 @runtime_checkable
@@ -38,6 +46,10 @@ class Robot(Protocol):
         """Release the robot (disconnect, close the env)."""
         ...
 
+    def envelope(self) -> ActionEnvelope:
+        """Names, kinds and (where known) limits and rate limits of the actions."""
+        ...
+
 
 class SimRobot:
     """The mini-LIBERO sim as a robot (closed loop; success from `info["is_success"]`)."""
@@ -53,6 +65,7 @@ class SimRobot:
         task: str | None = None,
         auto_reset: bool = False,
         object_state: bool = False,
+        layout: str = "libero",
     ) -> None:
         """
         Args:
@@ -63,6 +76,7 @@ class SimRobot:
                 instead of ignoring further actions; `episodes` / `successes` count the finished
                 episodes, and a change of `episodes` tells the control loop to drop the old plan.
             object_state: observe the 74-D object state (`snapflow.sim.object_state`), not the 8-D proprio.
+            layout: "libero" or "wide" init states (`snapflow.sim.init_states`).
         """
         import gymnasium as gym
 
@@ -71,6 +85,7 @@ class SimRobot:
         self.env = gym.make(
             env_id, suite=suite, task_id=task_id, resolution=resolution, init_state=init_state,
             init_state_stride=int(auto_reset and init_state is not None), object_state=object_state,
+            layout=layout,
         )
         self._obs, self._info = self.env.reset(seed=seed)
         self.task = task if task is not None else str(getattr(self.env.unwrapped, "task_description", ""))
@@ -85,6 +100,13 @@ class SimRobot:
     @property
     def action_dim(self) -> int:
         return int(np.prod(self.env.action_space.shape))
+
+    def envelope(self) -> ActionEnvelope:
+        """[-1, 1] per dim; dims 0-5 are motion commands (0 = stay), the gripper an absolute command."""
+        space = self.env.action_space
+        kinds = (DELTA,) * 6 + (ABSOLUTE,)
+        return ActionEnvelope(SIM_ACTION_NAMES, tuple(map(float, space.low)), tuple(map(float, space.high)),
+                              kinds, (SIM_MAX_DELTA,) * len(kinds))
 
     def get_observation(self) -> dict:
         # Copies: the inference thread reads this while the next env.step may reuse the env's buffers.
@@ -143,6 +165,23 @@ class LeRobotRobot:
     @property
     def action_dim(self) -> int:
         return len(self.action_names)
+
+    def envelope(self) -> ActionEnvelope:
+        """Calibrated ranges and `max_relative_target` where LeRobot has them (`envelope.lerobot_envelope`)."""
+        return lerobot_envelope(self.robot, self.action_names)
+
+    def measured_action(self) -> np.ndarray:
+        """Measured position per action (NaN where the robot reports none), read fresh on every call.
+
+        Robots with a motor bus are read through it (positions only, a few ms), others through their full
+        `get_observation()`; an action "<x>" is measured by the observation feature of the same name.
+        """
+        bus = getattr(self.robot, "bus", None)
+        if bus is not None and hasattr(bus, "sync_read"):
+            raw = {f"{k}.pos": v for k, v in bus.sync_read("Present_Position").items()}
+        else:
+            raw = self.robot.get_observation()
+        return np.array([float(raw[n]) if n in raw else np.nan for n in self.action_names], dtype=np.float64)
 
     def get_observation(self) -> dict:
         raw: dict[str, Any] = self.robot.get_observation()

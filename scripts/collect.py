@@ -2,7 +2,8 @@
 
     snapflow-collect suite=spatial episodes_per_task=50 out=data/mini_libero_spatial [task_ids=[0,1]]
         [resolution=128] [workers=2] [seed=0] [video=false] [noise_std=0.05] [overwrite=false]
-        [object_state=false]
+        [object_state=false] [layout=libero|wide]
+    suite may be a comma list or "all": one multi-task dataset.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ def _main(cfg: DictConfig) -> None:
     out = collect_dataset(cfg.suite, int(cfg.episodes_per_task), cfg.out, task_ids=task_ids,
                           resolution=int(cfg.resolution), seed=int(cfg.seed), workers=int(cfg.workers),
                           video=bool(cfg.video), noise_std=float(cfg.noise_std), overwrite=bool(cfg.overwrite),
-                          object_state=bool(cfg.object_state))
+                          object_state=bool(cfg.object_state), layout=str(cfg.layout))
     print(f"wrote {out}")
 
 

@@ -131,12 +131,12 @@ def _main(cfg: DictConfig) -> None:
     # Synchronous chunks (inference inside the tick, all 10 rows executed, as in the evaluation): the
     # 1-NFE student fits in a 20 Hz tick; README "Deployment" has the asynchronous variants' success.
     _run("run", [str(BIN / "snapflow-run"), f"policy={out / 'export'}", "robot=sim", f"task={suites[0]}/{first_task}",
-                 f"resolution={resolution}", f"seconds={float(cfg.run_seconds)}", f"out={out}", "auto_reset=true",
+                 f"resolution={resolution}", f"seconds={float(cfg.run_seconds)}", f"out={out / 'run'}", "auto_reset=true",
                  "stop_on_success=false", "inference=inline_blocking", "queue_low_watermark=0", "crossfade_steps=0"])
     progress.update()
     progress.close()
     report = json.loads((out / "report.json").read_text())
-    print("\n" + table(report, held_out, json.loads((out / "run.json").read_text())))
+    print("\n" + table(report, held_out, json.loads((out / "run" / "run.json").read_text())))
     print(f"outputs: {out}")
 
 

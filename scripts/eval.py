@@ -3,6 +3,7 @@
     snapflow-eval teacher=<ckpt> student=<ckpt> [fm=<ckpt>] suites=[spatial] episodes=50 out=<dir>
         [samplers=[teacher_10,naive_1,snapflow_1]] [n_action_steps=10] [held_out=false] [resolution=128]
         [batch_size=10] [max_steps=null] [latency_calls=20] [dataset=<held-out demos> episodes_for_mse=5]
+        [layout=libero|wide]
 
 Each sampler (configs/eval.yaml `sampler_defs`: checkpoint, NFE, multi-step mode) is loaded the way
 lerobot-eval loads a policy and rolled out in MuJoCo; writes <out>/report.json (schema in sim/report.py),
@@ -50,11 +51,13 @@ def _samplers(cfg: DictConfig) -> dict:
 def _main(cfg: DictConfig) -> None:
     from snapflow.policies.offline_mse import offline_action_mse
     from snapflow.sim.evaluate import benchmark_latency, episode_inits, evaluate_suite, load_policy
+    from snapflow.sim.layouts import check_layout
     from snapflow.sim.report import build_report, machine_info, markdown_table, write_outputs
     from snapflow.sim.tasks import canonical_suite
 
     start = time.perf_counter()
     suites = [canonical_suite(s) for s in cfg.suites]  # fail fast on unknown suites
+    check_layout(str(cfg.layout))
     episode_inits(int(cfg.episodes), bool(cfg.held_out))  # and on impossible episode counts
     samplers = _samplers(cfg)
     task_ids = list(cfg.task_ids) if cfg.task_ids is not None else None
@@ -70,7 +73,7 @@ def _main(cfg: DictConfig) -> None:
             results[suite][name] = evaluate_suite(
                 lp, suite, int(cfg.episodes), task_ids=task_ids, held_out=bool(cfg.held_out),
                 resolution=int(cfg.resolution), batch_size=int(cfg.batch_size),
-                max_steps=cfg.max_steps, seed=int(cfg.seed))
+                max_steps=cfg.max_steps, seed=int(cfg.seed), layout=str(cfg.layout))
         if cfg.dataset:
             m = offline_action_mse(lp.policy, lp.preprocessor, lp.postprocessor, cfg.dataset,
                                    int(cfg.episodes_for_mse), int(cfg.mse_stride), int(cfg.mse_max_samples),
@@ -81,7 +84,7 @@ def _main(cfg: DictConfig) -> None:
             kept[name] = lp
     bench = benchmark_latency(kept, suites[0], int(cfg.resolution), int(cfg.latency_calls),
                               task_id=(task_ids or [0])[0]) if kept else None
-    meta = {"n_action_steps": int(cfg.n_action_steps), "held_out": bool(cfg.held_out),
+    meta = {"n_action_steps": int(cfg.n_action_steps), "held_out": bool(cfg.held_out), "layout": str(cfg.layout),
             "episodes_per_task": int(cfg.episodes), "task_ids": task_ids, "max_steps": cfg.max_steps,
             "resolution": int(cfg.resolution), "batch_size": int(cfg.batch_size), "seed": int(cfg.seed),
             "offline_mse_dataset": cfg.dataset, "machine": machine_info(),

@@ -2,92 +2,168 @@
 
     snapflow-run policy=<checkpoint or export dir> robot=sim [task=spatial/0] [hz=20] [seconds=30] [out=<dir>]
     snapflow-run policy=<dir> robot=lerobot robot_config=<robot.yaml> task="pick up the cube"
+        [action_low=[...] action_high=[...] max_delta=...]
     snapflow-run policy=<dir> robot=sim fault=stall|crash|nan|overlimit   (fault injection, deploy/faults.py)
 
-Writes <out>/run.json (rate, jitter and per-stage latency percentiles, missed / held / watchdog ticks, success
-in the sim) and <out>/latency_hist.png, and prints the summary.
+Before the first tick: the action envelope comes from the robot (calibrated ranges, `max_relative_target`)
+narrowed by `action_low` / `action_high` / `max_delta`, and the run is refused when a dimension has no
+limit; the robot's first observation is checked against the policy's cameras, image sizes and state
+length (`deploy/preflight.py`); `inference=auto` times the policy and runs synchronously when a chunk is
+computed within one tick, else in a background thread. Writes <out>/run.json (rate, jitter, per-stage
+latency percentiles, missed / held / watchdog ticks, success in the sim) and <out>/latency_hist.png and
+prints the summary. Exit status: 0 when the run ended normally, 1 when it stopped on a fault (the
+reason is printed), 2 for a refused configuration.
 """
 
 import json
+import math
+import sys
+import time
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+
+TIMING_CALLS = 3  # warm predict_chunk calls timed by inference=auto (after one untimed call)
 
 
-def make_robot(cfg: DictConfig) -> object:
+def make_robot(cfg: DictConfig, resolution: int) -> object:
     from snapflow.deploy.robots import LeRobotRobot, SimRobot
     from snapflow.sim.object_state import policy_uses_object_state
 
     if cfg.robot == "sim":
         suite, _, task_id = str(cfg.task).partition("/")
         init_state = None if cfg.init_state is None else int(cfg.init_state)
-        return SimRobot(suite=suite, task_id=int(task_id or 0), resolution=int(cfg.resolution), init_state=init_state,
-                        auto_reset=bool(cfg.auto_reset),
-                        object_state=policy_uses_object_state(cfg.policy))
+        return SimRobot(suite=suite, task_id=int(task_id or 0), resolution=resolution, init_state=init_state,
+                        auto_reset=bool(cfg.auto_reset), object_state=policy_uses_object_state(cfg.policy),
+                        layout=str(cfg.layout))
     if cfg.robot == "lerobot":
         import draccus
         from lerobot.robots.config import RobotConfig
+        from lerobot.utils.import_utils import register_third_party_plugins
 
-        import lerobot_policy_snapflow  # noqa: F401
-
+        register_third_party_plugins()  # lerobot_robot_* packages, as LeRobot's own CLIs do
         if cfg.robot_config is None:
             raise ValueError("robot=lerobot needs robot_config=<file> holding a LeRobot robot config")
         with open(cfg.robot_config) as f:
             robot_config = draccus.load(RobotConfig, f)
         return LeRobotRobot.from_config(robot_config, task=str(cfg.task))
-    raise ValueError(f"unknown robot {cfg.robot!r}: sim or lerobot")
+    raise ValueError(f"robot={cfg.robot!r} is not a robot kind; valid: sim, lerobot")
+
+
+def _limit(value: object) -> object:
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+
+
+def safety_config(robot: object, cfg: DictConfig) -> object:
+    """The robot's envelope narrowed by the user's limits (EnvelopeError when a dimension has none)."""
+    from snapflow.deploy.envelope import resolve_envelope
+    from snapflow.deploy.safety import SafetyConfig
+
+    envelope = resolve_envelope(robot.envelope(), _limit(cfg.action_low), _limit(cfg.action_high),
+                                _limit(cfg.max_delta))
+    return SafetyConfig.from_envelope(envelope, float(cfg.stale_after_s), int(cfg.hold_ticks))
+
+
+def choose_inference(mode: str, runtime: object, observation: dict, hz: float) -> tuple[str, float | None]:
+    """(mode, measured p50 chunk latency in ms): `auto` -> inline_blocking if a chunk fits in one tick.
+
+    Measured in the README's chunk-scheduling study: a fast student run synchronously keeps its
+    closed-loop success, background refills with cross-fade lost it; slow policies need the thread.
+    """
+    if mode != "auto":
+        return mode, None
+    runtime.predict_chunk(observation)  # warm-up (lazy init, allocator)
+    times = []
+    for _ in range(TIMING_CALLS):
+        start = time.perf_counter()
+        runtime.predict_chunk(observation)
+        times.append((time.perf_counter() - start) * 1e3)
+    runtime.reset()
+    p50 = sorted(times)[len(times) // 2]
+    return ("inline_blocking" if p50 < 1e3 / hz else "thread"), p50
+
+
+def watermark(value: object, inference: str, p50_ms: float | None, hz: float) -> int:
+    """The refill threshold: as given, else 0 when synchronous, else the measured delay in ticks + 1."""
+    if value is not None:
+        return int(value)
+    if inference == "inline_blocking" or p50_ms is None:
+        return 0 if inference == "inline_blocking" else 4
+    return math.ceil(p50_ms * hz / 1e3) + 1
 
 
 def summary(report: dict) -> str:
+    def f(value: object, spec: str) -> str:
+        return "n/a" if value is None else format(value, spec)
+
     lat, jit = report["latency_ms"], report["jitter_ms"]
-    return (f"{report['achieved_hz']:.2f} Hz of {report['target_hz']:g} over {report['ticks']} ticks | missed "
-            f"{report['missed_ticks']} | jitter p50/p99 {jit['p50']:.2f}/{jit['p99']:.2f} ms | inference p50/p95/p99 "
-            f"{lat['p50']:.1f}/{lat['p95']:.1f}/{lat['p99']:.1f} ms | held {report['held_ticks']} | watchdog "
-            f"{report['watchdog_ticks']} | clamped {report['clamped_ticks']} | non-finite rejected "
-            f"{report['nonfinite_rejected']} | stop: {report['stop_reason']} | success {report.get('success')}"
+    return (f"{f(report['achieved_hz'], '.2f')} Hz of {report['target_hz']:g} over {report['ticks']} ticks | missed "
+            f"{report['missed_ticks']} | jitter p50/p99 {f(jit['p50'], '.2f')}/{f(jit['p99'], '.2f')} ms | inference "
+            f"p50/p95/p99 {f(lat['p50'], '.1f')}/{f(lat['p95'], '.1f')}/{f(lat['p99'], '.1f')} ms | held "
+            f"{report['held_ticks']} | watchdog {report['watchdog_ticks']} | clamped {report['clamped_ticks']} | "
+            f"non-finite rejected {report['nonfinite_rejected']} | stop: {report['stop_reason']} | success "
+            f"{report.get('success')}"
             + (f" | episodes {report['episodes']} ({report['episode_successes']} successful)" if "episodes" in report else ""))
 
 
-@hydra.main(version_base=None, config_path="../configs", config_name="run")
-def _main(cfg: DictConfig) -> None:
+def _run(cfg: DictConfig) -> int:
     import torch
 
     from snapflow.deploy.clock import MonotonicClock
     from snapflow.deploy.control_loop import ControlLoopConfig, run_control_loop
     from snapflow.deploy.metrics import save_run
+    from snapflow.deploy.preflight import check_observation, policy_resolution
     from snapflow.deploy.runtimes import load_runtime
-    from snapflow.deploy.safety import SafetyConfig
+    from snapflow.scripts.outputs import prepare_out
 
+    out = prepare_out(cfg.out, bool(cfg.overwrite))
     torch.set_num_threads(int(cfg.threads))
     runtime = load_runtime(cfg.policy, cfg.runtime, threads=int(cfg.threads),
                            nfe=None if cfg.nfe is None else int(cfg.nfe))
-    if cfg.fault != "none":
-        from snapflow.deploy.faults import FaultInjectingRuntime
-
-        runtime = FaultInjectingRuntime(runtime, str(cfg.fault), good_chunks=int(cfg.fault_after))
-    robot = make_robot(cfg)
-    loop_cfg = ControlLoopConfig(
-        safety=SafetyConfig.box(robot.action_dim, max_delta=float(cfg.max_delta),
-                                stale_after_s=float(cfg.stale_after_s), hold_ticks=int(cfg.hold_ticks)),
-        hz=float(cfg.hz), seconds=float(cfg.seconds), queue_low_watermark=int(cfg.queue_low_watermark),
-        actions_per_chunk=None if cfg.actions_per_chunk is None else int(cfg.actions_per_chunk),
-        crossfade_steps=int(cfg.crossfade_steps), stop_on_success=bool(cfg.stop_on_success),
-        inference=str(cfg.inference),
-        stop_on_done=not bool(cfg.auto_reset),
-        realtime_priority=None if cfg.realtime_priority is None else int(cfg.realtime_priority),
-    )
+    resolution = int(cfg.resolution) if cfg.resolution is not None else (policy_resolution(cfg.policy) or 128)
+    robot = make_robot(cfg, resolution)
     try:
+        safety = safety_config(robot, cfg)
+        first = robot.get_observation()
+        check_observation(cfg.policy, first)
+        inference, p50 = choose_inference(str(cfg.inference), runtime, first, float(cfg.hz))
+        if p50 is not None:
+            print(f"inference=auto: chunk p50 {p50:.1f} ms vs tick {1e3 / float(cfg.hz):.1f} ms -> {inference}")
+        if cfg.fault != "none":
+            from snapflow.deploy.faults import FaultInjectingRuntime
+
+            runtime = FaultInjectingRuntime(runtime, str(cfg.fault), good_chunks=int(cfg.fault_after))
+        loop_cfg = ControlLoopConfig(
+            safety=safety, hz=float(cfg.hz), seconds=float(cfg.seconds),
+            queue_low_watermark=watermark(cfg.queue_low_watermark, inference, p50, float(cfg.hz)),
+            actions_per_chunk=None if cfg.actions_per_chunk is None else int(cfg.actions_per_chunk),
+            crossfade_steps=int(cfg.crossfade_steps), stop_on_success=bool(cfg.stop_on_success),
+            inference=inference, stop_on_done=not bool(cfg.auto_reset),
+            realtime_priority=None if cfg.realtime_priority is None else int(cfg.realtime_priority),
+        )
         report = run_control_loop(runtime, robot, MonotonicClock(), loop_cfg)
     finally:
         robot.close()
-    path = save_run(report, cfg.out)
+    path = save_run(report, out)
     run = json.loads(Path(path).read_text())
+    run["inference"] = inference
     if hasattr(robot, "episodes"):  # the sim: finished episodes over the run (several with auto_reset)
         run["episodes"], run["episode_successes"] = robot.episodes, robot.successes
-        Path(path).write_text(json.dumps(run, indent=2) + "\n")
+    Path(path).write_text(json.dumps(run, indent=2) + "\n")
     print(summary(run))
-    print(f"outputs: {Path(cfg.out).resolve()}")
+    print(f"outputs: {out.resolve()}")
+    if run["stop_reason"] == "fault" or run.get("fault"):
+        print(f"fault: {run.get('fault')}", file=sys.stderr)
+        return 1
+    return 0
+
+
+@hydra.main(version_base=None, config_path="../configs", config_name="run")
+def _main(cfg: DictConfig) -> None:
+    from snapflow.scripts.outputs import run_cli
+
+    run_cli(lambda: _run(cfg), debug=bool(cfg.debug))
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
     python -m snapflow.sim.bench step [--resolution 128] [--steps 300]
     python -m snapflow.sim.bench experts [--suites spatial,object,goal,long] [--episodes 50] [--held-out]
+        [--layout libero|wide]
     python -m snapflow.sim.bench collect [--suite spatial] [--task-id 0] [--episodes 50] [--resolution 128]
     python -m snapflow.sim.bench views [--out docs/img/mini_libero_views.png]
 
@@ -20,7 +21,7 @@ import numpy as np
 
 from snapflow.sim.env import MiniLiberoEnv
 from snapflow.sim.experts import run_expert
-from snapflow.sim.init_states import HELDOUT_SEED_START, N_FROZEN
+from snapflow.sim.init_states import DEFAULT_LAYOUT, HELDOUT_SEED_START, LAYOUTS, N_FROZEN
 from snapflow.sim.tasks import SUITE_NAMES, canonical_suite
 
 
@@ -46,9 +47,10 @@ def step_cost(suite: str, task_id: int, resolution: int, render: bool, steps: in
     return float(np.median(walls)), float(np.median(cpus)), min(cpus)
 
 
-def expert_success(suite: str, task_id: int, episodes: int, held_out: bool) -> tuple[int, int]:
+def expert_success(suite: str, task_id: int, episodes: int, held_out: bool,
+                   layout: str = DEFAULT_LAYOUT) -> tuple[int, int]:
     """(successes, longest episode in steps) over frozen init states 0..episodes-1, or held-out seeds."""
-    env = MiniLiberoEnv(suite, task_id, render=False)
+    env = MiniLiberoEnv(suite, task_id, render=False, layout=layout)
     wins, longest = 0, 0
     for i in range(episodes):
         if held_out:
@@ -96,12 +98,12 @@ def _cmd_step(args: argparse.Namespace) -> None:
 
 def _cmd_experts(args: argparse.Namespace) -> None:
     kind = f"held-out seeds {HELDOUT_SEED_START}.." if args.held_out else "frozen init states 0.."
-    print(f"expert success over {args.episodes} {kind}{HELDOUT_SEED_START + args.episodes - 1 if args.held_out else args.episodes - 1}")
+    print(f"expert success ({args.layout} layout) over {args.episodes} {kind}{HELDOUT_SEED_START + args.episodes - 1 if args.held_out else args.episodes - 1}")
     for suite in [canonical_suite(s) for s in args.suites.split(",")]:
         total, rows = 0, []
         t0 = time.perf_counter()
         for task_id in range(10):
-            wins, longest = expert_success(suite, task_id, args.episodes, args.held_out)
+            wins, longest = expert_success(suite, task_id, args.episodes, args.held_out, args.layout)
             total += wins
             rows.append(f"{wins}/{args.episodes}")
             print(f"  {suite}/{task_id}: {wins}/{args.episodes} (longest {longest} steps)", flush=True)
@@ -132,6 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--suites", default=",".join(SUITE_NAMES))
     p.add_argument("--episodes", type=int, default=N_FROZEN)
     p.add_argument("--held-out", action="store_true", help=f"seeds {HELDOUT_SEED_START}+ instead of frozen states")
+    p.add_argument("--layout", choices=LAYOUTS, default=DEFAULT_LAYOUT)
     p = sub.add_parser("collect", help="time writing demos into a LeRobotDataset")
     p.add_argument("--suite", default="spatial")
     p.add_argument("--task-id", type=int, default=0)

@@ -28,6 +28,7 @@ from gymnasium import spaces
 from snapflow.sim.controller import CONTROL_HZ, DeltaEEFController, quat_error
 from snapflow.sim.experts import DOWN_QUAT
 from snapflow.sim.init_states import frozen_init_states, sample_init_state
+from snapflow.sim.layouts import DEFAULT_LAYOUT, check_layout
 from snapflow.sim.object_state import ObjectStateReader, state_dim
 from snapflow.sim.panda import N_ARM_JOINTS
 from snapflow.sim.predicates import TurnOn
@@ -67,6 +68,8 @@ class MiniLiberoEnv(gym.Env):
         render: False skips both cameras (no "pixels" key): physics-only, for experts and benchmarks.
         max_episode_steps: defaults to the suite's `MAX_EPISODE_STEPS`.
         object_state: extend `agent_pos` with the objects' positions (`object_state.py`).
+        layout: "libero" (default: per-task 2 cm regions, as LIBERO's BDDL files) or "wide" (every body
+            anywhere on the table: a position-generalisation probe); see `init_states.py`.
     """
 
     metadata: ClassVar[dict] = {"render_modes": ["rgb_array"], "render_fps": CONTROL_HZ}
@@ -74,8 +77,9 @@ class MiniLiberoEnv(gym.Env):
     def __init__(self, suite: str = "spatial", task_id: int = 0, resolution: int = DEFAULT_RESOLUTION,
                  init_state: int | None = None, init_state_stride: int = 0, render: bool = True,
                  max_episode_steps: int | None = None, render_mode: str | None = "rgb_array",
-                 object_state: bool = False) -> None:
+                 object_state: bool = False, layout: str = DEFAULT_LAYOUT) -> None:
         self.task_spec = get_task(suite, task_id)
+        self.layout = check_layout(layout)
         if not isinstance(resolution, int) or not 16 <= resolution <= 512:
             raise ValueError(f"resolution must be an int in [16, 512], got {resolution!r}")
         if init_state is not None and not int(init_state) >= 0:
@@ -117,7 +121,7 @@ class MiniLiberoEnv(gym.Env):
             self._next_frozen += self.init_state_stride
         else:
             layout_seed = seed if seed is not None else int(self.np_random.integers(2**31 - 1))
-            qpos = sample_init_state(self.task_spec, self.model, layout_seed)
+            qpos = sample_init_state(self.task_spec, self.model, layout_seed, self.layout)
         self._set_state(qpos)
         for _ in range(SETTLE_STEPS):
             self.controller.step(SETTLE_ACTION)
@@ -152,7 +156,7 @@ class MiniLiberoEnv(gym.Env):
 
     def _frozen_or_vector(self, state: int | np.ndarray) -> np.ndarray:
         if np.ndim(state) == 0:
-            frozen = frozen_init_states(self.suite, self.task_id)
+            frozen = frozen_init_states(self.suite, self.task_id, self.layout)
             return frozen[int(state) % len(frozen)].astype(np.float64)
         qpos = np.asarray(state, dtype=np.float64)
         if qpos.shape != (self.model.nq,):

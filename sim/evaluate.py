@@ -25,6 +25,7 @@ import torch
 from tqdm import tqdm
 
 from snapflow.sim.init_states import HELDOUT_SEED_START, N_FROZEN
+from snapflow.sim.layouts import DEFAULT_LAYOUT, check_layout
 from snapflow.sim.tasks import SUITES, canonical_suite
 
 STEP_FIELDS = ("num_steps", "num_inference_steps")  # SmolVLA's / PI0's and PI05's NFE field
@@ -211,8 +212,12 @@ def uses_object_state(config: object) -> bool:
 
 def evaluate_suite(lp: LoadedPolicy, suite: str, episodes: int, task_ids: list[int] | None = None,
                    held_out: bool = False, resolution: int = 128, batch_size: int = 1,
-                   max_steps: int | None = None, seed: int = 0, progress: bool = True) -> RolloutResult:
-    """Closed-loop success, episode length and chunk latency of one sampler on one suite."""
+                   max_steps: int | None = None, seed: int = 0, progress: bool = True,
+                   layout: str = DEFAULT_LAYOUT) -> RolloutResult:
+    """Closed-loop success, episode length and chunk latency of one sampler on one suite.
+
+    `layout` picks the init states: "libero" (per-task regions) or "wide" (the whole-table probe).
+    """
     from lerobot.envs.factory import make_env_pre_post_processors
 
     from snapflow.sim.env import MiniLiberoEnv
@@ -225,6 +230,7 @@ def evaluate_suite(lp: LoadedPolicy, suite: str, episodes: int, task_ids: list[i
         raise ValueError(f"task_ids {bad} out of range for suite {suite!r} (0..{len(SUITES[suite]) - 1})")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    check_layout(layout)
     inits = episode_inits(episodes, held_out)
     env_pre, env_post = make_env_pre_post_processors(MiniLiberoEnvConfig(task=suite, resolution=resolution),
                                                      lp.config)
@@ -233,7 +239,8 @@ def evaluate_suite(lp: LoadedPolicy, suite: str, episodes: int, task_ids: list[i
                leave=False)
     for task_id in ids:
         envs = [MiniLiberoEnv(suite, task_id, resolution=resolution, max_episode_steps=max_steps,
-                              object_state=uses_object_state(lp.config)) for _ in range(min(batch_size, episodes))]
+                              object_state=uses_object_state(lp.config), layout=layout)
+                for _ in range(min(batch_size, episodes))]
         try:
             if task_id == ids[0]:
                 _warm_up(lp, envs[0], env_pre)

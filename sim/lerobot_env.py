@@ -18,6 +18,7 @@ from lerobot.envs.configs import EnvConfig
 from lerobot.envs.utils import _LazyAsyncVectorEnv, freeze_after_episode_end
 from lerobot.utils.constants import ACTION, OBS_IMAGES, OBS_STATE
 
+from snapflow.sim.layouts import DEFAULT_LAYOUT, check_layout
 from snapflow.sim.object_state import state_dim
 from snapflow.sim.tasks import SUITES, canonical_suite
 
@@ -25,11 +26,12 @@ IMAGE_KEYS = ("image", "image2")  # agentview, wrist: LeRobot's LIBERO camera na
 
 
 def _make_env(suite: str, task_id: int, resolution: int, init_state: int | None, stride: int,
-              episode_length: int | None, object_state: bool = False) -> gym.Env:
+              episode_length: int | None, object_state: bool = False, layout: str = DEFAULT_LAYOUT) -> gym.Env:
     from snapflow.sim.env import MiniLiberoEnv  # deferred: builds MuJoCo state
 
     return MiniLiberoEnv(suite, task_id, resolution=resolution, init_state=init_state,
-                         init_state_stride=stride, max_episode_steps=episode_length, object_state=object_state)
+                         init_state_stride=stride, max_episode_steps=episode_length, object_state=object_state,
+                         layout=layout)
 
 
 @EnvConfig.register_subclass("mini_libero")
@@ -43,8 +45,10 @@ class MiniLiberoEnvConfig(EnvConfig):
         resolution: square image size (px) of both cameras.
         episode_length: override the per-suite max steps (`tasks.MAX_EPISODE_STEPS`).
         init_states: True = episode i starts from frozen init state i; False = layout from the reset seed.
-        object_state: the 74-D state with object positions (`snapflow.sim.object_state`), which policies
-            trained on such data (the embedded teacher) need: `--env.object_state=true`.
+        object_state: the 74-D state with object positions (`snapflow.sim.object_state`), for policies
+            trained on such data: `--env.object_state=true`.
+        layout: "libero" (per-task 2 cm regions, the default) or "wide" (whole-table probe):
+            `--env.layout=wide` (`snapflow.sim.init_states`).
     """
 
     task: str = "spatial"
@@ -54,6 +58,7 @@ class MiniLiberoEnvConfig(EnvConfig):
     episode_length: int | None = None
     init_states: bool = True
     object_state: bool = False
+    layout: str = DEFAULT_LAYOUT
     features: dict[str, PolicyFeature] = field(default_factory=dict)
     features_map: dict[str, str] = field(default_factory=lambda: {
         ACTION: ACTION,
@@ -66,6 +71,7 @@ class MiniLiberoEnvConfig(EnvConfig):
             raise ValueError(f"mini_libero runs at 20 Hz (LIBERO's control rate); got fps={self.fps}")
         for suite in self.suites:  # validate early, with the list of valid names
             canonical_suite(suite)
+        check_layout(self.layout)
         side = self.resolution
         self.features = {
             ACTION: PolicyFeature(type=FeatureType.ACTION, shape=(7,)),
@@ -79,7 +85,7 @@ class MiniLiberoEnvConfig(EnvConfig):
 
     @property
     def gym_kwargs(self) -> dict:
-        return {"resolution": self.resolution, "object_state": self.object_state}
+        return {"resolution": self.resolution, "object_state": self.object_state, "layout": self.layout}
 
     def create_envs(self, n_envs: int, use_async_envs: bool = False) -> dict[str, dict[int, gym.vector.VectorEnv]]:
         """{suite: {task_id: VectorEnv with n_envs sub-envs}} for the selected suites and tasks."""
@@ -95,7 +101,8 @@ class MiniLiberoEnvConfig(EnvConfig):
             out.setdefault(suite, {})
             for task_id in ids:
                 fns = [partial(_make_env, suite, int(task_id), self.resolution,
-                               k if self.init_states else None, n_envs, self.episode_length, self.object_state)
+                               k if self.init_states else None, n_envs, self.episode_length, self.object_state,
+                               self.layout)
                        for k in range(n_envs)]
                 if use_async_envs and n_envs > 1:
                     out[suite][int(task_id)] = _LazyAsyncVectorEnv(fns)

