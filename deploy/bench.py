@@ -44,8 +44,12 @@ class BenchConfig:
     out: str = "outputs/bench"
     device: str = "auto"  # auto | cpu | cuda
     int8: bool = False  # also time the dynamic-int8 ONNX graph
-    image_sizes: tuple[int, ...] = ()  # extra SmolVLA resize_imgs_with_padding sides for the 1-NFE torch policy
-    dtype: str = "auto"  # PI0/PI05 only: auto (bfloat16 on CUDA as released, float32 on CPU) | float32 | bfloat16
+    image_sizes: tuple[
+        int, ...
+    ] = ()  # extra SmolVLA resize_imgs_with_padding sides for the 1-NFE torch policy
+    dtype: str = (
+        "auto"  # PI0/PI05 only: auto (bfloat16 on CUDA as released, float32 on CPU) | float32 | bfloat16
+    )
     cache_dir: str = "~/.cache/snapflow/bench"  # exports are cached here, keyed by the model's shapes
     seed: int = 0
 
@@ -69,9 +73,11 @@ def resolve_device(name: str) -> torch.device:
 
 def neutral_stats(state_dim: int, action_dim: int) -> dict:
     """Identity-like normalisation stats (mean 0, std 1, range / quantiles [-1, 1])."""
+
     def stats(dim: int) -> dict:
         ones = torch.ones(dim)
         return {"mean": 0 * ones, "std": ones, "min": -ones, "max": ones, "q01": -ones, "q99": ones}
+
     return {"observation.state": stats(state_dim), "action": stats(action_dim)}
 
 
@@ -94,7 +100,9 @@ def build_policy(cfg: BenchConfig, device: torch.device) -> tuple[str, torch.nn.
     assets = Path(cfg.cache_dir).expanduser() / "assets"
     overrides: dict = {"device": str(device)}
     if family != "smolvla":  # PI0/PI05 as released (openpi): bf16 VLM/expert, fp32 vision and projector
-        overrides["dtype"] = ("bfloat16" if device.type == "cuda" else "float32") if cfg.dtype == "auto" else cfg.dtype
+        overrides["dtype"] = (
+            ("bfloat16" if device.type == "cuda" else "float32") if cfg.dtype == "auto" else cfg.dtype
+        )
     if cfg.size == "real":
         from snapflow.policies.real_size import CAMERA_SIZE, make_real_policy
 
@@ -111,16 +119,21 @@ def build_policy(cfg: BenchConfig, device: torch.device) -> tuple[str, torch.nn.
 def raw_batch(batch: int, side: int, seed: int) -> dict:
     """A LIBERO-layout raw batch: two cameras (B, 3, side, side) in [0, 1], 8-D state, the task string."""
     g = torch.Generator().manual_seed(seed)
-    return {"observation.images.image": torch.rand(batch, 3, side, side, generator=g),
-            "observation.images.image2": torch.rand(batch, 3, side, side, generator=g),
-            "observation.state": torch.randn(batch, 8, generator=g), "task": [TASK] * batch}
+    return {
+        "observation.images.image": torch.rand(batch, 3, side, side, generator=g),
+        "observation.images.image2": torch.rand(batch, 3, side, side, generator=g),
+        "observation.state": torch.randn(batch, 8, generator=g),
+        "task": [TASK] * batch,
+    }
 
 
 def _set_nfe(policy: torch.nn.Module, nfe: int) -> None:
     setattr(policy.config, policy.steps_field, nfe)
 
 
-def export_cached(policy: torch.nn.Module, pre: object, side: int, cfg: BenchConfig, tag: str) -> tuple[Path, dict]:
+def export_cached(
+    policy: torch.nn.Module, pre: object, side: int, cfg: BenchConfig, tag: str
+) -> tuple[Path, dict]:
     """Export the 1-NFE graph once per (model shapes, versions, int8) and reuse it; returns (dir, info)."""
     import hashlib
 
@@ -128,11 +141,24 @@ def export_cached(policy: torch.nn.Module, pre: object, side: int, cfg: BenchCon
 
     from snapflow.deploy.export_onnx import export_onnx
 
-    key = json.dumps({"tag": tag, "config": policy.config.to_dict() if hasattr(policy.config, "to_dict") else
-                      repr(policy.config), "params": sum(p.numel() for p in policy.parameters()),
-                      "torch": torch.__version__, "transformers": transformers.__version__, "int8": cfg.int8,
-                      "seed": cfg.seed}, sort_keys=True, default=str)
-    out = Path(cfg.cache_dir).expanduser() / "exports" / f"{tag}_{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    key = json.dumps(
+        {
+            "tag": tag,
+            "config": policy.config.to_dict() if hasattr(policy.config, "to_dict") else repr(policy.config),
+            "params": sum(p.numel() for p in policy.parameters()),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "int8": cfg.int8,
+            "seed": cfg.seed,
+        },
+        sort_keys=True,
+        default=str,
+    )
+    out = (
+        Path(cfg.cache_dir).expanduser()
+        / "exports"
+        / f"{tag}_{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    )
     info_file = out / "bench_export.json"
     if info_file.is_file():
         return out, {**json.loads(info_file.read_text()), "cached": True}
@@ -147,11 +173,13 @@ def export_cached(policy: torch.nn.Module, pre: object, side: int, cfg: BenchCon
         save_s = time.perf_counter() - start
         obs = {k: v[0] for k, v in raw_batch(1, side, cfg.seed).items() if k != "task"} | {"task": TASK}
         start = time.perf_counter()
-        _, parity = export_onnx(policy, pre, obs, out, source_dir=ckpt, nfe=1,
-                                int8=cfg.int8)
-        info = {"export_s": round(time.perf_counter() - start, 1), "checkpoint_save_s": round(save_s, 1),
-                "parity_max_abs_err": parity.max_abs_err,
-                "int8_parity_max_abs_err": (parity.int8 or {}).get("max_abs_err")}
+        _, parity = export_onnx(policy, pre, obs, out, source_dir=ckpt, nfe=1, int8=cfg.int8)
+        info = {
+            "export_s": round(time.perf_counter() - start, 1),
+            "checkpoint_save_s": round(save_s, 1),
+            "parity_max_abs_err": parity.max_abs_err,
+            "int8_parity_max_abs_err": (parity.int8 or {}).get("max_abs_err"),
+        }
     finally:
         shutil.rmtree(ckpt, ignore_errors=True)
     info_file.write_text(json.dumps(info, indent=2))
@@ -165,8 +193,11 @@ def ort_feeds(policy: torch.nn.Module, batch: dict, seed: int) -> dict:
 
     length = int(policy.config.tokenizer_max_length)
     specs = graph_inputs(policy, length)
-    tokens, mask = pad_language(batch["observation.language.tokens"].cpu(),
-                                batch["observation.language.attention_mask"].cpu().bool(), length)
+    tokens, mask = pad_language(
+        batch["observation.language.tokens"].cpu(),
+        batch["observation.language.attention_mask"].cpu().bool(),
+        length,
+    )
     g = torch.Generator().manual_seed(seed)
     feeds = {}
     for spec in specs:
@@ -194,20 +225,31 @@ class Variant:
     stages: list[dict[str, list[float]]]
 
 
-def _torch_variant(family: str, policy: torch.nn.Module, batch: dict, timer: StageTimer, nfe: int,
-                   path: str = "", runtime: str = "torch", resize: tuple[int, int] | None = None) -> Variant:
+def _torch_variant(
+    family: str,
+    policy: torch.nn.Module,
+    batch: dict,
+    timer: StageTimer,
+    nfe: int,
+    path: str = "",
+    runtime: str = "torch",
+    resize: tuple[int, int] | None = None,
+) -> Variant:
     def run() -> tuple[float, dict]:
         _set_nfe(policy, nfe)
         saved = getattr(policy.config, "resize_imgs_with_padding", None)
         if resize is not None:
             policy.config.resize_imgs_with_padding = resize
         try:
-            if path == "cached":  # the upstream cached loop with one step (student's K > 1 code path at K = 1)
+            if (
+                path == "cached"
+            ):  # the upstream cached loop with one step (student's K > 1 code path at K = 1)
                 return timer.timed_call(lambda: _cached_one_step(policy, batch))
             return timer.timed_call(lambda: policy.predict_action_chunk(batch))
         finally:
             if resize is not None:
                 policy.config.resize_imgs_with_padding = saved
+
     return Variant(family, runtime, nfe, path or ("joint" if nfe == 1 else "cached"), run, [], [])
 
 
@@ -220,6 +262,7 @@ def _cached_one_step(policy: torch.nn.Module, batch: dict) -> torch.Tensor:
 def _ort_variant(family: str, runtime: str, session: object, feeds: dict) -> Variant:
     def run() -> tuple[float, dict]:
         return wall_ms(lambda: session.run(None, feeds), "cpu"), {}
+
     return Variant(family, runtime, 1, "graph", run, [], [])
 
 
@@ -230,16 +273,28 @@ def _trt_variant(family: str, export_dir: Path, side: int, seed: int) -> Variant
 
     runtime = TrtRuntime(export_dir, seed=seed)
     raw = raw_batch(1, side, seed)
-    obs = {k: (v[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8) if "images" in k else v[0].numpy()
-           for k, v in raw.items() if k != "task"} | {"task": TASK}
+    obs = {
+        k: (v[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8) if "images" in k else v[0].numpy()
+        for k, v in raw.items()
+        if k != "task"
+    } | {"task": TASK}
 
     def run() -> tuple[float, dict]:
         return runtime.predict_chunk(obs).timings_ms["model"], {}
+
     return Variant(family, "tensorrt", 1, "graph", run, [], [])
 
 
-def build_variants(cfg: BenchConfig, family: str, policy: torch.nn.Module, pre: object, side: int,
-                   batch: dict, timer: StageTimer, device: torch.device) -> tuple[list[Variant], dict]:
+def build_variants(
+    cfg: BenchConfig,
+    family: str,
+    policy: torch.nn.Module,
+    pre: object,
+    side: int,
+    batch: dict,
+    timer: StageTimer,
+    device: torch.device,
+) -> tuple[list[Variant], dict]:
     """All variants to interleave, plus notes (export info, skipped runtimes with the reason)."""
     notes: dict = {"skipped": []}
     variants = [_torch_variant(family, policy, batch, timer, k) for k in sorted(set(cfg.nfe))]
@@ -247,16 +302,24 @@ def build_variants(cfg: BenchConfig, family: str, policy: torch.nn.Module, pre: 
         variants.append(_torch_variant(family, policy, batch, timer, 1, path="cached"))
     for s in cfg.image_sizes:
         if family != "smolvla":
-            notes["skipped"].append({"runtime": f"torch@{s}px", "reason": "image_sizes applies to SmolVLA only "
-                                     "(SigLIP So400m's position embeddings are fixed at 224 px)"})
+            notes["skipped"].append(
+                {
+                    "runtime": f"torch@{s}px",
+                    "reason": "image_sizes applies to SmolVLA only "
+                    "(SigLIP So400m's position embeddings are fixed at 224 px)",
+                }
+            )
             continue
-        variants.append(_torch_variant(family, policy, batch, timer, 1, runtime=f"torch@{s}px", resize=(s, s)))
+        variants.append(
+            _torch_variant(family, policy, batch, timer, 1, runtime=f"torch@{s}px", resize=(s, s))
+        )
     wants_graph = [r for r in cfg.runtimes if r != "torch"]
     if not wants_graph:
         return variants, notes
     if 1 not in cfg.nfe:
-        notes["skipped"] += [{"runtime": r, "reason": "graph runtimes run the 1-NFE graph; add 1 to nfe"}
-                             for r in wants_graph]
+        notes["skipped"] += [
+            {"runtime": r, "reason": "graph runtimes run the 1-NFE graph; add 1 to nfe"} for r in wants_graph
+        ]
         return variants, notes
     ort_ok = "onnxruntime" in cfg.runtimes and device.type == "cpu"
     trt_ok, trt_reason = False, ""
@@ -267,8 +330,13 @@ def build_variants(cfg: BenchConfig, family: str, policy: torch.nn.Module, pre: 
         if not trt_ok:
             notes["skipped"].append({"runtime": "tensorrt", "reason": trt_reason})
     if "onnxruntime" in cfg.runtimes and not ort_ok:
-        notes["skipped"].append({"runtime": "onnxruntime", "reason": "the installed ONNX Runtime is the CPU build; "
-                                 "comparing it with torch on CUDA would time two different devices"})
+        notes["skipped"].append(
+            {
+                "runtime": "onnxruntime",
+                "reason": "the installed ONNX Runtime is the CPU build; "
+                "comparing it with torch on CUDA would time two different devices",
+            }
+        )
     if not (ort_ok or trt_ok):
         return variants, notes
     export_dir, notes["export"] = export_cached(policy, pre, side, cfg, f"{family}_{cfg.size}")
@@ -276,8 +344,9 @@ def build_variants(cfg: BenchConfig, family: str, policy: torch.nn.Module, pre: 
         from snapflow.deploy.export_onnx import ort_session
 
         feeds = ort_feeds(policy, batch, cfg.seed)
-        variants.append(_ort_variant(family, "onnxruntime", ort_session(export_dir / "model.onnx", cfg.threads),
-                                     feeds))
+        variants.append(
+            _ort_variant(family, "onnxruntime", ort_session(export_dir / "model.onnx", cfg.threads), feeds)
+        )
         if cfg.int8:
             session = ort_session(export_dir / "model.int8.onnx", cfg.threads)
             variants.append(_ort_variant(family, "onnxruntime_int8", session, feeds))
@@ -302,7 +371,7 @@ def run_bench(cfg: BenchConfig) -> dict:
     preprocess: list[float] = []
     rounds_start = time.perf_counter()
     for r in range(cfg.warmup + cfg.repeats):
-        order = variants[r % len(variants):] + variants[: r % len(variants)]
+        order = variants[r % len(variants) :] + variants[: r % len(variants)]
         for v in order:
             e2e, stages = v.run()
             if r >= cfg.warmup:
@@ -312,9 +381,22 @@ def run_bench(cfg: BenchConfig) -> dict:
         if r >= cfg.warmup:
             preprocess.append(pre_ms)
         logger.info("round %d/%d done", r + 1, cfg.warmup + cfg.repeats)
-    timing = {"build_s": round(build_s, 1), "rounds_s": round(time.perf_counter() - rounds_start, 1),
-              "total_s": round(time.perf_counter() - start, 1)}
+    timing = {
+        "build_s": round(build_s, 1),
+        "rounds_s": round(time.perf_counter() - rounds_start, 1),
+        "total_s": round(time.perf_counter() - start, 1),
+    }
     params = sum(p.numel() for p in policy.parameters())
-    return assemble(cfg, family, device, variants, preprocess, notes, timing, peak_memory_mb(device), params,
-                    prompt_tokens=int(batch["observation.language.attention_mask"][0].sum()),
-                    lang_length=int(batch["observation.language.tokens"].shape[1]))
+    return assemble(
+        cfg,
+        family,
+        device,
+        variants,
+        preprocess,
+        notes,
+        timing,
+        peak_memory_mb(device),
+        params,
+        prompt_tokens=int(batch["observation.language.attention_mask"][0].sum()),
+        lang_length=int(batch["observation.language.tokens"].shape[1]),
+    )

@@ -41,11 +41,22 @@ def machine_info(device: torch.device, threads: int) -> dict:
     except OSError:
         pass
     gpu = torch.cuda.get_device_name() if device.type == "cuda" else None
-    return {"cpu": cpu, "cores": os.cpu_count(), "gpu": gpu, "device": str(device), "platform": platform.platform(),
-            "threads": {"torch": torch.get_num_threads(), "ort_intra_op": threads, "ort_inter_op": 1},
-            "versions": {"torch": torch.__version__, "lerobot": getattr(lerobot, "__version__", "?"),
-                         "onnxruntime": onnxruntime.__version__, "transformers": transformers.__version__,
-                         "python": platform.python_version(), "cuda": torch.version.cuda}}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "gpu": gpu,
+        "device": str(device),
+        "platform": platform.platform(),
+        "threads": {"torch": torch.get_num_threads(), "ort_intra_op": threads, "ort_inter_op": 1},
+        "versions": {
+            "torch": torch.__version__,
+            "lerobot": getattr(lerobot, "__version__", "?"),
+            "onnxruntime": onnxruntime.__version__,
+            "transformers": transformers.__version__,
+            "python": platform.python_version(),
+            "cuda": torch.version.cuda,
+        },
+    }
 
 
 def _stage_per_call(variant: object, *stages: str) -> list[float]:
@@ -58,10 +69,18 @@ def _row(cfg: object, v: object) -> dict:
     steps = [t for rec in v.stages for t in rec.get("joint" if v.path == "joint" else "step", [])]
     prefix = _stage_per_call(v, "embed_prefix", "prefill")
     stage_names = sorted({k for rec in v.stages for k in rec})
-    return {"family": v.family, "size": cfg.size, "runtime": v.runtime, "nfe": v.nfe, "path": v.path,
-            "prefix_ms": None if graph else percentiles(prefix), "step_ms": None if graph else percentiles(steps),
-            "e2e_ms": percentiles(v.e2e), "n": len(v.e2e),
-            "stages_ms": {s: percentiles(_stage_per_call(v, s)) for s in stage_names}}
+    return {
+        "family": v.family,
+        "size": cfg.size,
+        "runtime": v.runtime,
+        "nfe": v.nfe,
+        "path": v.path,
+        "prefix_ms": None if graph else percentiles(prefix),
+        "step_ms": None if graph else percentiles(steps),
+        "e2e_ms": percentiles(v.e2e),
+        "n": len(v.e2e),
+        "stages_ms": {s: percentiles(_stage_per_call(v, s)) for s in stage_names},
+    }
 
 
 def _p50(values: list[float]) -> float:
@@ -95,8 +114,12 @@ def _speedups(variants: list, family: str) -> tuple[dict, dict]:
         bound["expert_1nfe_joint_minus_prefill_ms"] = round(joint_expert, 3)
         if joint_expert > 0:
             out["expert_1_vs_10_joint"] = round(_p50(loop) / joint_expert, 3)
-        bound.update(P_ms=round(p_ms, 3), E_ms=round(e_ms, 3), loop10_ms=round(_p50(loop), 3),
-                     prefix_share_1nfe=round(p_ms / e2e1, 3))
+        bound.update(
+            P_ms=round(p_ms, 3),
+            E_ms=round(e_ms, 3),
+            loop10_ms=round(_p50(loop), 3),
+            prefix_share_1nfe=round(p_ms / e2e1, 3),
+        )
     for runtime in ("onnxruntime", "onnxruntime_int8", "tensorrt"):
         if joint and (runtime, 1, "graph") in by:
             out[f"{runtime}_vs_torch"] = round(_p50(joint.e2e) / _p50(by[(runtime, 1, "graph")].e2e), 3)
@@ -106,8 +129,19 @@ def _speedups(variants: list, family: str) -> tuple[dict, dict]:
     return out, bound
 
 
-def assemble(cfg: object, family: str, device: torch.device, variants: list, preprocess: list[float],
-             notes: dict, timing: dict, memory: dict, params: int, prompt_tokens: int, lang_length: int) -> dict:
+def assemble(
+    cfg: object,
+    family: str,
+    device: torch.device,
+    variants: list,
+    preprocess: list[float],
+    notes: dict,
+    timing: dict,
+    memory: dict,
+    params: int,
+    prompt_tokens: int,
+    lang_length: int,
+) -> dict:
     machine = machine_info(device, cfg.threads)
     machine["memory"] = memory
     speedup, bound = _speedups(variants, family)
@@ -116,12 +150,21 @@ def assemble(cfg: object, family: str, device: torch.device, variants: list, pre
         "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(cfg).items()},
         "results": [_row(cfg, v) for v in variants],
         "speedup": {family: speedup},
-        "families": {family: {"params": params, "bound_inputs": bound, "preprocess_ms": percentiles(preprocess),
-                              "language": {"prompt_tokens": prompt_tokens, "padded_length": lang_length},
-                              "batch": cfg.batch, "repeats": cfg.repeats, "warmup": cfg.warmup,
-                              "timing_s": timing, **notes}},
+        "families": {
+            family: {
+                "params": params,
+                "bound_inputs": bound,
+                "preprocess_ms": percentiles(preprocess),
+                "language": {"prompt_tokens": prompt_tokens, "padded_length": lang_length},
+                "batch": cfg.batch,
+                "repeats": cfg.repeats,
+                "warmup": cfg.warmup,
+                "timing_s": timing,
+                **notes,
+            }
+        },
         "notes": "e2e = predict_action_chunk on a preprocessed batch (preprocess_ms is tokenisation + "
-                 "normalisation + device transfer, outside e2e); ratios are of p50s from this one run.",
+        "normalisation + device transfer, outside e2e); ratios are of p50s from this one run.",
     }
 
 
@@ -164,24 +207,35 @@ def validate_bench(bench: dict) -> dict:
 def format_table(bench: dict) -> str:
     """Our latencies and ratios next to the paper's (a different machine)."""
     m = bench["machine"]
-    lines = [f"machine: {m['gpu'] or m['cpu']} ({m['device']}, {m['threads']['torch']} torch threads)", "",
-             f"{'family':8} {'runtime':18} {'nfe':>3} {'path':6} {'prefix p50':>11} {'step p50':>10} "
-             f"{'e2e p50':>10} {'e2e p95':>10} {'n':>3}"]
+    lines = [
+        f"machine: {m['gpu'] or m['cpu']} ({m['device']}, {m['threads']['torch']} torch threads)",
+        "",
+        f"{'family':8} {'runtime':18} {'nfe':>3} {'path':6} {'prefix p50':>11} {'step p50':>10} "
+        f"{'e2e p50':>10} {'e2e p95':>10} {'n':>3}",
+    ]
     for r in bench["results"]:
+
         def p(x: dict | None) -> str:
             return f"{x['p50']:.1f}" if x else "-"
-        lines.append(f"{r['family']:8} {r['runtime']:18} {r['nfe']:>3} {r.get('path', ''):6} {p(r['prefix_ms']):>11} "
-                     f"{p(r['step_ms']):>10} {p(r['e2e_ms']):>10} {r['e2e_ms']['p95']:>10.1f} {r.get('n', ''):>3}")
+
+        lines.append(
+            f"{r['family']:8} {r['runtime']:18} {r['nfe']:>3} {r.get('path', ''):6} {p(r['prefix_ms']):>11} "
+            f"{p(r['step_ms']):>10} {p(r['e2e_ms']):>10} {r['e2e_ms']['p95']:>10.1f} {r.get('n', ''):>3}"
+        )
     lines += ["", "ratios (ours: this machine; paper: A800, METHOD.md 2.4 -- a different machine)"]
     for family, ratios in bench["speedup"].items():
         ref = PAPER_REFERENCE.get(family, {})
         for key, value in ratios.items():
             paper = ref.get(key)
-            lines.append(f"  {family:8} {key:28} ours {value:>7.2f}x   paper(A800) "
-                         f"{f'{paper:.2f}x' if paper else '-':>7}")
+            lines.append(
+                f"  {family:8} {key:28} ours {value:>7.2f}x   paper(A800) "
+                f"{f'{paper:.2f}x' if paper else '-':>7}"
+            )
         if ref:
-            lines.append(f"  {family:8} paper e2e (A800): {ref['e2e_10_ms']:.0f} ms (10 steps) -> "
-                         f"{ref['e2e_1_ms']:.0f} ms (1-NFE)")
+            lines.append(
+                f"  {family:8} paper e2e (A800): {ref['e2e_10_ms']:.0f} ms (10 steps) -> "
+                f"{ref['e2e_1_ms']:.0f} ms (1-NFE)"
+            )
     return "\n".join(lines)
 
 

@@ -86,9 +86,14 @@ class StageTimer:
         policy, model = self.policy, self.policy.model
         backbone = backbone_of(model)
         prep = "prepare_images" if hasattr(policy, "prepare_images") else "_preprocess_images"
-        targets = [(policy, prep, "image_prep"), (backbone, "embed_image", "vision"),
-                   (backbone, "embed_language_tokens", "lang_embed"), (model, "embed_prefix", "embed_prefix"),
-                   (backbone, "forward", _forward_stage), (model, "denoise_step", "step")]
+        targets = [
+            (policy, prep, "image_prep"),
+            (backbone, "embed_image", "vision"),
+            (backbone, "embed_language_tokens", "lang_embed"),
+            (model, "embed_prefix", "embed_prefix"),
+            (backbone, "forward", _forward_stage),
+            (model, "denoise_step", "step"),
+        ]
         for owner, attr, stage in targets:
             self._wrap(owner, attr, stage, record)
         try:

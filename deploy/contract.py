@@ -80,9 +80,24 @@ def load_contract(directory: str | Path, *, check_graph: bool = True) -> Contrac
     except json.JSONDecodeError as e:
         raise ContractError(f"{path} is not valid JSON: {e}") from e
     if raw.get("version") != CONTRACT_VERSION:
-        raise ContractError(f"{path}: contract version {raw.get('version')!r}, this runtime reads {CONTRACT_VERSION}")
-    missing = sorted(k for k in ("policy_type", "nfe", "chunk_size", "action_dim", "inputs", "outputs",
-                                 "normalization", "tokenizer", "fps") if k not in raw)
+        raise ContractError(
+            f"{path}: contract version {raw.get('version')!r}, this runtime reads {CONTRACT_VERSION}"
+        )
+    missing = sorted(
+        k
+        for k in (
+            "policy_type",
+            "nfe",
+            "chunk_size",
+            "action_dim",
+            "inputs",
+            "outputs",
+            "normalization",
+            "tokenizer",
+            "fps",
+        )
+        if k not in raw
+    )
     if missing:
         raise ContractError(f"{path} is missing {missing}")
     try:
@@ -106,19 +121,27 @@ def _check_graph(directory: Path, contract: Contract) -> None:
     if not onnx_path.is_file():
         raise ContractError(f"{directory} has no {contract.onnx_file}")
     if contract.onnx_sha256 and sha256_file(onnx_path) != contract.onnx_sha256:
-        raise ContractError(f"{onnx_path} does not match the sha256 recorded in {CONTRACT_FILE} (changed file?)")
+        raise ContractError(
+            f"{onnx_path} does not match the sha256 recorded in {CONTRACT_FILE} (changed file?)"
+        )
     graph = onnx.load(str(onnx_path), load_external_data=False).graph
     actual = {i.name: i.type.tensor_type for i in graph.input}
     for spec in contract.inputs:
         if spec.name not in actual:
-            raise ContractError(f"{onnx_path} has no input {spec.name!r} named in the contract ({sorted(actual)})")
+            raise ContractError(
+                f"{onnx_path} has no input {spec.name!r} named in the contract ({sorted(actual)})"
+            )
         ttype = actual[spec.name]
         dims = [d.dim_param or d.dim_value for d in ttype.shape.dim]
         if ttype.elem_type != DTYPES[spec.dtype] or len(dims) != len(spec.shape):
-            raise ContractError(f"input {spec.name!r}: graph has {dims} of elem type {ttype.elem_type}, "
-                                f"contract says {spec.shape} {spec.dtype}")
+            raise ContractError(
+                f"input {spec.name!r}: graph has {dims} of elem type {ttype.elem_type}, "
+                f"contract says {spec.shape} {spec.dtype}"
+            )
         for got, want in zip(dims, spec.shape, strict=True):
             if isinstance(want, int) and got != want:
                 raise ContractError(f"input {spec.name!r}: graph shape {dims} != contract shape {spec.shape}")
     if set(actual) != {s.name for s in contract.inputs}:
-        raise ContractError(f"graph inputs {sorted(actual)} != contract inputs {[s.name for s in contract.inputs]}")
+        raise ContractError(
+            f"graph inputs {sorted(actual)} != contract inputs {[s.name for s in contract.inputs]}"
+        )

@@ -212,12 +212,17 @@ class ControlLoop:
         s = self.safety
         if measured.shape != s.low.shape:
             return f"robot reports {measured.shape[0]} measured values for {s.low.shape[0]} action dims"
-        far = s.absolute & np.isfinite(measured) & (
-            (measured < s.low - s.max_delta) | (measured > s.high + s.max_delta))
+        far = (
+            s.absolute
+            & np.isfinite(measured)
+            & ((measured < s.low - s.max_delta) | (measured > s.high + s.max_delta))
+        )
         if far.any():
             dims = np.flatnonzero(far).tolist()
-            return (f"robot stands outside its action envelope on dims {dims}: measured "
-                    f"{measured[far].tolist()}, limits low {s.low[far].tolist()} high {s.high[far].tolist()}")
+            return (
+                f"robot stands outside its action envelope on dims {dims}: measured "
+                f"{measured[far].tolist()}, limits low {s.low[far].tolist()} high {s.high[far].tolist()}"
+            )
         return None
 
     def _first_chunk(self) -> bool:
@@ -297,7 +302,9 @@ class ControlLoop:
             s = self.safety
             use = s.absolute & np.isfinite(measured)
             if (np.abs(command - measured)[use] > s.max_delta[use] + _JUMP_ATOL).any():
-                raise RuntimeError(f"safety filter produced a jump from the measured state: {command} vs {measured}")
+                raise RuntimeError(
+                    f"safety filter produced a jump from the measured state: {command} vs {measured}"
+                )
 
     def _request(self, t_grid: float) -> None:
         """Submit an observation read on the tick whose grid time is `t_grid` (s)."""

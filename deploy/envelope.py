@@ -69,13 +69,18 @@ def _per_dim(value: float | Sequence[float] | None, n: int, field: str) -> list[
     if len(values) == 1:
         return values * n
     if len(values) != n:
-        raise EnvelopeError(f"{field} has {len(values)} values; give one for all or one per action dimension ({n})")
+        raise EnvelopeError(
+            f"{field} has {len(values)} values; give one for all or one per action dimension ({n})"
+        )
     return values
 
 
-def resolve_envelope(robot_envelope: ActionEnvelope, action_low: float | Sequence[float] | None = None,
-                     action_high: float | Sequence[float] | None = None,
-                     max_delta: float | Sequence[float] | None = None) -> ActionEnvelope:
+def resolve_envelope(
+    robot_envelope: ActionEnvelope,
+    action_low: float | Sequence[float] | None = None,
+    action_high: float | Sequence[float] | None = None,
+    max_delta: float | Sequence[float] | None = None,
+) -> ActionEnvelope:
     """The robot's envelope narrowed by explicit user limits; every dimension fully defined.
 
     User limits may only narrow the robot's (a wider user range is cut to the robot's, never widened).
@@ -93,13 +98,19 @@ def resolve_envelope(robot_envelope: ActionEnvelope, action_low: float | Sequenc
         hi = _narrow(robot_envelope.high[i], highs[i], min)
         d = deltas[i] if deltas[i] is not None else robot_envelope.max_delta[i]
         if lo is None or hi is None:
-            raise EnvelopeError(f"action {name!r} has no known limits: pass action_low=[...] action_high=[...] "
-                                f"(one value per action dimension, in the robot's units)")
+            raise EnvelopeError(
+                f"action {name!r} has no known limits: pass action_low=[...] action_high=[...] "
+                f"(one value per action dimension, in the robot's units)"
+            )
         if d is None:
-            raise EnvelopeError(f"action {name!r} has no rate limit: pass max_delta=... (robot units per tick)")
+            raise EnvelopeError(
+                f"action {name!r} has no rate limit: pass max_delta=... (robot units per tick)"
+            )
         if not all(np.isfinite([lo, hi, d])) or lo > hi or d <= 0:
-            raise EnvelopeError(f"action {name!r}: need finite low <= high and max_delta > 0, got "
-                                f"low={lo}, high={hi}, max_delta={d}")
+            raise EnvelopeError(
+                f"action {name!r}: need finite low <= high and max_delta > 0, got "
+                f"low={lo}, high={hi}, max_delta={d}"
+            )
         low.append(lo)
         high.append(hi)
         delta.append(d)
@@ -130,7 +141,10 @@ def lerobot_envelope(robot: object, action_names: Sequence[str]) -> ActionEnvelo
             low[i], high[i] = _motor_range(bus, motor, calibration[motor])
     rel = getattr(getattr(robot, "config", None), "max_relative_target", None)
     if isinstance(rel, dict):
-        delta = [float(rel[n.removesuffix(".pos")]) if n.removesuffix(".pos") in rel else None for n in action_names]
+        delta = [
+            float(rel[n.removesuffix(".pos")]) if n.removesuffix(".pos") in rel else None
+            for n in action_names
+        ]
     else:
         delta = [None if rel is None else float(rel)] * len(action_names)
     kinds = tuple(ABSOLUTE if n.endswith(".pos") else DELTA for n in action_names)

@@ -70,14 +70,21 @@ def check_graph_file(path: Path) -> None:
         if not dim0.dim_param:
             raise RuntimeError(f"exported input {inp.name!r} has a fixed batch axis ({dim0.dim_value})")
     doubles = [i.name for i in model.graph.initializer if i.data_type == onnx.TensorProto.DOUBLE]
-    doubles += [v.name for v in model.graph.value_info if v.type.tensor_type.elem_type == onnx.TensorProto.DOUBLE]
-    doubles += [n.name for n in model.graph.node if n.op_type == "Cast"
-                and any(a.name == "to" and a.i == onnx.TensorProto.DOUBLE for a in n.attribute)]
+    doubles += [
+        v.name for v in model.graph.value_info if v.type.tensor_type.elem_type == onnx.TensorProto.DOUBLE
+    ]
+    doubles += [
+        n.name
+        for n in model.graph.node
+        if n.op_type == "Cast" and any(a.name == "to" and a.i == onnx.TensorProto.DOUBLE for a in n.attribute)
+    ]
     if doubles:
         raise RuntimeError(f"float64 left in the exported graph (TensorRT has no fp64): {doubles[:5]}")
 
 
-def measure_parity(graph: InferenceGraph, session: object, lang: tuple, tolerance: float, seed: int = 0) -> Parity:
+def measure_parity(
+    graph: InferenceGraph, session: object, lang: tuple, tolerance: float, seed: int = 0
+) -> Parity:
     generator = torch.Generator().manual_seed(seed)
     max_abs, max_rel = 0.0, 0.0
     for batch_size in PARITY_BATCHES:
@@ -113,11 +120,16 @@ def _tokenizer_info(policy: torch.nn.Module, preprocessor: object) -> dict:
     from lerobot.processor.tokenizer_processor import TokenizerProcessorStep
 
     step = next(s for s in preprocessor.steps if isinstance(s, TokenizerProcessorStep))
-    return {"name": step.tokenizer_name, "max_length": int(policy.config.tokenizer_max_length),
-            "padding_side": step.padding_side}
+    return {
+        "name": step.tokenizer_name,
+        "max_length": int(policy.config.tokenizer_max_length),
+        "padding_side": step.padding_side,
+    }
 
 
-def reference_language(preprocessor: object, observation: dict, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+def reference_language(
+    preprocessor: object, observation: dict, length: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Real tokens for the parity inputs: one preprocessed observation, padded to the graph's length."""
     batch = preprocessor(observation)
     tokens = batch["observation.language.tokens"][:1]
@@ -162,9 +174,16 @@ def export_onnx(
     start = time.perf_counter()
     with torch.no_grad():
         torch.onnx.export(
-            graph, example, str(onnx_path), dynamo=True, opset_version=opset, external_data=True,
-            input_names=[s.name for s in graph.inputs], output_names=["actions"],
-            dynamic_shapes=(tuple({0: batch_dim} for _ in example),), verbose=False,
+            graph,
+            example,
+            str(onnx_path),
+            dynamo=True,
+            opset_version=opset,
+            external_data=True,
+            input_names=[s.name for s in graph.inputs],
+            output_names=["actions"],
+            dynamic_shapes=(tuple({0: batch_dim} for _ in example),),
+            verbose=False,
         )
     logger.info("exported %s in %.1f s", onnx_path, time.perf_counter() - start)
     check_graph_file(onnx_path)
@@ -175,28 +194,48 @@ def export_onnx(
         final_path = quantize_int8(onnx_path, out / "model.int8.onnx")
         parity.int8 = asdict(measure_parity(graph, ort_session(final_path), lang, INT8_ATOL))
     (out / "parity.json").write_text(json.dumps(asdict(parity), indent=2))
-    print(f"parity (ONNX Runtime vs torch, batches {parity.batches} x {parity.draws} draws): "
-          f"max abs {parity.max_abs_err:.2e}, max rel {parity.max_rel_err:.2e}, tolerance {parity.tolerance:g}"
-          f" -> {'PASS' if parity.passed else 'FAIL'}")
+    print(
+        f"parity (ONNX Runtime vs torch, batches {parity.batches} x {parity.draws} draws): "
+        f"max abs {parity.max_abs_err:.2e}, max rel {parity.max_rel_err:.2e}, tolerance {parity.tolerance:g}"
+        f" -> {'PASS' if parity.passed else 'FAIL'}"
+    )
     if parity.int8:
-        print(f"int8 parity: max abs {parity.int8['max_abs_err']:.2e}, max rel {parity.int8['max_rel_err']:.2e}")
+        print(
+            f"int8 parity: max abs {parity.int8['max_abs_err']:.2e}, max rel {parity.int8['max_rel_err']:.2e}"
+        )
     if not parity.passed:
-        raise ExportParityError(f"ONNX Runtime differs from torch by {parity.max_abs_err:.3g} > {PARITY_ATOL}")
+        raise ExportParityError(
+            f"ONNX Runtime differs from torch by {parity.max_abs_err:.3g} > {PARITY_ATOL}"
+        )
 
     source = Path(source_dir)
     for f in source.glob("policy_*processor*"):
         shutil.copy2(f, out / f.name)
     cfg = policy.config
     contract = Contract(
-        policy_type=cfg.type, nfe=nfe, sampler=graph.sampler.__name__, chunk_size=cfg.chunk_size,
-        action_dim=graph.action_dim, n_action_steps=cfg.n_action_steps, fps=fps,
+        policy_type=cfg.type,
+        nfe=nfe,
+        sampler=graph.sampler.__name__,
+        chunk_size=cfg.chunk_size,
+        action_dim=graph.action_dim,
+        n_action_steps=cfg.n_action_steps,
+        fps=fps,
         inputs=[TensorSpec(s.name, s.role, s.feature, ["batch", *s.shape], s.dtype) for s in graph.inputs],
-        outputs=[TensorSpec("actions", "actions", "action", ["batch", cfg.chunk_size, graph.action_dim], "float32")],
-        normalization=normalization_of(preprocessor), tokenizer=_tokenizer_info(policy, preprocessor),
-        source_checkpoint=str(source.resolve()), source_sha256=sha256_file(source / "model.safetensors"),
-        onnx_file=final_path.name, onnx_sha256=sha256_file(final_path), opset=opset, int8=int8,
-        extra={"image_features": {k: list(v.shape) for k, v in cfg.image_features.items()},
-               "max_action_dim": cfg.max_action_dim},
+        outputs=[
+            TensorSpec("actions", "actions", "action", ["batch", cfg.chunk_size, graph.action_dim], "float32")
+        ],
+        normalization=normalization_of(preprocessor),
+        tokenizer=_tokenizer_info(policy, preprocessor),
+        source_checkpoint=str(source.resolve()),
+        source_sha256=sha256_file(source / "model.safetensors"),
+        onnx_file=final_path.name,
+        onnx_sha256=sha256_file(final_path),
+        opset=opset,
+        int8=int8,
+        extra={
+            "image_features": {k: list(v.shape) for k, v in cfg.image_features.items()},
+            "max_action_dim": cfg.max_action_dim,
+        },
     )
     contract.save(out)
     _write_lerobot_config(cfg, out)
@@ -208,8 +247,12 @@ def _write_lerobot_config(cfg: object, out: Path) -> None:
     from snapflow.deploy.lerobot_onnx import SnapFlowOnnxConfig
 
     SnapFlowOnnxConfig(
-        source_type=cfg.type, chunk_size=cfg.chunk_size, n_action_steps=cfg.n_action_steps, device="cpu",
-        normalization_mapping=dict(cfg.normalization_mapping), input_features=dict(cfg.input_features),
+        source_type=cfg.type,
+        chunk_size=cfg.chunk_size,
+        n_action_steps=cfg.n_action_steps,
+        device="cpu",
+        normalization_mapping=dict(cfg.normalization_mapping),
+        input_features=dict(cfg.input_features),
         output_features=dict(cfg.output_features),
     )._save_pretrained(out)
 

@@ -25,8 +25,15 @@ OVERLIMIT_SCALE = 10.0  # far outside mini-LIBERO's [-1, 1] normalised action bo
 class FaultInjectingRuntime:
     """Delegates to ``runtime`` for ``good_chunks`` calls, then injects ``fault`` on every later call."""
 
-    def __init__(self, runtime: ChunkRuntime, fault: str, good_chunks: int = 3, stall_s: float = 30.0,
-                 late_ms: float = 150.0, sleep: bool = True):
+    def __init__(
+        self,
+        runtime: ChunkRuntime,
+        fault: str,
+        good_chunks: int = 3,
+        stall_s: float = 30.0,
+        late_ms: float = 150.0,
+        sleep: bool = True,
+    ):
         """`sleep=False` reports a stall or late delay in the timings without sleeping (simulated clocks)."""
         if fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}: one of {FAULTS}")
@@ -41,7 +48,9 @@ class FaultInjectingRuntime:
         if self.fault == "stall":
             if not self.sleep:  # an inline executor on a simulated clock models the stall from the timing
                 result = self.runtime.predict_chunk(observation)
-                return ChunkResult(result.actions, {**result.timings_ms, "injected_stall": self.stall_s * 1e3})
+                return ChunkResult(
+                    result.actions, {**result.timings_ms, "injected_stall": self.stall_s * 1e3}
+                )
             time.sleep(self.stall_s)
             return self.runtime.predict_chunk(observation)
         if self.fault == "crash":

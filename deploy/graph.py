@@ -44,7 +44,9 @@ def graph_inputs(policy: nn.Module, lang_length: int) -> list[GraphInput]:
         GraphInput("lang_mask", "lang_mask", OBS_LANGUAGE_ATTENTION_MASK, (lang_length,), "bool"),
     ]
     if cfg.type != "pi05_snapflow":
-        inputs.append(GraphInput("state", "state", OBS_STATE, tuple(cfg.robot_state_feature.shape), "float32"))
+        inputs.append(
+            GraphInput("state", "state", OBS_STATE, tuple(cfg.robot_state_feature.shape), "float32")
+        )
     inputs.append(GraphInput("noise", "noise", None, (cfg.chunk_size, cfg.max_action_dim), "float32"))
     return inputs
 
@@ -57,7 +59,9 @@ class InferenceGraph(nn.Module):
         if policy.config.type not in SNAPFLOW_TYPES:
             raise ValueError(f"export needs a *_snapflow policy, got type {policy.config.type!r}")
         if getattr(policy.config, "adapt_to_pi_aloha", False):
-            raise ValueError("adapt_to_pi_aloha policies are not exportable (their state/action transforms run in eager code)")
+            raise ValueError(
+                "adapt_to_pi_aloha policies are not exportable (their state/action transforms run in eager code)"
+            )
         self.policy = policy
         self.nfe = nfe
         self.inputs = graph_inputs(policy, lang_length)
@@ -76,8 +80,12 @@ class InferenceGraph(nn.Module):
         x_0 = self.sampler(lambda x, t, s: policy.velocity(prefix, x, t, s), noise, self.nfe, time_batch=1)
         return x_0[:, :, : self.action_dim]
 
-    def example_inputs(self, batch_size: int, generator: torch.Generator | None = None,
-                       lang: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, ...]:
+    def example_inputs(
+        self,
+        batch_size: int,
+        generator: torch.Generator | None = None,
+        lang: tuple[Tensor, Tensor] | None = None,
+    ) -> tuple[Tensor, ...]:
         """Random inputs of the right shapes; ``lang`` = (tokens (1, L), mask (1, L)) to use real tokens."""
         out = []
         for spec in self.inputs:
@@ -87,7 +95,11 @@ class InferenceGraph(nn.Module):
             elif spec.role in ("state", "noise"):
                 out.append(torch.randn(shape, generator=generator))
             elif spec.role == "lang_tokens":
-                out.append(lang[0].expand(batch_size, -1).clone() if lang else torch.ones(shape, dtype=torch.long))
+                out.append(
+                    lang[0].expand(batch_size, -1).clone() if lang else torch.ones(shape, dtype=torch.long)
+                )
             else:
-                out.append(lang[1].expand(batch_size, -1).clone() if lang else torch.ones(shape, dtype=torch.bool))
+                out.append(
+                    lang[1].expand(batch_size, -1).clone() if lang else torch.ones(shape, dtype=torch.bool)
+                )
         return tuple(out)

@@ -21,7 +21,9 @@ def to_lerobot_batch(raw: dict) -> dict:
             if key.startswith("observation.images."):
                 img = torch.as_tensor(np.asarray(value))
                 if img.ndim != 3 or img.shape[-1] != 3 or img.dtype != torch.uint8:
-                    raise ValueError(f"{key} must be an HxWx3 uint8 image, got {tuple(img.shape)} {img.dtype}")
+                    raise ValueError(
+                        f"{key} must be an HxWx3 uint8 image, got {tuple(img.shape)} {img.dtype}"
+                    )
                 batch[key] = img.permute(2, 0, 1).unsqueeze(0).float() / 255.0
             elif key.startswith("observation."):
                 batch[key] = torch.as_tensor(np.asarray(value, dtype=np.float32)).unsqueeze(0)

@@ -30,8 +30,9 @@ def policy_features(policy_dir: str | Path) -> dict[str, tuple[int, ...]]:
     if not path.is_file():
         raise PreflightError(f"{policy_dir} has no config.json: not a LeRobot checkpoint or snapflow export")
     feats = json.loads(path.read_text()).get("input_features", {})
-    return {k: tuple(int(d) for d in v["shape"]) for k, v in feats.items()
-            if v.get("type") in ("VISUAL", "STATE")}
+    return {
+        k: tuple(int(d) for d in v["shape"]) for k, v in feats.items() if v.get("type") in ("VISUAL", "STATE")
+    }
 
 
 def observation_features(obs: dict) -> dict[str, tuple[int, ...]]:
@@ -66,6 +67,9 @@ def check_observation(policy_dir: str | Path, obs: dict) -> None:
 
 def policy_resolution(policy_dir: str | Path) -> int | None:
     """The square camera size (px) the policy expects, or None if its images differ or it has none."""
-    sizes = {shape[-1] for name, shape in policy_features(policy_dir).items()
-             if name.startswith(IMAGES) and len(shape) == 3 and shape[-1] == shape[-2]}
+    sizes = {
+        shape[-1]
+        for name, shape in policy_features(policy_dir).items()
+        if name.startswith(IMAGES) and len(shape) == 3 and shape[-1] == shape[-2]
+    }
     return sizes.pop() if len(sizes) == 1 else None

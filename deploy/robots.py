@@ -83,8 +83,13 @@ class SimRobot:
         import snapflow.sim  # noqa: F401  (registers the gymnasium ids)
 
         self.env = gym.make(
-            env_id, suite=suite, task_id=task_id, resolution=resolution, init_state=init_state,
-            init_state_stride=int(auto_reset and init_state is not None), object_state=object_state,
+            env_id,
+            suite=suite,
+            task_id=task_id,
+            resolution=resolution,
+            init_state=init_state,
+            init_state_stride=int(auto_reset and init_state is not None),
+            object_state=object_state,
             layout=layout,
         )
         self._obs, self._info = self.env.reset(seed=seed)
@@ -105,8 +110,13 @@ class SimRobot:
         """[-1, 1] per dim; dims 0-5 are motion commands (0 = stay), the gripper an absolute command."""
         space = self.env.action_space
         kinds = (DELTA,) * 6 + (ABSOLUTE,)
-        return ActionEnvelope(SIM_ACTION_NAMES, tuple(map(float, space.low)), tuple(map(float, space.high)),
-                              kinds, (SIM_MAX_DELTA,) * len(kinds))
+        return ActionEnvelope(
+            SIM_ACTION_NAMES,
+            tuple(map(float, space.low)),
+            tuple(map(float, space.high)),
+            kinds,
+            (SIM_MAX_DELTA,) * len(kinds),
+        )
 
     def get_observation(self) -> dict:
         # Copies: the inference thread reads this while the next env.step may reuse the env's buffers.

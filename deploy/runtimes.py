@@ -72,12 +72,16 @@ class TorchRuntime:
 class OrtRuntime:
     """An exported graph on ONNX Runtime (CPU): threads explicit, spinning off, provider checked live."""
 
-    def __init__(self, export_dir: str | Path, threads: int = 1, seed: int = 0, session: object | None = None):
+    def __init__(
+        self, export_dir: str | Path, threads: int = 1, seed: int = 0, session: object | None = None
+    ):
         self.dir = Path(export_dir)
         self.contract: Contract = load_contract(self.dir)
         self.session = session or ort_session(self.dir / self.contract.onnx_file, threads)
         provider = self.session.get_providers()[0]
-        if provider != "CPUExecutionProvider":  # a GPU-less host may claim CUDA yet run on CPU (DEPLOY.md 0.7)
+        if (
+            provider != "CPUExecutionProvider"
+        ):  # a GPU-less host may claim CUDA yet run on CPU (DEPLOY.md 0.7)
             raise RuntimeError(f"expected the CPU execution provider, the live session uses {provider}")
         self.pre, self.post = load_processors(self.dir)
         self.rng = np.random.default_rng(seed)
@@ -91,8 +95,11 @@ class OrtRuntime:
             if spec.role == "image" or spec.role == "state":
                 feeds[spec.name] = batch[spec.feature].float().cpu().numpy()
             elif spec.role in ("lang_tokens", "lang_mask") and tokens is None:
-                tokens, mask = pad_language(batch["observation.language.tokens"],
-                                            batch["observation.language.attention_mask"].bool(), self.length)
+                tokens, mask = pad_language(
+                    batch["observation.language.tokens"],
+                    batch["observation.language.attention_mask"].bool(),
+                    self.length,
+                )
         size = next(iter(feeds.values())).shape[0] if feeds else tokens.shape[0]
         for spec in self.contract.inputs:
             if spec.role == "lang_tokens":
@@ -101,7 +108,9 @@ class OrtRuntime:
                 feeds[spec.name] = mask.cpu().numpy().astype(bool)
             elif spec.role == "noise":
                 shape = (size, *(int(d) for d in spec.shape[1:]))
-                feeds[spec.name] = self.rng.standard_normal(shape, dtype=np.float32) if noise is None else noise
+                feeds[spec.name] = (
+                    self.rng.standard_normal(shape, dtype=np.float32) if noise is None else noise
+                )
         return self.session.run(None, feeds)[0]
 
     def predict_chunk(self, observation: dict) -> ChunkResult:
@@ -113,14 +122,17 @@ class OrtRuntime:
         t_model = _ms(start)
         start = time.perf_counter()
         out = self.post(torch.from_numpy(actions))
-        return ChunkResult(out[0].float().numpy(), {"preprocess": t_pre, "model": t_model, "postprocess": _ms(start)})
+        return ChunkResult(
+            out[0].float().numpy(), {"preprocess": t_pre, "model": t_model, "postprocess": _ms(start)}
+        )
 
     def reset(self) -> None:
         pass
 
 
-def load_runtime(path: str | Path, runtime: str = "auto", threads: int = 1, device: str = "cpu",
-                 nfe: int | None = None) -> object:
+def load_runtime(
+    path: str | Path, runtime: str = "auto", threads: int = 1, device: str = "cpu", nfe: int | None = None
+) -> object:
     """A runtime for a checkpoint (torch) or an export directory (onnxruntime / tensorrt)."""
     path = Path(path)
     is_export = (path / CONTRACT_FILE).is_file()
@@ -128,7 +140,9 @@ def load_runtime(path: str | Path, runtime: str = "auto", threads: int = 1, devi
         runtime = "onnxruntime" if is_export else "torch"
     if runtime == "torch":
         if is_export:
-            raise ValueError(f"{path} is an export directory; runtime=torch needs the checkpoint it came from")
+            raise ValueError(
+                f"{path} is an export directory; runtime=torch needs the checkpoint it came from"
+            )
         return TorchRuntime.from_checkpoint(path, device=device, nfe=nfe)
     if not is_export:
         raise ValueError(f"runtime={runtime} needs an export directory (with {CONTRACT_FILE}); got {path}")

@@ -100,14 +100,29 @@ class SafetyConfig:
         hold_ticks: int = 5,
     ) -> SafetyConfig:
         """The same absolute limits in every dimension (tests and benchmarks; robots use `from_envelope`)."""
-        return cls([low] * dim, [high] * dim, [max_delta] * dim, None if safe is None else [safe] * dim,
-                   stale_after_s, hold_ticks)
+        return cls(
+            [low] * dim,
+            [high] * dim,
+            [max_delta] * dim,
+            None if safe is None else [safe] * dim,
+            stale_after_s,
+            hold_ticks,
+        )
 
     @classmethod
-    def from_envelope(cls, envelope: ActionEnvelope, stale_after_s: float = 0.5, hold_ticks: int = 5) -> SafetyConfig:
+    def from_envelope(
+        cls, envelope: ActionEnvelope, stale_after_s: float = 0.5, hold_ticks: int = 5
+    ) -> SafetyConfig:
         """Limits, rate limits and kinds of a resolved robot envelope (`envelope.resolve_envelope`)."""
-        return cls(list(envelope.low), list(envelope.high), list(envelope.max_delta), None, stale_after_s,
-                   hold_ticks, list(envelope.kinds))
+        return cls(
+            list(envelope.low),
+            list(envelope.high),
+            list(envelope.max_delta),
+            None,
+            stale_after_s,
+            hold_ticks,
+            list(envelope.kinds),
+        )
 
 
 class SafetyMode(enum.StrEnum):
@@ -189,7 +204,9 @@ class SafetyFilter:
             ref[use] = m[use]
         return ref
 
-    def step(self, proposed: np.ndarray | None, stale: bool, measured: np.ndarray | None = None) -> SafetyStep:
+    def step(
+        self, proposed: np.ndarray | None, stale: bool, measured: np.ndarray | None = None
+    ) -> SafetyStep:
         """Turn the queue's proposed action (None = queue empty) into a safe command.
 
         Args:

@@ -51,8 +51,15 @@ def _require_trt() -> "object":
 
 def engine_path(export_dir: Path, contract: Contract) -> Path:
     trt = _require_trt()
-    key = json.dumps({"trt": trt.__version__, "gpu": torch.cuda.get_device_name(), "max_batch": MAX_BATCH,
-                      "inputs": [[s.name, s.shape, s.dtype] for s in contract.inputs], "onnx": contract.onnx_sha256})
+    key = json.dumps(
+        {
+            "trt": trt.__version__,
+            "gpu": torch.cuda.get_device_name(),
+            "max_batch": MAX_BATCH,
+            "inputs": [[s.name, s.shape, s.dtype] for s in contract.inputs],
+            "onnx": contract.onnx_sha256,
+        }
+    )
     return export_dir / "trt_cache" / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.engine"
 
 
@@ -111,8 +118,9 @@ class TrtRuntime:
         start = time.perf_counter()
         batch = self.pre(to_lerobot_batch(observation))
         length = int(self.contract.tokenizer["max_length"])
-        tokens, mask = pad_language(batch["observation.language.tokens"],
-                                    batch["observation.language.attention_mask"].bool(), length)
+        tokens, mask = pad_language(
+            batch["observation.language.tokens"], batch["observation.language.attention_mask"].bool(), length
+        )
         t_pre = (time.perf_counter() - start) * 1e3
         start = time.perf_counter()
         feeds = {}
@@ -136,7 +144,10 @@ class TrtRuntime:
         t_model = (time.perf_counter() - start) * 1e3
         start = time.perf_counter()
         actions = self.post(out.cpu())[0].numpy().astype(np.float32)
-        return ChunkResult(actions, {"preprocess": t_pre, "model": t_model, "postprocess": (time.perf_counter() - start) * 1e3})
+        return ChunkResult(
+            actions,
+            {"preprocess": t_pre, "model": t_model, "postprocess": (time.perf_counter() - start) * 1e3},
+        )
 
     def reset(self) -> None:
         pass

@@ -26,7 +26,9 @@ def _set_vlm_paths(directory: Path, vlm: str) -> None:
     """Point config.json's vlm_model_name and the tokenizer step's tokenizer_name at ``vlm``."""
     config = json.loads((directory / "config.json").read_text())
     if config.get("type") != "smolvla":
-        raise ValueError(f"{directory} holds a {config.get('type')!r} policy; the embedded teacher is a smolvla")
+        raise ValueError(
+            f"{directory} holds a {config.get('type')!r} policy; the embedded teacher is a smolvla"
+        )
     config["vlm_model_name"] = vlm
     (directory / "config.json").write_text(json.dumps(config, indent=4))
     pre = directory / "policy_preprocessor.json"
@@ -80,7 +82,9 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description=package_teacher.__doc__.splitlines()[0])
     parser.add_argument("checkpoint", type=Path, help="the teacher's pretrained_model dir")
-    parser.add_argument("vlm_dir", type=Path, help="its local tiny SmolVLM dir (snapflow-train assets=<dir>/tiny_smolvlm)")
+    parser.add_argument(
+        "vlm_dir", type=Path, help="its local tiny SmolVLM dir (snapflow-train assets=<dir>/tiny_smolvlm)"
+    )
     parser.add_argument("out", type=Path, nargs="?", default=EMBEDDED_DIR)
     args = parser.parse_args(argv)
     print(f"packaged {package_teacher(args.checkpoint, args.vlm_dir, args.out)}")

@@ -45,7 +45,9 @@ def _time_grid(num_steps: int, batch_size: int, device: torch.device) -> list[Te
     return [torch.tensor(t, dtype=torch.float32, device=device).expand(batch_size) for t in times]
 
 
-def sample_one_step(velocity: VelocityFn, noise: Tensor, num_steps: int = 1, time_batch: int | None = None) -> Tensor:
+def sample_one_step(
+    velocity: VelocityFn, noise: Tensor, num_steps: int = 1, time_batch: int | None = None
+) -> Tensor:
     """1-NFE jump from t=1 to s=0: x_0 = x_1 - F(x_1, 1, 0)."""
     if num_steps != 1:
         raise ValueError(f"sample_one_step is the 1-NFE sampler; got num_steps={num_steps}")
@@ -53,7 +55,9 @@ def sample_one_step(velocity: VelocityFn, noise: Tensor, num_steps: int = 1, tim
     return noise - velocity(noise, t_one, t_zero)
 
 
-def sample_target_time(velocity: VelocityFn, noise: Tensor, num_steps: int, time_batch: int | None = None) -> Tensor:
+def sample_target_time(
+    velocity: VelocityFn, noise: Tensor, num_steps: int, time_batch: int | None = None
+) -> Tensor:
     """K-step schedule that uses the target time: step k jumps t_k -> s = t_{k+1}.
 
     With K = 1 this is exactly ``sample_one_step``.
@@ -66,7 +70,9 @@ def sample_target_time(velocity: VelocityFn, noise: Tensor, num_steps: int, time
     return x_t
 
 
-def sample_euler(velocity: VelocityFn, noise: Tensor, num_steps: int, time_batch: int | None = None) -> Tensor:
+def sample_euler(
+    velocity: VelocityFn, noise: Tensor, num_steps: int, time_batch: int | None = None
+) -> Tensor:
     """Plain K-step Euler with s = t (teacher mode): x <- x + dt * F(x, t, t)."""
     grid = _time_grid(num_steps, time_batch or noise.shape[0], noise.device)
     x_t = noise

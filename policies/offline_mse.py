@@ -36,9 +36,16 @@ def held_out_episodes(total: int, count: int) -> list[int]:
     return list(range(total - count, total))
 
 
-def offline_action_mse(policy: torch.nn.Module, preprocessor: object, postprocessor: object,
-                       dataset_root: str | Path, episodes: int = 5, stride: int = 10, max_samples: int = 200,
-                       seed: int = 0) -> OfflineMSE:
+def offline_action_mse(
+    policy: torch.nn.Module,
+    preprocessor: object,
+    postprocessor: object,
+    dataset_root: str | Path,
+    episodes: int = 5,
+    stride: int = 10,
+    max_samples: int = 200,
+    seed: int = 0,
+) -> OfflineMSE:
     """Chunk MSE of ``policy`` (already configured with its NFE) on the last ``episodes`` demos."""
     from lerobot.datasets.lerobot_dataset import LeRobotDataset, LeRobotDatasetMetadata
     from lerobot.utils.constants import ACTION, OBS_STATE
@@ -48,9 +55,12 @@ def offline_action_mse(policy: torch.nn.Module, preprocessor: object, postproces
         raise FileNotFoundError(f"{root} is not a LeRobotDataset (no meta/info.json)")
     meta = LeRobotDatasetMetadata(repo_id=f"local/{root.name}", root=root)
     chunk = int(policy.config.chunk_size)
-    ds = LeRobotDataset(repo_id=f"local/{root.name}", root=root,
-                        episodes=held_out_episodes(meta.total_episodes, episodes),
-                        delta_timestamps={ACTION: [i / meta.fps for i in range(chunk)]})
+    ds = LeRobotDataset(
+        repo_id=f"local/{root.name}",
+        root=root,
+        episodes=held_out_episodes(meta.total_episodes, episodes),
+        delta_timestamps={ACTION: [i / meta.fps for i in range(chunk)]},
+    )
     frames = list(range(0, len(ds), max(1, stride)))[:max_samples]
     keys = [*policy.config.image_features, OBS_STATE, "task"]
     errors: list[torch.Tensor] = []

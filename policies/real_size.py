@@ -37,15 +37,28 @@ from snapflow.policies.tiny import (
 # 5 KV heads, head_dim 64, scale_factor 4) and the SmolVLM2-500M generation_config.json (eos_token_id 49279,
 # so vocab 49280) and processor_config.json (image_seq_len 64 = (512/16)^2 / 4^2).
 SMOLVLM2_500M_TEXT = {
-    "model_type": "llama", "vocab_size": 49280, "hidden_size": 960, "intermediate_size": 2560,
-    "num_hidden_layers": 32, "num_attention_heads": 15, "num_key_value_heads": 5, "head_dim": 64,
-    "max_position_embeddings": 8192, "rope_theta": 100000.0, "rms_norm_eps": 1e-5, "pad_token_id": 2,
+    "model_type": "llama",
+    "vocab_size": 49280,
+    "hidden_size": 960,
+    "intermediate_size": 2560,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 15,
+    "num_key_value_heads": 5,
+    "head_dim": 64,
+    "max_position_embeddings": 8192,
+    "rope_theta": 100000.0,
+    "rms_norm_eps": 1e-5,
+    "pad_token_id": 2,
     "tie_word_embeddings": False,
 }
 # Vision tower: SigLIP base patch16 at 512 px (google/siglip-base-patch16-512 shapes).
 SMOLVLM2_500M_VISION = {
-    "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12,
-    "image_size": 512, "patch_size": 16,
+    "hidden_size": 768,
+    "intermediate_size": 3072,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "image_size": 512,
+    "patch_size": 16,
 }
 SMOLVLM2_SCALE_FACTOR = 4  # pixel shuffle: (512/16)^2 = 1024 patches -> 64 image tokens per camera
 SMOLVLM2_IMAGE_SEQ_LEN = 64
@@ -65,24 +78,36 @@ def build_real_smolvlm(out_dir: str | Path) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = _word_level_tokenizer(
-        BASE_CORPUS, SMOLVLM_SPECIAL_TOKENS, pad_token="<|endoftext|>", eos_token="<end_of_utterance>",
+        BASE_CORPUS,
+        SMOLVLM_SPECIAL_TOKENS,
+        pad_token="<|endoftext|>",
+        eos_token="<end_of_utterance>",
         extra_special_tokens={
-            "fake_image_token": "<fake_token_around_image>", "global_image_token": "<global-img>",
-            "image_token": "<image>", "end_of_utterance_token": "<end_of_utterance>",
+            "fake_image_token": "<fake_token_around_image>",
+            "global_image_token": "<global-img>",
+            "image_token": "<image>",
+            "end_of_utterance_token": "<end_of_utterance>",
         },
     )
     tokenizer.save_pretrained(out)
     SmolVLMConfig(
-        text_config=dict(SMOLVLM2_500M_TEXT), vision_config=dict(SMOLVLM2_500M_VISION),
-        scale_factor=SMOLVLM2_SCALE_FACTOR, image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+        text_config=dict(SMOLVLM2_500M_TEXT),
+        vision_config=dict(SMOLVLM2_500M_VISION),
+        scale_factor=SMOLVLM2_SCALE_FACTOR,
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
         vocab_size=SMOLVLM2_500M_TEXT["vocab_size"],
     ).save_pretrained(out)
     image_processor = SmolVLMImageProcessor(
-        size={"longest_edge": REAL_IMAGE_SIZE}, max_image_size={"longest_edge": REAL_IMAGE_SIZE},
+        size={"longest_edge": REAL_IMAGE_SIZE},
+        max_image_size={"longest_edge": REAL_IMAGE_SIZE},
         do_image_splitting=False,
     )
-    SmolVLMProcessor(image_processor=image_processor, tokenizer=tokenizer, video_processor=SmolVLMVideoProcessor(),
-                     image_seq_len=SMOLVLM2_IMAGE_SEQ_LEN).save_pretrained(out)
+    SmolVLMProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        video_processor=SmolVLMVideoProcessor(),
+        image_seq_len=SMOLVLM2_IMAGE_SEQ_LEN,
+    ).save_pretrained(out)
     return out
 
 
@@ -105,8 +130,12 @@ def real_config(policy_type: str, assets_dir: str | Path, **overrides: object) -
         if not (tok / "tokenizer.json").exists():
             build_tiny_paligemma_tokenizer(tok)
         if not policy_type.endswith("_snapflow"):
-            raise ValueError("real-size PI0/PI05 need a *_snapflow type (its tokenizer_name avoids the gated one)")
-        kwargs.update(paligemma_variant="gemma_2b", action_expert_variant="gemma_300m", tokenizer_name=str(tok))
+            raise ValueError(
+                "real-size PI0/PI05 need a *_snapflow type (its tokenizer_name avoids the gated one)"
+            )
+        kwargs.update(
+            paligemma_variant="gemma_2b", action_expert_variant="gemma_300m", tokenizer_name=str(tok)
+        )
     else:
         raise ValueError(f"no real-size variant for policy type {policy_type!r}")
     kwargs.update(overrides)

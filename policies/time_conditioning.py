@@ -22,7 +22,9 @@ from torch.nn import functional as F
 class TimeConditionedLinear(nn.Linear):
     """nn.Linear whose input columns [time_offset, time_offset + time_dim) hold the time embedding."""
 
-    def __init__(self, in_features: int, out_features: int, time_offset: int, time_dim: int, bias: bool = True):
+    def __init__(
+        self, in_features: int, out_features: int, time_offset: int, time_dim: int, bias: bool = True
+    ):
         super().__init__(in_features, out_features, bias=bias)
         if time_offset + time_dim > in_features:
             raise ValueError("time slice exceeds the layer's input width")

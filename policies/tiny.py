@@ -20,8 +20,14 @@ from lerobot.policies.factory import get_policy_class, make_policy_config, make_
 import snapflow.policies.lerobot_plugin  # noqa: F401  (registers the *_snapflow types)
 
 SMOLVLM_SPECIAL_TOKENS = [
-    "<|endoftext|>", "<unk>", "<fake_token_around_image>", "<global-img>", "<image>", "<end_of_utterance>",
-    "<video>", "<row_1_col_1>",
+    "<|endoftext|>",
+    "<unk>",
+    "<fake_token_around_image>",
+    "<global-img>",
+    "<image>",
+    "<end_of_utterance>",
+    "<video>",
+    "<row_1_col_1>",
 ]
 BASE_CORPUS = [
     "pick up the red green blue yellow orange purple white black cube block bowl plate box basket drawer",
@@ -41,7 +47,9 @@ def _word_level_tokenizer(corpus: Iterable[str], special_tokens: list[str], **kw
 
     tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.train_from_iterator(list(corpus), trainers.WordLevelTrainer(special_tokens=special_tokens, vocab_size=4000))
+    tok.train_from_iterator(
+        list(corpus), trainers.WordLevelTrainer(special_tokens=special_tokens, vocab_size=4000)
+    )
     return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", **kwargs)
 
 
@@ -73,14 +81,24 @@ def build_tiny_smolvlm(out_dir: str | Path, corpus: Iterable[str] = (), width: i
     vocab = len(tokenizer)
     config = SmolVLMConfig(
         text_config={
-            "model_type": "llama", "vocab_size": vocab, "hidden_size": width, "intermediate_size": 2 * width,
-            "num_hidden_layers": 4, "num_attention_heads": width // 16, "num_key_value_heads": max(1, width // 32),
+            "model_type": "llama",
+            "vocab_size": vocab,
+            "hidden_size": width,
+            "intermediate_size": 2 * width,
+            "num_hidden_layers": 4,
+            "num_attention_heads": width // 16,
+            "num_key_value_heads": max(1, width // 32),
             "head_dim": 16,
-            "max_position_embeddings": 1024, "pad_token_id": 0,
+            "max_position_embeddings": 1024,
+            "pad_token_id": 0,
         },
         vision_config={
-            "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-            "image_size": TINY_IMAGE_SIZE, "patch_size": 16,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": TINY_IMAGE_SIZE,
+            "patch_size": 16,
         },
         scale_factor=2,
         image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
@@ -88,11 +106,14 @@ def build_tiny_smolvlm(out_dir: str | Path, corpus: Iterable[str] = (), width: i
     )
     config.save_pretrained(out)
     image_processor = SmolVLMImageProcessor(
-        size={"longest_edge": TINY_IMAGE_SIZE}, max_image_size={"longest_edge": TINY_IMAGE_SIZE},
+        size={"longest_edge": TINY_IMAGE_SIZE},
+        max_image_size={"longest_edge": TINY_IMAGE_SIZE},
         do_image_splitting=False,
     )
     SmolVLMProcessor(
-        image_processor=image_processor, tokenizer=tokenizer, video_processor=SmolVLMVideoProcessor(),
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        video_processor=SmolVLMVideoProcessor(),
         image_seq_len=4,
     ).save_pretrained(out)
     return out
@@ -103,8 +124,11 @@ def build_tiny_paligemma_tokenizer(out_dir: str | Path, corpus: Iterable[str] = 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = _word_level_tokenizer(
-        [*BASE_CORPUS, *corpus], ["<pad>", "<unk>", "<bos>", "<eos>"],
-        pad_token="<pad>", bos_token="<bos>", eos_token="<eos>",
+        [*BASE_CORPUS, *corpus],
+        ["<pad>", "<unk>", "<bos>", "<eos>"],
+        pad_token="<pad>",
+        bos_token="<bos>",
+        eos_token="<eos>",
     )
     tokenizer.save_pretrained(out)
     return out
@@ -117,13 +141,22 @@ def tiny_config(policy_type: str, assets_dir: str | Path, **overrides: object) -
     """
     assets = Path(assets_dir)
     family = policy_type.removesuffix("_snapflow")
-    common = {"device": "cpu", "chunk_size": 10, "n_action_steps": 10, "max_state_dim": 16, "max_action_dim": 16}
+    common = {
+        "device": "cpu",
+        "chunk_size": 10,
+        "n_action_steps": 10,
+        "max_state_dim": 16,
+        "max_action_dim": 16,
+    }
     if family == "smolvla":
         vlm = assets / "tiny_smolvlm"
         if not (vlm / "config.json").exists():
             build_tiny_smolvlm(vlm)
         kwargs = {
-            **common, "vlm_model_name": str(vlm), "load_vlm_weights": False, "num_vlm_layers": 4,
+            **common,
+            "vlm_model_name": str(vlm),
+            "load_vlm_weights": False,
+            "num_vlm_layers": 4,
             "resize_imgs_with_padding": (TINY_IMAGE_SIZE, TINY_IMAGE_SIZE),
         }
     elif family in ("pi0", "pi05"):
@@ -131,8 +164,11 @@ def tiny_config(policy_type: str, assets_dir: str | Path, **overrides: object) -
         if not (tok / "tokenizer.json").exists():
             build_tiny_paligemma_tokenizer(tok)
         kwargs = {
-            **common, "paligemma_variant": "tiny_vlm", "action_expert_variant": "tiny_expert",
-            "image_resolution": (TINY_PI_IMAGE_SIZE, TINY_PI_IMAGE_SIZE), "tokenizer_max_length": 48,
+            **common,
+            "paligemma_variant": "tiny_vlm",
+            "action_expert_variant": "tiny_expert",
+            "image_resolution": (TINY_PI_IMAGE_SIZE, TINY_PI_IMAGE_SIZE),
+            "tokenizer_max_length": 48,
         }
         if policy_type.endswith("_snapflow"):
             kwargs["tokenizer_name"] = str(tok)
@@ -163,10 +199,17 @@ def make_tiny_policy(
     return policy, pre, post
 
 
-def lerobot_features(state_dim: int = 8, action_dim: int = 7, image_size: int = 64,
-                     cameras: tuple[str, ...] = ("image", "image2")) -> tuple[dict, dict]:
+def lerobot_features(
+    state_dim: int = 8,
+    action_dim: int = 7,
+    image_size: int = 64,
+    cameras: tuple[str, ...] = ("image", "image2"),
+) -> tuple[dict, dict]:
     """(input_features, output_features) in LeRobot's LIBERO layout (two cameras, 8-D state, 7-D action)."""
-    inputs = {f"observation.images.{c}": PolicyFeature(FeatureType.VISUAL, (3, image_size, image_size)) for c in cameras}
+    inputs = {
+        f"observation.images.{c}": PolicyFeature(FeatureType.VISUAL, (3, image_size, image_size))
+        for c in cameras
+    }
     inputs["observation.state"] = PolicyFeature(FeatureType.STATE, (state_dim,))
     return inputs, {"action": PolicyFeature(FeatureType.ACTION, (action_dim,))}
 

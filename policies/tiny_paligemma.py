@@ -55,7 +55,9 @@ def validate_variants_with_tiny(config: object, upstream_post_init: Callable[[],
     saved = (config.paligemma_variant, config.action_expert_variant)
     for name in saved:
         if name not in UPSTREAM_VARIANTS and name not in TINY_VARIANTS:
-            raise ValueError(f"unknown gemma variant {name!r}; choose from {UPSTREAM_VARIANTS + tuple(TINY_VARIANTS)}")
+            raise ValueError(
+                f"unknown gemma variant {name!r}; choose from {UPSTREAM_VARIANTS + tuple(TINY_VARIANTS)}"
+            )
     config.paligemma_variant, config.action_expert_variant = (
         "gemma_2b" if saved[0] in TINY_VARIANTS else saved[0],
         "gemma_300m" if saved[1] in TINY_VARIANTS else saved[1],

@@ -1,9 +1,9 @@
 """`snapflow-collect`: record scripted mini-LIBERO demos into a LeRobotDataset v3 (hydra key=value CLI).
 
-    snapflow-collect suite=spatial episodes_per_task=50 out=data/mini_libero_spatial [task_ids=[0,1]]
-        [resolution=128] [workers=2] [seed=0] [video=false] [noise_std=0.05] [overwrite=false]
-        [object_state=false] [layout=libero|wide]
-    suite may be a comma list or "all": one multi-task dataset.
+snapflow-collect suite=spatial episodes_per_task=50 out=data/mini_libero_spatial [task_ids=[0,1]]
+    [resolution=128] [workers=2] [seed=0] [video=false] [noise_std=0.05] [overwrite=false]
+    [object_state=false] [layout=libero|wide]
+suite may be a comma list or "all": one multi-task dataset.
 """
 
 from __future__ import annotations
@@ -17,10 +17,20 @@ def _main(cfg: DictConfig) -> None:
     from snapflow.sim.record import collect_dataset
 
     task_ids = OmegaConf.to_container(cfg.task_ids) if cfg.task_ids is not None else None
-    out = collect_dataset(cfg.suite, int(cfg.episodes_per_task), cfg.out, task_ids=task_ids,
-                          resolution=int(cfg.resolution), seed=int(cfg.seed), workers=int(cfg.workers),
-                          video=bool(cfg.video), noise_std=float(cfg.noise_std), overwrite=bool(cfg.overwrite),
-                          object_state=bool(cfg.object_state), layout=str(cfg.layout))
+    out = collect_dataset(
+        cfg.suite,
+        int(cfg.episodes_per_task),
+        cfg.out,
+        task_ids=task_ids,
+        resolution=int(cfg.resolution),
+        seed=int(cfg.seed),
+        workers=int(cfg.workers),
+        video=bool(cfg.video),
+        noise_std=float(cfg.noise_std),
+        overwrite=bool(cfg.overwrite),
+        object_state=bool(cfg.object_state),
+        layout=str(cfg.layout),
+    )
     print(f"wrote {out}")
 
 

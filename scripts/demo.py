@@ -50,34 +50,57 @@ def _distill(cfg: DictConfig, teacher: Path, dataset: Path, method: str, dest: P
 
     run = dest.with_name(f"distill_{method}")
     shutil.rmtree(run, ignore_errors=True)  # a rerun of the demo starts its distillation afresh
-    _run(f"distill ({method})", [
-        str(BIN / "snapflow-distill"), f"teacher={teacher}", f"dataset={dataset}", f"out={run}", f"method={method}",
-        f"steps={int(cfg.distill_steps)}", f"batch_size={int(cfg.distill_batch_size)}",
-        f"save_freq={int(cfg.distill_steps)}", f"num_workers={min(1, int(cfg.workers) - 1)}"])
+    _run(
+        f"distill ({method})",
+        [
+            str(BIN / "snapflow-distill"),
+            f"teacher={teacher}",
+            f"dataset={dataset}",
+            f"out={run}",
+            f"method={method}",
+            f"steps={int(cfg.distill_steps)}",
+            f"batch_size={int(cfg.distill_batch_size)}",
+            f"save_freq={int(cfg.distill_steps)}",
+            f"num_workers={min(1, int(cfg.workers) - 1)}",
+        ],
+    )
     shutil.rmtree(dest, ignore_errors=True)
     (run / "checkpoints" / "last" / "pretrained_model").rename(dest)
     return dest
 
 
 def table(report: dict, held_out: dict | None, run: dict) -> str:
-    rows = ["| suite | sampler | NFE | success (frozen) | 95% CI | success (held-out) | latency ms |",
-            "|---|---|---|---|---|---|---|"]
+    rows = [
+        "| suite | sampler | NFE | success (frozen) | 95% CI | success (held-out) | latency ms |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for suite, samplers in report["suites"].items():
         for name, r in samplers.items():
             nfe = report.get("samplers", {}).get(name, {}).get("nfe", "")
             ho = (held_out or {}).get("suites", {}).get(suite, {}).get(name)
             ho_text = f"{ho['success']:.2f} [{ho['ci_low']:.2f}, {ho['ci_high']:.2f}]" if ho else "-"
-            rows.append(f"| {suite} | {name} | {nfe} | {r['success']:.2f} | [{r['ci_low']:.2f}, {r['ci_high']:.2f}] "
-                        f"| {ho_text} | {r['latency_ms']:.1f} |")
+            rows.append(
+                f"| {suite} | {name} | {nfe} | {r['success']:.2f} | [{r['ci_low']:.2f}, {r['ci_high']:.2f}] "
+                f"| {ho_text} | {r['latency_ms']:.1f} |"
+            )
     ratio = report.get("latency_ratio_teacher10_snapflow1")
     if ratio:
-        rows.append(f"\npredict_action_chunk latency, teacher 10-step / SnapFlow 1-NFE (same run, batch 1): {ratio:.2f}x")
-    rows.append(f"n_action_steps = {report.get('n_action_steps')}, episodes per task = {report.get('episodes_per_task')}")
-    episodes = f"{run['episode_successes']}/{run['episodes']} episodes successful" if "episodes" in run else (
-        f"success {run.get('success')}")
-    rows.append(f"real-time loop (ONNX Runtime, 1-NFE student, {run['ticks']} ticks): {run['achieved_hz']:.2f} Hz of "
-                f"{run['target_hz']:g}, missed {run['missed_ticks']}, jitter p99 {run['jitter_ms']['p99']:.2f} ms, "
-                f"inference p50 {run['latency_ms']['p50']:.1f} ms, {episodes}")
+        rows.append(
+            f"\npredict_action_chunk latency, teacher 10-step / SnapFlow 1-NFE (same run, batch 1): {ratio:.2f}x"
+        )
+    rows.append(
+        f"n_action_steps = {report.get('n_action_steps')}, episodes per task = {report.get('episodes_per_task')}"
+    )
+    episodes = (
+        f"{run['episode_successes']}/{run['episodes']} episodes successful"
+        if "episodes" in run
+        else (f"success {run.get('success')}")
+    )
+    rows.append(
+        f"real-time loop (ONNX Runtime, 1-NFE student, {run['ticks']} ticks): {run['achieved_hz']:.2f} Hz of "
+        f"{run['target_hz']:g}, missed {run['missed_ticks']}, jitter p99 {run['jitter_ms']['p99']:.2f} ms, "
+        f"inference p50 {run['latency_ms']['p50']:.1f} ms, {episodes}"
+    )
     return "\n".join(rows)
 
 
@@ -103,10 +126,21 @@ def _main(cfg: DictConfig) -> None:
     progress.update()
     data = out / "data"
     for suite in suites:
-        _run("collect", [str(BIN / "snapflow-collect"), f"suite={suite}", f"out={data}_{suite}", "overwrite=true",
-                         f"episodes_per_task={int(cfg.distill_demos_per_task)}", f"resolution={resolution}",
-                         f"workers={int(cfg.workers)}", f"seed={int(cfg.seed) + 7}",
-                         f"object_state={str(object_state).lower()}", *ids_arg])
+        _run(
+            "collect",
+            [
+                str(BIN / "snapflow-collect"),
+                f"suite={suite}",
+                f"out={data}_{suite}",
+                "overwrite=true",
+                f"episodes_per_task={int(cfg.distill_demos_per_task)}",
+                f"resolution={resolution}",
+                f"workers={int(cfg.workers)}",
+                f"seed={int(cfg.seed) + 7}",
+                f"object_state={str(object_state).lower()}",
+                *ids_arg,
+            ],
+        )
     progress.update()
     student = _distill(cfg, teacher, Path(f"{data}_{suites[0]}"), "snapflow", out / "student")
     progress.update()
@@ -115,10 +149,19 @@ def _main(cfg: DictConfig) -> None:
         fm = [f"fm={_distill(cfg, teacher, Path(f'{data}_{suites[0]}'), 'fm', out / 'fm')}"]
         samplers.append("fm_1")
     progress.update()
-    common = [str(BIN / "snapflow-eval"), f"teacher={teacher}", f"student={student}", *fm,
-              f"samplers=[{','.join(samplers)}]",
-              f"suites=[{','.join(suites)}]", f"episodes={int(cfg.episodes)}", f"resolution={resolution}",
-              f"n_action_steps={int(cfg.n_action_steps)}", *ids_arg, *cap]
+    common = [
+        str(BIN / "snapflow-eval"),
+        f"teacher={teacher}",
+        f"student={student}",
+        *fm,
+        f"samplers=[{','.join(samplers)}]",
+        f"suites=[{','.join(suites)}]",
+        f"episodes={int(cfg.episodes)}",
+        f"resolution={resolution}",
+        f"n_action_steps={int(cfg.n_action_steps)}",
+        *ids_arg,
+        *cap,
+    ]
     _run("eval", [*common, f"out={out}"])
     progress.update()
     held_out = None
@@ -130,9 +173,23 @@ def _main(cfg: DictConfig) -> None:
     progress.update()
     # Synchronous chunks (inference inside the tick, all 10 rows executed, as in the evaluation): the
     # 1-NFE student fits in a 20 Hz tick; README "Deployment" has the asynchronous variants' success.
-    _run("run", [str(BIN / "snapflow-run"), f"policy={out / 'export'}", "robot=sim", f"task={suites[0]}/{first_task}",
-                 f"resolution={resolution}", f"seconds={float(cfg.run_seconds)}", f"out={out / 'run'}", "auto_reset=true",
-                 "stop_on_success=false", "inference=inline_blocking", "queue_low_watermark=0", "crossfade_steps=0"])
+    _run(
+        "run",
+        [
+            str(BIN / "snapflow-run"),
+            f"policy={out / 'export'}",
+            "robot=sim",
+            f"task={suites[0]}/{first_task}",
+            f"resolution={resolution}",
+            f"seconds={float(cfg.run_seconds)}",
+            f"out={out / 'run'}",
+            "auto_reset=true",
+            "stop_on_success=false",
+            "inference=inline_blocking",
+            "queue_low_watermark=0",
+            "crossfade_steps=0",
+        ],
+    )
     progress.update()
     progress.close()
     report = json.loads((out / "report.json").read_text())

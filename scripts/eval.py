@@ -30,18 +30,24 @@ def _samplers(cfg: DictConfig) -> dict:
     from snapflow.sim.evaluate import SamplerSpec
 
     defs = OmegaConf.to_container(cfg.sampler_defs, resolve=True)
-    names = list(cfg.samplers) if cfg.samplers is not None else [n for n, d in defs.items() if d.get("policy")]
+    names = (
+        list(cfg.samplers) if cfg.samplers is not None else [n for n, d in defs.items() if d.get("policy")]
+    )
     if not names:
         raise ValueError("nothing to evaluate: set teacher=, student= or fm= (or samplers=[...])")
     out = {}
     for name in names:
         if name not in defs:
             hint = difflib.get_close_matches(name, list(defs), n=1)
-            raise ValueError(f"unknown sampler {name!r}{f' (did you mean {hint[0]!r}?)' if hint else ''}; "
-                             f"known: {sorted(defs)}")
+            raise ValueError(
+                f"unknown sampler {name!r}{f' (did you mean {hint[0]!r}?)' if hint else ''}; "
+                f"known: {sorted(defs)}"
+            )
         d = defs[name]
         if not d.get("policy"):
-            raise ValueError(f"sampler {name!r} has no checkpoint: set its policy (teacher=, student= or fm=)")
+            raise ValueError(
+                f"sampler {name!r} has no checkpoint: set its policy (teacher=, student= or fm=)"
+            )
         spec = SamplerSpec(name, resolve_pretrained(d["policy"]), int(d["nfe"]), d.get("mode"))
         out[name] = (spec, d.get("role") or name)
     return out
@@ -67,28 +73,68 @@ def _main(cfg: DictConfig) -> None:
     kept = {}  # loaded samplers, kept for the interleaved latency benchmark
     for name, (spec, role) in samplers.items():
         lp = load_policy(spec, int(cfg.n_action_steps), device=str(cfg.device))
-        info[name] = {"policy": str(spec.policy), "nfe": spec.nfe, "mode": spec.mode, "role": role,
-                      "policy_type": lp.config.type}
+        info[name] = {
+            "policy": str(spec.policy),
+            "nfe": spec.nfe,
+            "mode": spec.mode,
+            "role": role,
+            "policy_type": lp.config.type,
+        }
         for suite in suites:
             results[suite][name] = evaluate_suite(
-                lp, suite, int(cfg.episodes), task_ids=task_ids, held_out=bool(cfg.held_out),
-                resolution=int(cfg.resolution), batch_size=int(cfg.batch_size),
-                max_steps=cfg.max_steps, seed=int(cfg.seed), layout=str(cfg.layout))
+                lp,
+                suite,
+                int(cfg.episodes),
+                task_ids=task_ids,
+                held_out=bool(cfg.held_out),
+                resolution=int(cfg.resolution),
+                batch_size=int(cfg.batch_size),
+                max_steps=cfg.max_steps,
+                seed=int(cfg.seed),
+                layout=str(cfg.layout),
+            )
         if cfg.dataset:
-            m = offline_action_mse(lp.policy, lp.preprocessor, lp.postprocessor, cfg.dataset,
-                                   int(cfg.episodes_for_mse), int(cfg.mse_stride), int(cfg.mse_max_samples),
-                                   seed=int(cfg.seed))
+            m = offline_action_mse(
+                lp.policy,
+                lp.preprocessor,
+                lp.postprocessor,
+                cfg.dataset,
+                int(cfg.episodes_for_mse),
+                int(cfg.mse_stride),
+                int(cfg.mse_max_samples),
+                seed=int(cfg.seed),
+            )
             mse[name] = m.mean
-            info[name]["offline_mse"] = {"mean": m.mean, "median": m.median, "p90": m.p90, "samples": m.samples}
+            info[name]["offline_mse"] = {
+                "mean": m.mean,
+                "median": m.median,
+                "p90": m.p90,
+                "samples": m.samples,
+            }
         if int(cfg.latency_calls) > 0:
             kept[name] = lp
-    bench = benchmark_latency(kept, suites[0], int(cfg.resolution), int(cfg.latency_calls),
-                              task_id=(task_ids or [0])[0]) if kept else None
-    meta = {"n_action_steps": int(cfg.n_action_steps), "held_out": bool(cfg.held_out), "layout": str(cfg.layout),
-            "episodes_per_task": int(cfg.episodes), "task_ids": task_ids, "max_steps": cfg.max_steps,
-            "resolution": int(cfg.resolution), "batch_size": int(cfg.batch_size), "seed": int(cfg.seed),
-            "offline_mse_dataset": cfg.dataset, "machine": machine_info(),
-            "wall_time_s": round(time.perf_counter() - start, 1), "created": datetime.now(UTC).isoformat()}
+    bench = (
+        benchmark_latency(
+            kept, suites[0], int(cfg.resolution), int(cfg.latency_calls), task_id=(task_ids or [0])[0]
+        )
+        if kept
+        else None
+    )
+    meta = {
+        "n_action_steps": int(cfg.n_action_steps),
+        "held_out": bool(cfg.held_out),
+        "layout": str(cfg.layout),
+        "episodes_per_task": int(cfg.episodes),
+        "task_ids": task_ids,
+        "max_steps": cfg.max_steps,
+        "resolution": int(cfg.resolution),
+        "batch_size": int(cfg.batch_size),
+        "seed": int(cfg.seed),
+        "offline_mse_dataset": cfg.dataset,
+        "machine": machine_info(),
+        "wall_time_s": round(time.perf_counter() - start, 1),
+        "created": datetime.now(UTC).isoformat(),
+    }
     report = build_report(results, info, mse, meta, bench)
     write_outputs(report, cfg.out)
     print(markdown_table(report))

@@ -26,9 +26,17 @@ def _main(cfg: DictConfig) -> None:
 
     runtime = TorchRuntime.from_checkpoint(cfg.policy, nfe=int(cfg.nfe))
     try:
-        contract, _ = export_onnx(runtime.policy, runtime.pre, _observation(runtime.policy, cfg.task), cfg.out,
-                                  source_dir=cfg.policy, nfe=int(cfg.nfe), opset=int(cfg.opset),
-                                  int8=bool(cfg.int8), fps=float(cfg.fps))
+        contract, _ = export_onnx(
+            runtime.policy,
+            runtime.pre,
+            _observation(runtime.policy, cfg.task),
+            cfg.out,
+            source_dir=cfg.policy,
+            nfe=int(cfg.nfe),
+            opset=int(cfg.opset),
+            int8=bool(cfg.int8),
+            fps=float(cfg.fps),
+        )
     except ExportParityError as e:
         sys.exit(f"export failed the parity check: {e} (see {cfg.out}/parity.json)")
     print(f"wrote {cfg.out}/{contract.onnx_file}, contract.json, parity.json")

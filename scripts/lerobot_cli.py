@@ -21,16 +21,49 @@ BIN = Path(sys.executable).parent
 # The NFE field of each family's config, and the fields that define its architecture / inputs (forwarded
 # from a teacher's config.json to the student, whose plugin loads weights only).
 STEPS_FIELD = {"smolvla": "num_steps", "pi0": "num_inference_steps", "pi05": "num_inference_steps"}
-COMMON_FIELDS = ("n_obs_steps", "chunk_size", "n_action_steps", "max_state_dim", "max_action_dim",
-                 "empty_cameras", "min_period", "max_period", "tokenizer_max_length")
+COMMON_FIELDS = (
+    "n_obs_steps",
+    "chunk_size",
+    "n_action_steps",
+    "max_state_dim",
+    "max_action_dim",
+    "empty_cameras",
+    "min_period",
+    "max_period",
+    "tokenizer_max_length",
+)
 ARCH_FIELDS = {
-    "smolvla": (*COMMON_FIELDS, "vlm_model_name", "num_vlm_layers", "num_expert_layers", "expert_width_multiplier",
-                "self_attn_every_n_layers", "attention_mode", "prefix_length", "pad_language_to",
-                "resize_imgs_with_padding", "add_image_special_tokens", "adapt_to_pi_aloha",
-                "use_delta_joint_actions_aloha", "use_cache"),
-    "pi0": (*COMMON_FIELDS, "paligemma_variant", "action_expert_variant", "dtype", "image_resolution",
-            "tokenizer_name", "time_sampling_beta_alpha", "time_sampling_beta_beta", "time_sampling_scale",
-            "time_sampling_offset", "use_relative_actions", "relative_exclude_joints", "action_feature_names"),
+    "smolvla": (
+        *COMMON_FIELDS,
+        "vlm_model_name",
+        "num_vlm_layers",
+        "num_expert_layers",
+        "expert_width_multiplier",
+        "self_attn_every_n_layers",
+        "attention_mode",
+        "prefix_length",
+        "pad_language_to",
+        "resize_imgs_with_padding",
+        "add_image_special_tokens",
+        "adapt_to_pi_aloha",
+        "use_delta_joint_actions_aloha",
+        "use_cache",
+    ),
+    "pi0": (
+        *COMMON_FIELDS,
+        "paligemma_variant",
+        "action_expert_variant",
+        "dtype",
+        "image_resolution",
+        "tokenizer_name",
+        "time_sampling_beta_alpha",
+        "time_sampling_beta_beta",
+        "time_sampling_scale",
+        "time_sampling_offset",
+        "use_relative_actions",
+        "relative_exclude_joints",
+        "action_feature_names",
+    ),
 }
 ARCH_FIELDS["pi05"] = ARCH_FIELDS["pi0"]
 LAST_CHECKPOINT = Path("checkpoints") / "last" / "pretrained_model"
@@ -51,14 +84,18 @@ def resolve_pretrained(path: str | Path) -> Path:
     for candidate in (p, p / LAST_CHECKPOINT):
         if (candidate / "config.json").is_file():
             return candidate
-    raise FileNotFoundError(f"no LeRobot checkpoint at {p}: expected {p}/config.json or {p / LAST_CHECKPOINT}/config.json")
+    raise FileNotFoundError(
+        f"no LeRobot checkpoint at {p}: expected {p}/config.json or {p / LAST_CHECKPOINT}/config.json"
+    )
 
 
 def dataset_state_dim(dataset: str | Path) -> int:
     """Length of ``observation.state`` in a LeRobotDataset (meta/info.json)."""
     info = Path(dataset) / "meta" / "info.json"
     if not info.is_file():
-        raise FileNotFoundError(f"{dataset} is not a LeRobotDataset (no meta/info.json); see snapflow-collect")
+        raise FileNotFoundError(
+            f"{dataset} is not a LeRobotDataset (no meta/info.json); see snapflow-collect"
+        )
     return int(json.loads(info.read_text())["features"]["observation.state"]["shape"][0])
 
 
@@ -66,8 +103,10 @@ def family_of(policy_type: str) -> str:
     """smolvla / pi0 / pi05 for an upstream flow-matching type or its *_snapflow student."""
     family = policy_type.removesuffix("_snapflow")
     if family not in STEPS_FIELD:
-        raise ValueError(f"policy type {policy_type!r} is not supported: SnapFlow distils the flow-matching "
-                         f"VLAs {sorted(STEPS_FIELD)} (or their *_snapflow students)")
+        raise ValueError(
+            f"policy type {policy_type!r} is not supported: SnapFlow distils the flow-matching "
+            f"VLAs {sorted(STEPS_FIELD)} (or their *_snapflow students)"
+        )
     return family
 
 
@@ -77,8 +116,11 @@ def architecture_flags(config: dict, family: str) -> list[str]:
     None values are skipped (the student's default applies); SmolVLA's ``load_vlm_weights`` is forced to
     false because every weight, VLM included, comes from the teacher checkpoint.
     """
-    flags = [f"--policy.{k}={cli_value(config[k])}" for k in ARCH_FIELDS[family]
-             if k in config and config[k] is not None]
+    flags = [
+        f"--policy.{k}={cli_value(config[k])}"
+        for k in ARCH_FIELDS[family]
+        if k in config and config[k] is not None
+    ]
     if family == "smolvla":
         flags.append("--policy.load_vlm_weights=false")
     return flags
@@ -88,8 +130,11 @@ def teacher_flags(teacher: Path) -> tuple[str, list[str]]:
     """(family, flags) that start a `<family>_snapflow` student from ``teacher`` (a pretrained_model dir)."""
     config = json.loads((teacher / "config.json").read_text())
     family = family_of(str(config.get("type")))
-    return family, [f"--policy.type={family}_snapflow", f"--policy.pretrained_path={teacher}",
-                    *architecture_flags(config, family)]
+    return family, [
+        f"--policy.type={family}_snapflow",
+        f"--policy.pretrained_path={teacher}",
+        *architecture_flags(config, family),
+    ]
 
 
 def tiny_flags(family: str, assets: str | Path, state_dim: int = 8, width: int = 64) -> list[str]:
@@ -115,34 +160,68 @@ def tiny_flags(family: str, assets: str | Path, state_dim: int = 8, width: int =
     vlm_config = assets / "tiny_smolvlm" / "config.json"
     if family == "smolvla" and not vlm_config.exists():
         build_tiny_smolvlm(assets / "tiny_smolvlm", corpus, width=width)
-    if family == "smolvla" and (have := json.loads(vlm_config.read_text())["text_config"]["hidden_size"]) != width:
-        raise ValueError(f"{vlm_config.parent} holds a width-{have} tiny SmolVLM, not {width}: use another assets dir")
+    if (
+        family == "smolvla"
+        and (have := json.loads(vlm_config.read_text())["text_config"]["hidden_size"]) != width
+    ):
+        raise ValueError(
+            f"{vlm_config.parent} holds a width-{have} tiny SmolVLM, not {width}: use another assets dir"
+        )
     if family != "smolvla" and not (assets / "tiny_paligemma_tokenizer" / "tokenizer.json").exists():
         build_tiny_paligemma_tokenizer(assets / "tiny_paligemma_tokenizer", corpus)
     policy_type = "smolvla" if family == "smolvla" else f"{family}_snapflow"
     cfg = tiny_config(policy_type, assets)
     cfg.max_state_dim = max(cfg.max_state_dim, state_dim)
-    flags = [f"--policy.type={policy_type}", *architecture_flags(vars(cfg), family),
-             "--policy.train_expert_only=false", "--policy.freeze_vision_encoder=false"]
+    flags = [
+        f"--policy.type={policy_type}",
+        *architecture_flags(vars(cfg), family),
+        "--policy.train_expert_only=false",
+        "--policy.freeze_vision_encoder=false",
+    ]
     if family == "smolvla":
         return flags
-    return [*flags, "--policy.snapflow.alpha=1.0", "--policy.snapflow.multistep_mode=euler",
-            "--policy.num_inference_steps=10"]
+    return [
+        *flags,
+        "--policy.snapflow.alpha=1.0",
+        "--policy.snapflow.multistep_mode=euler",
+        "--policy.num_inference_steps=10",
+    ]
 
 
-def train_args(policy_flags: list[str], dataset: str | Path, out: str | Path, steps: int, batch_size: int,
-               save_freq: int, seed: int = 1000, num_workers: int = 0, log_freq: int = 10,
-               device: str | None = None) -> list[str]:
+def train_args(
+    policy_flags: list[str],
+    dataset: str | Path,
+    out: str | Path,
+    steps: int,
+    batch_size: int,
+    save_freq: int,
+    seed: int = 1000,
+    num_workers: int = 0,
+    log_freq: int = 10,
+    device: str | None = None,
+) -> list[str]:
     """The full `lerobot-train` argument list for a fresh run into ``out`` (which must not exist)."""
     dataset = Path(dataset)
     if not (dataset / "meta" / "info.json").is_file():
-        raise FileNotFoundError(f"{dataset} is not a LeRobotDataset (no meta/info.json); see snapflow-collect")
+        raise FileNotFoundError(
+            f"{dataset} is not a LeRobotDataset (no meta/info.json); see snapflow-collect"
+        )
     if Path(out).exists():
         raise FileExistsError(f"{out} exists: pick a new out= or pass resume=true to continue that run")
-    args = [*policy_flags, f"--dataset.repo_id=local/{dataset.name}", f"--dataset.root={dataset}",
-            f"--output_dir={out}", f"--steps={steps}", f"--batch_size={batch_size}", f"--save_freq={save_freq}",
-            f"--log_freq={log_freq}", f"--seed={seed}", f"--num_workers={num_workers}",
-            "--policy.push_to_hub=false", "--wandb.enable=false"]
+    args = [
+        *policy_flags,
+        f"--dataset.repo_id=local/{dataset.name}",
+        f"--dataset.root={dataset}",
+        f"--output_dir={out}",
+        f"--steps={steps}",
+        f"--batch_size={batch_size}",
+        f"--save_freq={save_freq}",
+        f"--log_freq={log_freq}",
+        f"--seed={seed}",
+        f"--num_workers={num_workers}",
+        "--policy.push_to_hub=false",
+        "--wandb.enable=false",
+    ]
     return [*args, f"--policy.device={device}"] if device else args
 
 
@@ -152,7 +231,12 @@ def resume_args(out: str | Path, steps: int | None = None) -> list[str]:
     if not config.is_file():
         raise FileNotFoundError(f"cannot resume: {config} does not exist (no checkpoint saved in {out} yet)")
     # --output_dir: train_config.json records the original dir; a copied or moved run must write here.
-    return ["--resume=true", f"--config_path={config}", f"--output_dir={out}", *([f"--steps={steps}"] if steps else [])]
+    return [
+        "--resume=true",
+        f"--config_path={config}",
+        f"--output_dir={out}",
+        *([f"--steps={steps}"] if steps else []),
+    ]
 
 
 def _free_port() -> int:
@@ -176,14 +260,26 @@ def launcher_prefix(launcher: str, num_processes: int = 1) -> list[str]:
     if num_processes < 1:
         raise ValueError(f"num_processes must be >= 1, got {num_processes}")
     mode = ["--multi_gpu", f"--main_process_port={_free_port()}"] if num_processes > 1 else []
-    return [str(BIN / "accelerate"), "launch", *mode, f"--num_processes={num_processes}", "--num_machines=1",
-            "--mixed_precision=no", "--dynamo_backend=no", script]
+    return [
+        str(BIN / "accelerate"),
+        "launch",
+        *mode,
+        f"--num_processes={num_processes}",
+        "--num_machines=1",
+        "--mixed_precision=no",
+        "--dynamo_backend=no",
+        script,
+    ]
 
 
 def lerobot_env() -> dict[str, str]:
     """Offline, quiet environment for the child: no Hub, no wandb, no tokenizer thread pools."""
-    return {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), "WANDB_MODE": "disabled",
-            "TOKENIZERS_PARALLELISM": "false"}
+    return {
+        **os.environ,
+        "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
+        "WANDB_MODE": "disabled",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
 
 
 def run_lerobot_train(args: list[str], launcher: str = "python", num_processes: int = 1) -> list[str]:
@@ -205,8 +301,20 @@ def train_or_resume(policy_flags: list[str], cfg: object) -> Path:
     if cfg.resume:
         args = resume_args(cfg.out, int(cfg.steps))
     else:
-        args = [*policy_flags, *train_args(
-            [], cfg.dataset, cfg.out, int(cfg.steps), int(cfg.batch_size), int(cfg.save_freq), seed=int(cfg.seed),
-            num_workers=int(cfg.num_workers), log_freq=int(cfg.log_freq), device=cfg.device)]
+        args = [
+            *policy_flags,
+            *train_args(
+                [],
+                cfg.dataset,
+                cfg.out,
+                int(cfg.steps),
+                int(cfg.batch_size),
+                int(cfg.save_freq),
+                seed=int(cfg.seed),
+                num_workers=int(cfg.num_workers),
+                log_freq=int(cfg.log_freq),
+                device=cfg.device,
+            ),
+        ]
     run_lerobot_train([*args, *[str(x) for x in cfg.extra]], str(cfg.launcher), int(cfg.num_processes))
     return Path(cfg.out) / LAST_CHECKPOINT

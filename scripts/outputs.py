@@ -21,8 +21,10 @@ def prepare_out(out: str | Path, overwrite: bool) -> Path:
     path = Path(out)
     if path.exists() and any(path.iterdir()):
         if not overwrite:
-            raise FileExistsError(f"out={out} already holds results; pass overwrite=true to replace them, "
-                                  "or choose another out=")
+            raise FileExistsError(
+                f"out={out} already holds results; pass overwrite=true to replace them, "
+                "or choose another out="
+            )
         shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)
     return path

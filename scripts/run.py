@@ -34,9 +34,15 @@ def make_robot(cfg: DictConfig, resolution: int) -> object:
     if cfg.robot == "sim":
         suite, _, task_id = str(cfg.task).partition("/")
         init_state = None if cfg.init_state is None else int(cfg.init_state)
-        return SimRobot(suite=suite, task_id=int(task_id or 0), resolution=resolution, init_state=init_state,
-                        auto_reset=bool(cfg.auto_reset), object_state=policy_uses_object_state(cfg.policy),
-                        layout=str(cfg.layout))
+        return SimRobot(
+            suite=suite,
+            task_id=int(task_id or 0),
+            resolution=resolution,
+            init_state=init_state,
+            auto_reset=bool(cfg.auto_reset),
+            object_state=policy_uses_object_state(cfg.policy),
+            layout=str(cfg.layout),
+        )
     if cfg.robot == "lerobot":
         import draccus
         from lerobot.robots.config import RobotConfig
@@ -60,8 +66,9 @@ def safety_config(robot: object, cfg: DictConfig) -> object:
     from snapflow.deploy.envelope import resolve_envelope
     from snapflow.deploy.safety import SafetyConfig
 
-    envelope = resolve_envelope(robot.envelope(), _limit(cfg.action_low), _limit(cfg.action_high),
-                                _limit(cfg.max_delta))
+    envelope = resolve_envelope(
+        robot.envelope(), _limit(cfg.action_low), _limit(cfg.action_high), _limit(cfg.max_delta)
+    )
     return SafetyConfig.from_envelope(envelope, float(cfg.stale_after_s), int(cfg.hold_ticks))
 
 
@@ -98,13 +105,19 @@ def summary(report: dict) -> str:
         return "n/a" if value is None else format(value, spec)
 
     lat, jit = report["latency_ms"], report["jitter_ms"]
-    return (f"{f(report['achieved_hz'], '.2f')} Hz of {report['target_hz']:g} over {report['ticks']} ticks | missed "
-            f"{report['missed_ticks']} | jitter p50/p99 {f(jit['p50'], '.2f')}/{f(jit['p99'], '.2f')} ms | inference "
-            f"p50/p95/p99 {f(lat['p50'], '.1f')}/{f(lat['p95'], '.1f')}/{f(lat['p99'], '.1f')} ms | held "
-            f"{report['held_ticks']} | watchdog {report['watchdog_ticks']} | clamped {report['clamped_ticks']} | "
-            f"non-finite rejected {report['nonfinite_rejected']} | stop: {report['stop_reason']} | success "
-            f"{report.get('success')}"
-            + (f" | episodes {report['episodes']} ({report['episode_successes']} successful)" if "episodes" in report else ""))
+    return (
+        f"{f(report['achieved_hz'], '.2f')} Hz of {report['target_hz']:g} over {report['ticks']} ticks | missed "
+        f"{report['missed_ticks']} | jitter p50/p99 {f(jit['p50'], '.2f')}/{f(jit['p99'], '.2f')} ms | inference "
+        f"p50/p95/p99 {f(lat['p50'], '.1f')}/{f(lat['p95'], '.1f')}/{f(lat['p99'], '.1f')} ms | held "
+        f"{report['held_ticks']} | watchdog {report['watchdog_ticks']} | clamped {report['clamped_ticks']} | "
+        f"non-finite rejected {report['nonfinite_rejected']} | stop: {report['stop_reason']} | success "
+        f"{report.get('success')}"
+        + (
+            f" | episodes {report['episodes']} ({report['episode_successes']} successful)"
+            if "episodes" in report
+            else ""
+        )
+    )
 
 
 def _run(cfg: DictConfig) -> int:
@@ -119,8 +132,9 @@ def _run(cfg: DictConfig) -> int:
 
     out = prepare_out(cfg.out, bool(cfg.overwrite))
     torch.set_num_threads(int(cfg.threads))
-    runtime = load_runtime(cfg.policy, cfg.runtime, threads=int(cfg.threads),
-                           nfe=None if cfg.nfe is None else int(cfg.nfe))
+    runtime = load_runtime(
+        cfg.policy, cfg.runtime, threads=int(cfg.threads), nfe=None if cfg.nfe is None else int(cfg.nfe)
+    )
     resolution = int(cfg.resolution) if cfg.resolution is not None else (policy_resolution(cfg.policy) or 128)
     robot = make_robot(cfg, resolution)
     try:
@@ -129,17 +143,23 @@ def _run(cfg: DictConfig) -> int:
         check_observation(cfg.policy, first)
         inference, p50 = choose_inference(str(cfg.inference), runtime, first, float(cfg.hz))
         if p50 is not None:
-            print(f"inference=auto: chunk p50 {p50:.1f} ms vs tick {1e3 / float(cfg.hz):.1f} ms -> {inference}")
+            print(
+                f"inference=auto: chunk p50 {p50:.1f} ms vs tick {1e3 / float(cfg.hz):.1f} ms -> {inference}"
+            )
         if cfg.fault != "none":
             from snapflow.deploy.faults import FaultInjectingRuntime
 
             runtime = FaultInjectingRuntime(runtime, str(cfg.fault), good_chunks=int(cfg.fault_after))
         loop_cfg = ControlLoopConfig(
-            safety=safety, hz=float(cfg.hz), seconds=float(cfg.seconds),
+            safety=safety,
+            hz=float(cfg.hz),
+            seconds=float(cfg.seconds),
             queue_low_watermark=watermark(cfg.queue_low_watermark, inference, p50, float(cfg.hz)),
             actions_per_chunk=None if cfg.actions_per_chunk is None else int(cfg.actions_per_chunk),
-            crossfade_steps=int(cfg.crossfade_steps), stop_on_success=bool(cfg.stop_on_success),
-            inference=inference, stop_on_done=not bool(cfg.auto_reset),
+            crossfade_steps=int(cfg.crossfade_steps),
+            stop_on_success=bool(cfg.stop_on_success),
+            inference=inference,
+            stop_on_done=not bool(cfg.auto_reset),
             realtime_priority=None if cfg.realtime_priority is None else int(cfg.realtime_priority),
         )
         report = run_control_loop(runtime, robot, MonotonicClock(), loop_cfg)

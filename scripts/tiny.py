@@ -37,8 +37,14 @@ def build_tiny_teachers(out: str | Path, families: list[str], image_size: int = 
     build_tiny_smolvlm(assets / "tiny_smolvlm", corpus)
     build_tiny_paligemma_tokenizer(assets / "tiny_paligemma_tokenizer", corpus)
     inputs, outputs = lerobot_features(image_size=image_size)
-    unit = {"mean": torch.zeros(8), "std": torch.ones(8), "min": -torch.ones(8), "max": torch.ones(8),
-            "q01": -torch.ones(8), "q99": torch.ones(8)}
+    unit = {
+        "mean": torch.zeros(8),
+        "std": torch.ones(8),
+        "min": -torch.ones(8),
+        "max": torch.ones(8),
+        "q01": -torch.ones(8),
+        "q99": torch.ones(8),
+    }
     stats = {"observation.state": unit, "action": {k: v[:7] for k, v in unit.items()}}
     written = {}
     for family in families:

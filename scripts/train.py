@@ -30,8 +30,12 @@ def _main(cfg: DictConfig) -> None:
     elif cfg.pretrained:
         flags = [f"--policy.path={cfg.pretrained}"]
     elif cfg.tiny:
-        flags = tiny_flags(family, cfg.assets or Path(cfg.out).resolve().parent / "tiny_assets",
-                           state_dim=dataset_state_dim(cfg.dataset), width=int(cfg.tiny_width))
+        flags = tiny_flags(
+            family,
+            cfg.assets or Path(cfg.out).resolve().parent / "tiny_assets",
+            state_dim=dataset_state_dim(cfg.dataset),
+            width=int(cfg.tiny_width),
+        )
     else:
         flags = [f"--policy.type={family}"]
     print(f"teacher checkpoint: {train_or_resume(flags, cfg)}")

@@ -25,8 +25,9 @@ from snapflow.sim.init_states import DEFAULT_LAYOUT, HELDOUT_SEED_START, LAYOUTS
 from snapflow.sim.tasks import SUITE_NAMES, canonical_suite
 
 
-def step_cost(suite: str, task_id: int, resolution: int, render: bool, steps: int = 300,
-              blocks: int = 5) -> tuple[float, float, float]:
+def step_cost(
+    suite: str, task_id: int, resolution: int, render: bool, steps: int = 300, blocks: int = 5
+) -> tuple[float, float, float]:
     """(median wall ms, median CPU ms, best CPU ms) per env step, over `blocks` blocks of `steps` steps.
 
     Random actions in [-0.3, 0.3]. The best block is the least disturbed by other load on a shared machine.
@@ -47,8 +48,9 @@ def step_cost(suite: str, task_id: int, resolution: int, render: bool, steps: in
     return float(np.median(walls)), float(np.median(cpus)), min(cpus)
 
 
-def expert_success(suite: str, task_id: int, episodes: int, held_out: bool,
-                   layout: str = DEFAULT_LAYOUT) -> tuple[int, int]:
+def expert_success(
+    suite: str, task_id: int, episodes: int, held_out: bool, layout: str = DEFAULT_LAYOUT
+) -> tuple[int, int]:
     """(successes, longest episode in steps) over frozen init states 0..episodes-1, or held-out seeds."""
     env = MiniLiberoEnv(suite, task_id, render=False, layout=layout)
     wins, longest = 0, 0
@@ -92,13 +94,17 @@ def _cmd_step(args: argparse.Namespace) -> None:
     for suite in SUITE_NAMES:
         phys = step_cost(suite, 0, args.resolution, False, args.steps)
         cams = step_cost(suite, 0, args.resolution, True, args.steps)
-        print(f"{suite:8s} {' / '.join(f'{v:5.2f}' for v in phys):>22s} {' / '.join(f'{v:5.2f}' for v in cams):>26s}",
-              flush=True)
+        print(
+            f"{suite:8s} {' / '.join(f'{v:5.2f}' for v in phys):>22s} {' / '.join(f'{v:5.2f}' for v in cams):>26s}",
+            flush=True,
+        )
 
 
 def _cmd_experts(args: argparse.Namespace) -> None:
     kind = f"held-out seeds {HELDOUT_SEED_START}.." if args.held_out else "frozen init states 0.."
-    print(f"expert success ({args.layout} layout) over {args.episodes} {kind}{HELDOUT_SEED_START + args.episodes - 1 if args.held_out else args.episodes - 1}")
+    print(
+        f"expert success ({args.layout} layout) over {args.episodes} {kind}{HELDOUT_SEED_START + args.episodes - 1 if args.held_out else args.episodes - 1}"
+    )
     for suite in [canonical_suite(s) for s in args.suites.split(",")]:
         total, rows = 0, []
         t0 = time.perf_counter()
@@ -107,8 +113,11 @@ def _cmd_experts(args: argparse.Namespace) -> None:
             total += wins
             rows.append(f"{wins}/{args.episodes}")
             print(f"  {suite}/{task_id}: {wins}/{args.episodes} (longest {longest} steps)", flush=True)
-        print(f"{suite}: {100 * total / (10 * args.episodes):.1f}% [{' '.join(rows)}] "
-              f"({time.perf_counter() - t0:.0f} s)", flush=True)
+        print(
+            f"{suite}: {100 * total / (10 * args.episodes):.1f}% [{' '.join(rows)}] "
+            f"({time.perf_counter() - t0:.0f} s)",
+            flush=True,
+        )
 
 
 def _cmd_collect(args: argparse.Namespace) -> None:
@@ -116,16 +125,27 @@ def _cmd_collect(args: argparse.Namespace) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        out = collect_dataset(args.suite, args.episodes, Path(tmp) / "ds", task_ids=[args.task_id],
-                              resolution=args.resolution, video=args.video, progress=False)
+        out = collect_dataset(
+            args.suite,
+            args.episodes,
+            Path(tmp) / "ds",
+            task_ids=[args.task_id],
+            resolution=args.resolution,
+            video=args.video,
+            progress=False,
+        )
         wall = time.perf_counter() - t0
         size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    print(f"{args.episodes} demos of {args.suite}/{args.task_id} at {args.resolution}px "
-          f"({'video' if args.video else 'image'}): {wall:.1f} s wall, {size / 1e6:.1f} MB")
+    print(
+        f"{args.episodes} demos of {args.suite}/{args.task_id} at {args.resolution}px "
+        f"({'video' if args.video else 'image'}): {wall:.1f} s wall, {size / 1e6:.1f} MB"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("step", help="env step cost, physics only and with two cameras")
     p.add_argument("--resolution", type=int, default=128)
@@ -133,7 +153,9 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("experts", help="scripted-expert success table")
     p.add_argument("--suites", default=",".join(SUITE_NAMES))
     p.add_argument("--episodes", type=int, default=N_FROZEN)
-    p.add_argument("--held-out", action="store_true", help=f"seeds {HELDOUT_SEED_START}+ instead of frozen states")
+    p.add_argument(
+        "--held-out", action="store_true", help=f"seeds {HELDOUT_SEED_START}+ instead of frozen states"
+    )
     p.add_argument("--layout", choices=LAYOUTS, default=DEFAULT_LAYOUT)
     p = sub.add_parser("collect", help="time writing demos into a LeRobotDataset")
     p.add_argument("--suite", default="spatial")

@@ -74,10 +74,19 @@ class MiniLiberoEnv(gym.Env):
 
     metadata: ClassVar[dict] = {"render_modes": ["rgb_array"], "render_fps": CONTROL_HZ}
 
-    def __init__(self, suite: str = "spatial", task_id: int = 0, resolution: int = DEFAULT_RESOLUTION,
-                 init_state: int | None = None, init_state_stride: int = 0, render: bool = True,
-                 max_episode_steps: int | None = None, render_mode: str | None = "rgb_array",
-                 object_state: bool = False, layout: str = DEFAULT_LAYOUT) -> None:
+    def __init__(
+        self,
+        suite: str = "spatial",
+        task_id: int = 0,
+        resolution: int = DEFAULT_RESOLUTION,
+        init_state: int | None = None,
+        init_state_stride: int = 0,
+        render: bool = True,
+        max_episode_steps: int | None = None,
+        render_mode: str | None = "rgb_array",
+        object_state: bool = False,
+        layout: str = DEFAULT_LAYOUT,
+    ) -> None:
         self.task_spec = get_task(suite, task_id)
         self.layout = check_layout(layout)
         if not isinstance(resolution, int) or not 16 <= resolution <= 512:
@@ -102,8 +111,9 @@ class MiniLiberoEnv(gym.Env):
         self._objects = ObjectStateReader(self.model) if self.object_state else None
 
         img = spaces.Box(0, 255, (resolution, resolution, 3), np.uint8)
-        obs: dict[str, spaces.Space] = {"agent_pos": spaces.Box(
-            -STATE_BOUND, STATE_BOUND, (state_dim(self.object_state),), np.float32)}
+        obs: dict[str, spaces.Space] = {
+            "agent_pos": spaces.Box(-STATE_BOUND, STATE_BOUND, (state_dim(self.object_state),), np.float32)
+        }
         if render:
             obs["pixels"] = spaces.Dict(dict.fromkeys(CAMERAS, img))
         self.observation_space = spaces.Dict(obs)
@@ -126,7 +136,11 @@ class MiniLiberoEnv(gym.Env):
         for _ in range(SETTLE_STEPS):
             self.controller.step(SETTLE_ACTION)
         self._elapsed = 0
-        return self._observation(), {"is_success": self.is_success(), "task": self.task, "task_id": self.task_id}
+        return self._observation(), {
+            "is_success": self.is_success(),
+            "task": self.task,
+            "task_id": self.task_id,
+        }
 
     def step(self, action: np.ndarray) -> tuple[dict, float, bool, bool, dict]:
         action = self._validate_action(action)
@@ -172,7 +186,9 @@ class MiniLiberoEnv(gym.Env):
     def _validate_action(self, action: np.ndarray) -> np.ndarray:
         arr = np.asarray(action, dtype=np.float64)
         if arr.shape != (7,):
-            raise ValueError(f"action must have shape (7,) = [dx, dy, dz, drx, dry, drz, grip], got {arr.shape}")
+            raise ValueError(
+                f"action must have shape (7,) = [dx, dy, dz, drx, dry, drz, grip], got {arr.shape}"
+            )
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"action must be finite, got {arr.tolist()}")
         return np.clip(arr, -1.0, 1.0)
@@ -182,7 +198,7 @@ class MiniLiberoEnv(gym.Env):
         # Orientation relative to "gripper straight down": near zero and continuous in normal use, where
         # the world-frame axis-angle would sit at |angle| = pi and flip sign (a known LIBERO state quirk).
         axis_angle = quat_error(quat, DOWN_QUAT)
-        fingers = self.data.qpos[N_ARM_JOINTS:N_ARM_JOINTS + 2]
+        fingers = self.data.qpos[N_ARM_JOINTS : N_ARM_JOINTS + 2]
         proprio = np.concatenate([pos, axis_angle, fingers]).astype(np.float32)
         if self._objects is None:
             return proprio
@@ -210,4 +226,3 @@ class MiniLiberoEnv(gym.Env):
             self._last_frames = self._render_frames()
             obs["pixels"] = dict(self._last_frames)
         return obs
-

@@ -87,21 +87,28 @@ def load_policy(spec: SamplerSpec, n_action_steps: int, device: str = "cpu") -> 
     if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
         raise FileNotFoundError(
             f"sampler {spec.name!r}: {path} is not a LeRobot pretrained_model directory "
-            "(needs config.json and model.safetensors)")
+            "(needs config.json and model.safetensors)"
+        )
     if spec.nfe < 1:
         raise ValueError(f"sampler {spec.name!r}: nfe must be >= 1, got {spec.nfe}")
     cfg = PreTrainedConfig.from_pretrained(path)
     steps_field = next((f for f in STEP_FIELDS if hasattr(cfg, f)), None)
     if steps_field is None:
-        raise ValueError(f"sampler {spec.name!r}: {path} is a {cfg.type!r} policy, not a flow-matching "
-                         f"policy with one of {STEP_FIELDS}")
+        raise ValueError(
+            f"sampler {spec.name!r}: {path} is a {cfg.type!r} policy, not a flow-matching "
+            f"policy with one of {STEP_FIELDS}"
+        )
     setattr(cfg, steps_field, int(spec.nfe))
     if not 1 <= n_action_steps <= cfg.chunk_size:
-        raise ValueError(f"n_action_steps={n_action_steps} must be in [1, chunk_size={cfg.chunk_size}] of {path}")
+        raise ValueError(
+            f"n_action_steps={n_action_steps} must be in [1, chunk_size={cfg.chunk_size}] of {path}"
+        )
     cfg.n_action_steps = int(n_action_steps)
     if spec.mode is not None:
         if not hasattr(cfg, "snapflow"):
-            raise ValueError(f"sampler {spec.name!r}: mode={spec.mode!r} needs a *_snapflow student, got {cfg.type!r}")
+            raise ValueError(
+                f"sampler {spec.name!r}: mode={spec.mode!r} needs a *_snapflow student, got {cfg.type!r}"
+            )
         cfg.snapflow.multistep_mode = spec.mode
     cfg.device = device
     policy = get_policy_class(cfg.type).from_pretrained(path, config=cfg)
@@ -131,8 +138,15 @@ def _reset(envs: list, inits: list[int], held_out: bool) -> list[dict]:
     return [env.reset(options={"init_state": init})[0] for env, init in zip(envs, inits, strict=True)]
 
 
-def _run_batch(lp: LoadedPolicy, envs: list, env_pre: object, env_post: object, inits: list[int],
-               held_out: bool, latencies_ms: list[float]) -> list[tuple[bool, int]]:
+def _run_batch(
+    lp: LoadedPolicy,
+    envs: list,
+    env_pre: object,
+    env_post: object,
+    inits: list[int],
+    held_out: bool,
+    latencies_ms: list[float],
+) -> list[tuple[bool, int]]:
     """Roll out len(inits) episodes in lockstep; returns (success, length) per episode."""
     from lerobot.envs.utils import preprocess_observation
     from lerobot.utils.constants import ACTION
@@ -161,8 +175,9 @@ def _run_batch(lp: LoadedPolicy, envs: list, env_pre: object, env_post: object, 
         step_obs = []
         for i, env in enumerate(envs):
             if done[i]:
-                step_obs.append({"pixels": {k: v[i] for k, v in obs["pixels"].items()},
-                                 "agent_pos": obs["agent_pos"][i]})
+                step_obs.append(
+                    {"pixels": {k: v[i] for k, v in obs["pixels"].items()}, "agent_pos": obs["agent_pos"][i]}
+                )
                 continue
             o, _, terminated, truncated, info = env.step(action_np[i])
             step_obs.append(o)
@@ -210,10 +225,19 @@ def uses_object_state(config: object) -> bool:
     return object_state_for_dim(int(feature.shape[0]))
 
 
-def evaluate_suite(lp: LoadedPolicy, suite: str, episodes: int, task_ids: list[int] | None = None,
-                   held_out: bool = False, resolution: int = 128, batch_size: int = 1,
-                   max_steps: int | None = None, seed: int = 0, progress: bool = True,
-                   layout: str = DEFAULT_LAYOUT) -> RolloutResult:
+def evaluate_suite(
+    lp: LoadedPolicy,
+    suite: str,
+    episodes: int,
+    task_ids: list[int] | None = None,
+    held_out: bool = False,
+    resolution: int = 128,
+    batch_size: int = 1,
+    max_steps: int | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    layout: str = DEFAULT_LAYOUT,
+) -> RolloutResult:
     """Closed-loop success, episode length and chunk latency of one sampler on one suite.
 
     `layout` picks the init states: "libero" (per-task regions) or "wide" (the whole-table probe).
@@ -232,20 +256,34 @@ def evaluate_suite(lp: LoadedPolicy, suite: str, episodes: int, task_ids: list[i
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     check_layout(layout)
     inits = episode_inits(episodes, held_out)
-    env_pre, env_post = make_env_pre_post_processors(MiniLiberoEnvConfig(task=suite, resolution=resolution),
-                                                     lp.config)
+    env_pre, env_post = make_env_pre_post_processors(
+        MiniLiberoEnvConfig(task=suite, resolution=resolution), lp.config
+    )
     result = RolloutResult()
-    bar = tqdm(total=len(ids) * episodes, desc=f"{lp.spec.name} {suite}", unit="ep", disable=not progress,
-               leave=False)
+    bar = tqdm(
+        total=len(ids) * episodes,
+        desc=f"{lp.spec.name} {suite}",
+        unit="ep",
+        disable=not progress,
+        leave=False,
+    )
     for task_id in ids:
-        envs = [MiniLiberoEnv(suite, task_id, resolution=resolution, max_episode_steps=max_steps,
-                              object_state=uses_object_state(lp.config), layout=layout)
-                for _ in range(min(batch_size, episodes))]
+        envs = [
+            MiniLiberoEnv(
+                suite,
+                task_id,
+                resolution=resolution,
+                max_episode_steps=max_steps,
+                object_state=uses_object_state(lp.config),
+                layout=layout,
+            )
+            for _ in range(min(batch_size, episodes))
+        ]
         try:
             if task_id == ids[0]:
                 _warm_up(lp, envs[0], env_pre)
             for start in range(0, episodes, batch_size):
-                chunk = inits[start:start + batch_size]
+                chunk = inits[start : start + batch_size]
                 torch.manual_seed(seed + 7919 * task_id + start)  # same noise stream for every sampler
                 outcomes = _run_batch(lp, envs, env_pre, env_post, chunk, held_out, result.latencies_ms)
                 for k, (ok, steps) in enumerate(outcomes):
@@ -259,8 +297,9 @@ def evaluate_suite(lp: LoadedPolicy, suite: str, episodes: int, task_ids: list[i
     return result
 
 
-def benchmark_latency(policies: dict[str, LoadedPolicy], suite: str, resolution: int = 128, calls: int = 20,
-                      task_id: int = 0) -> dict[str, list[float]]:
+def benchmark_latency(
+    policies: dict[str, LoadedPolicy], suite: str, resolution: int = 128, calls: int = 20, task_id: int = 0
+) -> dict[str, list[float]]:
     """Warm batch-1 `predict_action_chunk` wall times (ms) of every sampler, measured interleaved.
 
     One real observation (frozen init state 0 of ``task_id``), preprocessed once per sampler; the samplers
@@ -277,12 +316,16 @@ def benchmark_latency(policies: dict[str, LoadedPolicy], suite: str, resolution:
         raise ValueError(f"calls must be >= 1, got {calls}")
     modes = {uses_object_state(lp.config) for lp in policies.values()}
     if len(modes) != 1:
-        raise ValueError("the samplers disagree on the state (8-D proprio vs 74-D object state); time them apart")
+        raise ValueError(
+            "the samplers disagree on the state (8-D proprio vs 74-D object state); time them apart"
+        )
     env = MiniLiberoEnv(canonical_suite(suite), task_id, resolution=resolution, object_state=modes.pop())
     obs, _ = env.reset(options={"init_state": 0})
     batches = {}
     for name, lp in policies.items():
-        env_pre, _ = make_env_pre_post_processors(MiniLiberoEnvConfig(task=suite, resolution=resolution), lp.config)
+        env_pre, _ = make_env_pre_post_processors(
+            MiniLiberoEnvConfig(task=suite, resolution=resolution), lp.config
+        )
         raw = preprocess_observation(_stack([obs]))
         raw["task"] = [env.task_description]
         batches[name] = lp.preprocessor(env_pre(raw))

@@ -85,8 +85,14 @@ class ScriptedExpert:
         rng: generator for the noise.
     """
 
-    def __init__(self, model: mujoco.MjModel, data: mujoco.MjData, plan: tuple[PlanStep, ...],
-                 noise_std: float = 0.0, rng: np.random.Generator | None = None) -> None:
+    def __init__(
+        self,
+        model: mujoco.MjModel,
+        data: mujoco.MjData,
+        plan: tuple[PlanStep, ...],
+        noise_std: float = 0.0,
+        rng: np.random.Generator | None = None,
+    ) -> None:
         self.model, self.data, self.plan = model, data, plan
         self.noise_std = noise_std
         self.rng = rng if rng is not None else np.random.default_rng(0)
@@ -203,9 +209,16 @@ def _open_drawer() -> list[_Waypoint]:
     hook_y = lambda ex: _FRONT_Y + _LIP_GAP - _drawer_q(ex)  # noqa: E731
     return [
         _Waypoint(lambda ex: np.array([x, hook_y(ex), _HOOK_Z + 0.08]), 1, tol=0.02),
-        _Waypoint(lambda ex: np.array([x, hook_y(ex), _HOOK_Z]), 1, tol=0.006, speed=FINE_SPEED, max_steps=40),
-        _Waypoint(lambda ex: np.array([x, _FRONT_Y + 0.02 - DRAWER_TRAVEL, _HOOK_Z]), 1, tol=0.01,
-                  speed=FINE_SPEED, max_steps=60),
+        _Waypoint(
+            lambda ex: np.array([x, hook_y(ex), _HOOK_Z]), 1, tol=0.006, speed=FINE_SPEED, max_steps=40
+        ),
+        _Waypoint(
+            lambda ex: np.array([x, _FRONT_Y + 0.02 - DRAWER_TRAVEL, _HOOK_Z]),
+            1,
+            tol=0.01,
+            speed=FINE_SPEED,
+            max_steps=60,
+        ),
         _Waypoint(lambda ex: ex._anchor + np.array([0, 0.03, 0.10]), 1, tol=0.02),
     ]
 
@@ -215,9 +228,12 @@ def _close_drawer() -> list[_Waypoint]:
     push_y = lambda ex: _FRONT_Y - 0.022 - _drawer_q(ex)  # noqa: E731
     return [
         _Waypoint(lambda ex: np.array([x, push_y(ex), _PUSH_Z + 0.10]), 1, tol=0.02),
-        _Waypoint(lambda ex: np.array([x, push_y(ex), _PUSH_Z]), 1, tol=0.008, speed=FINE_SPEED, max_steps=40),
-        _Waypoint(lambda ex: np.array([x, _FRONT_Y - 0.012, _PUSH_Z]), 1, tol=0.006, speed=FINE_SPEED,
-                  max_steps=60),
+        _Waypoint(
+            lambda ex: np.array([x, push_y(ex), _PUSH_Z]), 1, tol=0.008, speed=FINE_SPEED, max_steps=40
+        ),
+        _Waypoint(
+            lambda ex: np.array([x, _FRONT_Y - 0.012, _PUSH_Z]), 1, tol=0.006, speed=FINE_SPEED, max_steps=60
+        ),
         _Waypoint(lambda ex: ex._anchor + np.array([0, -0.03, 0.10]), 1, tol=0.02),
     ]
 
@@ -256,8 +272,13 @@ def release_height(obj: str, target: str) -> float:
 EXTRA_STEPS_AFTER_PLAN = 10  # steps to let a released object settle before declaring failure
 
 
-def run_expert(env, noise_std: float = 0.0, rng: np.random.Generator | None = None,
-               on_step: Callable[[dict, np.ndarray], None] | None = None, obs: dict | None = None) -> tuple[bool, int]:
+def run_expert(
+    env,
+    noise_std: float = 0.0,
+    rng: np.random.Generator | None = None,
+    on_step: Callable[[dict, np.ndarray], None] | None = None,
+    obs: dict | None = None,
+) -> tuple[bool, int]:
     """Roll out the task's expert in an already-reset `MiniLiberoEnv` until success or the step limit.
 
     Args:

@@ -43,8 +43,12 @@ YAW_RANGE = 0.25  # rad, yaw jitter of boxes (cans are symmetric); small enough 
 MAX_TRIES = 2000
 # Keep-out rectangles (x_lo, x_hi, y_lo, y_hi) around fixed fixtures, including the drawer's path when
 # pulled out and the room the hand needs in front of it, and the switch beside the stove.
-_CAB_KEEPOUT = (CABINET_POS[0] - CABINET_HALF[1] - 0.01, CABINET_POS[0] + CABINET_HALF[1] + 0.01,
-                CABINET_POS[1] - CABINET_HALF[0] - DRAWER_TRAVEL - 0.04, CABINET_POS[1] + CABINET_HALF[0])
+_CAB_KEEPOUT = (
+    CABINET_POS[0] - CABINET_HALF[1] - 0.01,
+    CABINET_POS[0] + CABINET_HALF[1] + 0.01,
+    CABINET_POS[1] - CABINET_HALF[0] - DRAWER_TRAVEL - 0.04,
+    CABINET_POS[1] + CABINET_HALF[0],
+)
 _STOVE_KEEPOUT = (STOVE_POS[0] - 0.16, STOVE_POS[0] + 0.06, STOVE_POS[1] - 0.065, STOVE_POS[1] + 0.065)
 
 # Spatial-suite thresholds (m): the referent is "next to" a landmark within NEAR of its rim and the
@@ -68,12 +72,20 @@ Placement = dict[str, tuple[float, float, float, float]]  # body -> (x, y, z, ya
 
 def _keepouts(task: Task, margin: float) -> list[tuple[float, float, float, float]]:
     boxes = ([_CAB_KEEPOUT] if "cabinet" in task.fixtures else []) + (
-        [_STOVE_KEEPOUT] if "stove" in task.fixtures else [])
+        [_STOVE_KEEPOUT] if "stove" in task.fixtures else []
+    )
     return [(x0 - margin, x1 + margin, y0 - margin, y1 + margin) for x0, x1, y0, y1 in boxes]
 
 
-def _fits(name: str, x: float, y: float, placed: Placement, keepouts: list, margin: float = 0.0,
-          anchor: str | None = None) -> bool:
+def _fits(
+    name: str,
+    x: float,
+    y: float,
+    placed: Placement,
+    keepouts: list,
+    margin: float = 0.0,
+    anchor: str | None = None,
+) -> bool:
     """Whether `name` at (x, y) keeps its gaps to placed bodies and keep-outs and stays within reach.
 
     `margin` (m) widens every gap and shrinks the reach, so a layout drawn with margin `PAIR_MARGIN`
@@ -92,8 +104,14 @@ def _fits(name: str, x: float, y: float, placed: Placement, keepouts: list, marg
     return all(not (x0 - r < x < x1 + r and y0 - r < y < y1 + r) for x0, x1, y0, y1 in keepouts)
 
 
-def _place(name: str, rng: np.random.Generator, placed: Placement, keepouts: list, margin: float,
-           anchor: str | None = None) -> bool:
+def _place(
+    name: str,
+    rng: np.random.Generator,
+    placed: Placement,
+    keepouts: list,
+    margin: float,
+    anchor: str | None = None,
+) -> bool:
     spec = OBJECTS[name]
     lo_x, hi_x = WORKSPACE_X[0] + margin / 2, WORKSPACE_X[1] - margin / 2
     lo_y, hi_y = WORKSPACE_Y[0] + margin / 2, WORKSPACE_Y[1] - margin / 2
@@ -116,8 +134,10 @@ def _relation_holds(relation: str, placed: Placement, margin: float = 0.0, axis_
     if relation.startswith("next_to_"):
         mark = relation.removeprefix("next_to_")
         rim = OBJECTS[mark].radius  # the referent shares its landmark's jitter: half the slack there
-        return (_dist(placed, "red_cube", mark) < rim + NEAR - margin / 2
-                and _dist(placed, "red_cube_2", mark) > rim + FAR + margin)
+        return (
+            _dist(placed, "red_cube", mark) < rim + NEAR - margin / 2
+            and _dist(placed, "red_cube_2", mark) > rim + FAR + margin
+        )
     # left/right as seen in the agentview image (the camera faces the robot, so image-left is world -y)
     gaps = {"front": bx - ax, "back": ax - bx, "left": by - ay, "right": ay - by}
     if relation in gaps:
@@ -128,8 +148,9 @@ def _relation_holds(relation: str, placed: Placement, margin: float = 0.0, axis_
     return True  # on_box / on_tray: constructed, the distractor is on the table
 
 
-def _try_layout(task: Task, rng: np.random.Generator, margin: float = 0.0, axis_margin: float = 0.0
-                ) -> Placement | None:
+def _try_layout(
+    task: Task, rng: np.random.Generator, margin: float = 0.0, axis_margin: float = 0.0
+) -> Placement | None:
     """One draw of the whole-table sampler; None when a body found no room or the relation fails."""
     keepouts = _keepouts(task, margin / 2)
     placed: Placement = {}
@@ -142,16 +163,27 @@ def _try_layout(task: Task, rng: np.random.Generator, margin: float = 0.0, axis_
     if rel in ("on_box", "on_tray"):
         mark = rel.removeprefix("on_")
         mx, my, mz, _ = placed[mark]
-        placed["red_cube"] = (mx, my, 2 * mz + OBJECTS["red_cube"].half_height, rng.uniform(-YAW_RANGE, YAW_RANGE))
+        placed["red_cube"] = (
+            mx,
+            my,
+            2 * mz + OBJECTS["red_cube"].half_height,
+            rng.uniform(-YAW_RANGE, YAW_RANGE),
+        )
     elif rel == "between_bowl_box":
         mid = (np.array(placed["bowl"][:2]) + np.array(placed["box"][:2])) / 2 + rng.uniform(-0.01, 0.01, 2)
         if not _fits("red_cube", mid[0], mid[1], placed, keepouts, margin):
             return None
-        placed["red_cube"] = (mid[0], mid[1], OBJECTS["red_cube"].half_height, rng.uniform(-YAW_RANGE, YAW_RANGE))
+        placed["red_cube"] = (
+            mid[0],
+            mid[1],
+            OBJECTS["red_cube"].half_height,
+            rng.uniform(-YAW_RANGE, YAW_RANGE),
+        )
     anchor = referent_anchor(rel)
     for name in movable:
-        if name not in placed and not _place(name, rng, placed, keepouts, margin,
-                                             anchor if name == "red_cube" else None):
+        if name not in placed and not _place(
+            name, rng, placed, keepouts, margin, anchor if name == "red_cube" else None
+        ):
             return None
     if rel is not None and not _relation_holds(rel, placed, margin, axis_margin):
         return None
@@ -200,11 +232,15 @@ def _libero_layout(task: Task, rng: np.random.Generator) -> Placement:
     anchor = referent_anchor(task.relation)
     if anchor is not None:
         jitter["red_cube"] = (jitter["red_cube"] + jitter[anchor]) / 2
-    return {name: (x + jitter[name][0], y + jitter[name][1], z, yaw + yaws[name])
-            for name, (x, y, z, yaw) in regions.items()}
+    return {
+        name: (x + jitter[name][0], y + jitter[name][1], z, yaw + yaws[name])
+        for name, (x, y, z, yaw) in regions.items()
+    }
 
 
-def sample_init_state(task: Task, model: mujoco.MjModel, seed: int, layout: str = DEFAULT_LAYOUT) -> np.ndarray:
+def sample_init_state(
+    task: Task, model: mujoco.MjModel, seed: int, layout: str = DEFAULT_LAYOUT
+) -> np.ndarray:
     """A collision-free layout for `task` from `seed`, as a float64 qpos vector for `model`.
 
     Raises:
@@ -215,10 +251,10 @@ def sample_init_state(task: Task, model: mujoco.MjModel, seed: int, layout: str 
     placed = _libero_layout(task, rng) if check_layout(layout) == "libero" else _draw(task, rng)
     qpos = model.qpos0.copy()
     qpos[:N_ARM_JOINTS] = HOME_QPOS
-    qpos[N_ARM_JOINTS:N_ARM_JOINTS + 2] = (FINGER_OPEN, -FINGER_OPEN)
+    qpos[N_ARM_JOINTS : N_ARM_JOINTS + 2] = (FINGER_OPEN, -FINGER_OPEN)
     for name, (x, y, z, yaw) in placed.items():
         adr = model.jnt_qposadr[model.joint(f"{name}_joint").id]
-        qpos[adr:adr + 7] = (x, y, z, np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2))
+        qpos[adr : adr + 7] = (x, y, z, np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2))
     joint_names = {model.joint(j).name for j in range(model.njnt)}
     for joint, value in (*DEFAULT_JOINTS, *task.joints):
         if joint in joint_names:
@@ -258,7 +294,8 @@ def write_frozen(suites: tuple[str, ...] = SUITE_NAMES, layouts: tuple[str, ...]
                 task = get_task(suite, task_id)
                 model = build_model(task)
                 arrays[f"task_{task_id}"] = np.stack(
-                    [sample_init_state(task, model, i, layout) for i in range(N_FROZEN)]).astype(np.float32)
+                    [sample_init_state(task, model, i, layout) for i in range(N_FROZEN)]
+                ).astype(np.float32)
             np.savez_compressed(frozen_path(suite, layout), **arrays)
             paths.append(frozen_path(suite, layout))
     _load_suite.cache_clear()

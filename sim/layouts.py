@@ -1,9 +1,9 @@
 """Layout names of mini-LIBERO's init states (cheap to import: the LeRobot env config uses it).
 
-  - "libero" (default): every task has its own region layout, as every LIBERO task has its own BDDL file:
-    a fixed centre per body and a 2 cm x 2 cm box around it (`init_states.REGION_HALF`).
-  - "wide": every body anywhere on the reachable table; a position-generalisation probe in the spirit of
-    LIBERO-PRO / LIBERO-Plus, always reported apart from the main numbers.
+- "libero" (default): every task has its own region layout, as every LIBERO task has its own BDDL file:
+  a fixed centre per body and a 2 cm x 2 cm box around it (`init_states.REGION_HALF`).
+- "wide": every body anywhere on the reachable table; a position-generalisation probe in the spirit of
+  LIBERO-PRO / LIBERO-Plus, always reported apart from the main numbers.
 """
 
 from __future__ import annotations

@@ -25,13 +25,28 @@ from snapflow.sim.tasks import SUITES, canonical_suite
 IMAGE_KEYS = ("image", "image2")  # agentview, wrist: LeRobot's LIBERO camera names
 
 
-def _make_env(suite: str, task_id: int, resolution: int, init_state: int | None, stride: int,
-              episode_length: int | None, object_state: bool = False, layout: str = DEFAULT_LAYOUT) -> gym.Env:
+def _make_env(
+    suite: str,
+    task_id: int,
+    resolution: int,
+    init_state: int | None,
+    stride: int,
+    episode_length: int | None,
+    object_state: bool = False,
+    layout: str = DEFAULT_LAYOUT,
+) -> gym.Env:
     from snapflow.sim.env import MiniLiberoEnv  # deferred: builds MuJoCo state
 
-    return MiniLiberoEnv(suite, task_id, resolution=resolution, init_state=init_state,
-                         init_state_stride=stride, max_episode_steps=episode_length, object_state=object_state,
-                         layout=layout)
+    return MiniLiberoEnv(
+        suite,
+        task_id,
+        resolution=resolution,
+        init_state=init_state,
+        init_state_stride=stride,
+        max_episode_steps=episode_length,
+        object_state=object_state,
+        layout=layout,
+    )
 
 
 @EnvConfig.register_subclass("mini_libero")
@@ -60,11 +75,13 @@ class MiniLiberoEnvConfig(EnvConfig):
     object_state: bool = False
     layout: str = DEFAULT_LAYOUT
     features: dict[str, PolicyFeature] = field(default_factory=dict)
-    features_map: dict[str, str] = field(default_factory=lambda: {
-        ACTION: ACTION,
-        "agent_pos": OBS_STATE,
-        **{f"pixels/{key}": f"{OBS_IMAGES}.{key}" for key in IMAGE_KEYS},
-    })
+    features_map: dict[str, str] = field(
+        default_factory=lambda: {
+            ACTION: ACTION,
+            "agent_pos": OBS_STATE,
+            **{f"pixels/{key}": f"{OBS_IMAGES}.{key}" for key in IMAGE_KEYS},
+        }
+    )
 
     def __post_init__(self) -> None:
         if self.fps != 20:
@@ -76,7 +93,10 @@ class MiniLiberoEnvConfig(EnvConfig):
         self.features = {
             ACTION: PolicyFeature(type=FeatureType.ACTION, shape=(7,)),
             "agent_pos": PolicyFeature(type=FeatureType.STATE, shape=(state_dim(self.object_state),)),
-            **{f"pixels/{key}": PolicyFeature(type=FeatureType.VISUAL, shape=(side, side, 3)) for key in IMAGE_KEYS},
+            **{
+                f"pixels/{key}": PolicyFeature(type=FeatureType.VISUAL, shape=(side, side, 3))
+                for key in IMAGE_KEYS
+            },
         }
 
     @property
@@ -87,7 +107,9 @@ class MiniLiberoEnvConfig(EnvConfig):
     def gym_kwargs(self) -> dict:
         return {"resolution": self.resolution, "object_state": self.object_state, "layout": self.layout}
 
-    def create_envs(self, n_envs: int, use_async_envs: bool = False) -> dict[str, dict[int, gym.vector.VectorEnv]]:
+    def create_envs(
+        self, n_envs: int, use_async_envs: bool = False
+    ) -> dict[str, dict[int, gym.vector.VectorEnv]]:
         """{suite: {task_id: VectorEnv with n_envs sub-envs}} for the selected suites and tasks."""
         if not isinstance(n_envs, int) or n_envs <= 0:
             raise ValueError(f"n_envs must be a positive int, got {n_envs!r}")
@@ -97,18 +119,31 @@ class MiniLiberoEnvConfig(EnvConfig):
             ids = list(range(len(SUITES[suite]))) if self.task_ids is None else list(self.task_ids)
             bad = [i for i in ids if not 0 <= int(i) < len(SUITES[suite])]
             if bad:
-                raise ValueError(f"task_ids {bad} out of range for suite {suite!r}; valid: 0..{len(SUITES[suite]) - 1}")
+                raise ValueError(
+                    f"task_ids {bad} out of range for suite {suite!r}; valid: 0..{len(SUITES[suite]) - 1}"
+                )
             out.setdefault(suite, {})
             for task_id in ids:
-                fns = [partial(_make_env, suite, int(task_id), self.resolution,
-                               k if self.init_states else None, n_envs, self.episode_length, self.object_state,
-                               self.layout)
-                       for k in range(n_envs)]
+                fns = [
+                    partial(
+                        _make_env,
+                        suite,
+                        int(task_id),
+                        self.resolution,
+                        k if self.init_states else None,
+                        n_envs,
+                        self.episode_length,
+                        self.object_state,
+                        self.layout,
+                    )
+                    for k in range(n_envs)
+                ]
                 if use_async_envs and n_envs > 1:
                     out[suite][int(task_id)] = _LazyAsyncVectorEnv(fns)
                 else:  # frozen after the episode ends, as in the async path, so autoresets of finished
                     # sub-envs never advance their init-state index (episode i keeps init state i)
                     out[suite][int(task_id)] = gym.vector.SyncVectorEnv(
                         [freeze_after_episode_end(fn) for fn in fns],
-                        autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
+                        autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP,
+                    )
         return out

@@ -46,8 +46,10 @@ def object_state_for_dim(dim: int) -> bool:
         return False
     if dim == OBJECT_STATE_DIM:
         return True
-    raise ValueError(f"observation.state of length {dim} is not a mini-LIBERO state: expected {PROPRIO_DIM} "
-                     f"(proprio) or {OBJECT_STATE_DIM} (proprio + object state, snapflow.sim.object_state)")
+    raise ValueError(
+        f"observation.state of length {dim} is not a mini-LIBERO state: expected {PROPRIO_DIM} "
+        f"(proprio) or {OBJECT_STATE_DIM} (proprio + object state, snapflow.sim.object_state)"
+    )
 
 
 def policy_uses_object_state(policy_dir: str | Path) -> bool:
@@ -57,7 +59,9 @@ def policy_uses_object_state(policy_dir: str | Path) -> bool:
     """
     config = Path(policy_dir) / "config.json"
     if not config.is_file():
-        raise FileNotFoundError(f"{policy_dir} has no config.json: not a LeRobot checkpoint or snapflow-export dir")
+        raise FileNotFoundError(
+            f"{policy_dir} has no config.json: not a LeRobot checkpoint or snapflow-export dir"
+        )
     features = json.loads(config.read_text()).get("input_features", {})
     if "observation.state" not in features:
         raise ValueError(f"{config} declares no observation.state input")

@@ -51,8 +51,10 @@ def panda_assets_xml() -> str:
     arm = root / "robots" / "panda" / "meshes"
     hand = root / "grippers" / "meshes" / "panda_gripper"
     meshes = [f'<mesh name="panda_link{i}" file="{arm}/link{i}.stl"/>' for i in range(8)]
-    meshes += [f'<mesh name="panda_hand" file="{hand}/hand.stl"/>',
-               f'<mesh name="panda_finger" file="{hand}/finger.stl"/>']
+    meshes += [
+        f'<mesh name="panda_hand" file="{hand}/hand.stl"/>',
+        f'<mesh name="panda_finger" file="{hand}/finger.stl"/>',
+    ]
     return "\n    ".join(meshes)
 
 
@@ -86,34 +88,53 @@ def panda_body_xml() -> str:
         </body>"""
     # body frames (pos, quat) between consecutive joints, from robosuite's robot.xml
     frames = [
-        'pos="0 0 0.333"', 'quat="0.707107 -0.707107 0 0"', 'pos="0 -0.316 0" quat="0.707107 0.707107 0 0"',
-        'pos="0.0825 0 0" quat="0.707107 0.707107 0 0"', 'pos="-0.0825 0.384 0" quat="0.707107 -0.707107 0 0"',
-        'quat="0.707107 0.707107 0 0"', 'pos="0.088 0 0" quat="0.707107 0.707107 0 0"',
+        'pos="0 0 0.333"',
+        'quat="0.707107 -0.707107 0 0"',
+        'pos="0 -0.316 0" quat="0.707107 0.707107 0 0"',
+        'pos="0.0825 0 0" quat="0.707107 0.707107 0 0"',
+        'pos="-0.0825 0.384 0" quat="0.707107 -0.707107 0 0"',
+        'quat="0.707107 0.707107 0 0"',
+        'pos="0.088 0 0" quat="0.707107 0.707107 0 0"',
     ]
-    inertials = [("0 0 -0.07", 3, 0.3), ("0 -0.1 0", 3, 0.3), ("0.04 0 -0.05", 2, 0.2), ("-0.04 0.05 0", 2, 0.2),
-                 ("0 0 -0.15", 2, 0.2), ("0.06 0 0", 1.5, 0.1), ("0 0 0.08", 0.5, 0.05)]
+    inertials = [
+        ("0 0 -0.07", 3, 0.3),
+        ("0 -0.1 0", 3, 0.3),
+        ("0.04 0 -0.05", 2, 0.2),
+        ("-0.04 0.05 0", 2, 0.2),
+        ("0 0 -0.15", 2, 0.2),
+        ("0.06 0 0", 1.5, 0.1),
+        ("0 0 0.08", 0.5, 0.05),
+    ]
     xml = f'<body name="link0" pos="{BASE_POS[0]} {BASE_POS[1]} {BASE_POS[2]}">{_link_geom(0)}'
     for i, ((name, (lo, hi), _, _, _), frame, (ipos, mass, inertia)) in enumerate(
         zip(_JOINTS, frames, inertials, strict=True), start=1
     ):
         damping = 0.1 if i <= 4 else 0.01
-        xml += (f'\n<body gravcomp="1" name="link{i}" {frame}>'
-                f'<inertial pos="{ipos}" mass="{mass}" diaginertia="{inertia} {inertia} {inertia}"/>'
-                f'<joint name="{name}" axis="0 0 1" range="{lo} {hi}" damping="{damping}" armature="0.1"/>'
-                f"{_link_geom(i)}")
-    xml += ('\n<body gravcomp="1" name="right_hand" pos="0 0 0.1065" quat="0.924 0 0 -0.383">'
-            '<camera name="eye_in_hand" pos="0.05 0 0" quat="0 0.707108 0.707108 0" fovy="75"/>'
-            f"{hand}</body>")
+        xml += (
+            f'\n<body gravcomp="1" name="link{i}" {frame}>'
+            f'<inertial pos="{ipos}" mass="{mass}" diaginertia="{inertia} {inertia} {inertia}"/>'
+            f'<joint name="{name}" axis="0 0 1" range="{lo} {hi}" damping="{damping}" armature="0.1"/>'
+            f"{_link_geom(i)}"
+        )
+    xml += (
+        '\n<body gravcomp="1" name="right_hand" pos="0 0 0.1065" quat="0.924 0 0 -0.383">'
+        '<camera name="eye_in_hand" pos="0.05 0 0" quat="0 0.707108 0.707108 0" fovy="75"/>'
+        f"{hand}</body>"
+    )
     xml += "</body>" * (len(_JOINTS) + 1)
     return xml
 
 
 def panda_actuators_xml() -> str:
     """Joint position servos for the arm plus one position servo per finger."""
-    acts = [f'<position name="act_{n}" joint="{n}" kp="{kp}" kv="{kv}" ctrlrange="-3.1 3.1" forcerange="-{f} {f}"/>'
-            for n, _, kp, kv, f in _JOINTS]
-    acts += [f'<position name="act_finger_left" joint="finger_left" kp="1000" ctrlrange="0 {FINGER_OPEN}" '
-             'forcerange="-20 20"/>',
-             f'<position name="act_finger_right" joint="finger_right" kp="1000" ctrlrange="-{FINGER_OPEN} 0" '
-             'forcerange="-20 20"/>']
+    acts = [
+        f'<position name="act_{n}" joint="{n}" kp="{kp}" kv="{kv}" ctrlrange="-3.1 3.1" forcerange="-{f} {f}"/>'
+        for n, _, kp, kv, f in _JOINTS
+    ]
+    acts += [
+        f'<position name="act_finger_left" joint="finger_left" kp="1000" ctrlrange="0 {FINGER_OPEN}" '
+        'forcerange="-20 20"/>',
+        f'<position name="act_finger_right" joint="finger_right" kp="1000" ctrlrange="-{FINGER_OPEN} 0" '
+        'forcerange="-20 20"/>',
+    ]
     return "\n    ".join(acts)

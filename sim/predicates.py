@@ -47,8 +47,9 @@ class On(Predicate):
     def __call__(self, model: mujoco.MjModel, data: mujoco.MjData) -> bool:
         a, b = model.body(self.obj).id, model.body(self.support).id
         pa, pb = data.xpos[a], data.xpos[b]
-        return bool(pa[2] > pb[2] and np.linalg.norm(pa[:2] - pb[:2]) < self.xy_tol
-                    and _in_contact(model, data, a, b))
+        return bool(
+            pa[2] > pb[2] and np.linalg.norm(pa[:2] - pb[:2]) < self.xy_tol and _in_contact(model, data, a, b)
+        )
 
 
 @dataclass(frozen=True)

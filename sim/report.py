@@ -36,44 +36,76 @@ def summarize(episodes: list[EpisodeResult]) -> dict:
     n = len(episodes)
     wins = sum(e.success for e in episodes)
     low, high = wilson_interval(wins, n)
-    return {"success": wins / n, "ci_low": low, "ci_high": high, "episodes": n, "successes": wins,
-            "mean_episode_length": sum(e.length for e in episodes) / n}
+    return {
+        "success": wins / n,
+        "ci_low": low,
+        "ci_high": high,
+        "episodes": n,
+        "successes": wins,
+        "mean_episode_length": sum(e.length for e in episodes) / n,
+    }
 
 
 def suite_entry(result: RolloutResult) -> dict:
     """The report.json block of one (suite, sampler): the schema fields plus latency spread."""
     lat = result.latencies_ms
-    return {**summarize(result.episodes), "latency_ms": percentile(lat, 50),
-            "latency_p90_ms": percentile(lat, 90), "latency_calls": len(lat)}
+    return {
+        **summarize(result.episodes),
+        "latency_ms": percentile(lat, 50),
+        "latency_p90_ms": percentile(lat, 90),
+        "latency_calls": len(lat),
+    }
 
 
 def machine_info() -> dict:
     """Where the numbers were measured (latency depends on it)."""
     import torch
 
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
 
 
-def build_report(results: dict[str, dict[str, RolloutResult]], samplers: dict[str, dict],
-                 offline_mse: dict[str, float], meta: dict,
-                 benchmark_ms: dict[str, list[float]] | None = None) -> dict:
+def build_report(
+    results: dict[str, dict[str, RolloutResult]],
+    samplers: dict[str, dict],
+    offline_mse: dict[str, float],
+    meta: dict,
+    benchmark_ms: dict[str, list[float]] | None = None,
+) -> dict:
     """Assemble report.json from {suite: {sampler: RolloutResult}} and run metadata.
 
     With ``benchmark_ms`` (interleaved batch-1 chunk times per sampler), ``latency_ms`` is its median
     (``latency_source`` "benchmark_b1") and the in-rollout median moves to ``rollout_latency_ms``;
     without it ``latency_ms`` is the in-rollout median (``latency_source`` "rollout").
     """
-    report: dict = {"suites": {}, "offline_mse": dict(offline_mse), "samplers": samplers, "tasks": {},
-                    "episode_results": {}}
+    report: dict = {
+        "suites": {},
+        "offline_mse": dict(offline_mse),
+        "samplers": samplers,
+        "tasks": {},
+        "episode_results": {},
+    }
     if benchmark_ms:
         report["latency_benchmark"] = {
-            name: {"p50_ms": percentile(ms, 50), "p90_ms": percentile(ms, 90), "calls": len(ms), "batch_size": 1}
-            for name, ms in benchmark_ms.items()}
+            name: {
+                "p50_ms": percentile(ms, 50),
+                "p90_ms": percentile(ms, 90),
+                "calls": len(ms),
+                "batch_size": 1,
+            }
+            for name, ms in benchmark_ms.items()
+        }
         b = report["latency_benchmark"]
         if "teacher_10" in b and "snapflow_1" in b:
-            report["latency_ratio_teacher10_snapflow1"] = b["teacher_10"]["p50_ms"] / b["snapflow_1"]["p50_ms"]
+            report["latency_ratio_teacher10_snapflow1"] = (
+                b["teacher_10"]["p50_ms"] / b["snapflow_1"]["p50_ms"]
+            )
     for suite, per_sampler in results.items():
         report["suites"][suite] = {}
         for name, r in per_sampler.items():
@@ -91,8 +123,15 @@ def build_report(results: dict[str, dict[str, RolloutResult]], samplers: dict[st
                 by_task.setdefault(e.task_id, []).append(e)
             report["tasks"][suite][name] = {str(t): summarize(eps) for t, eps in sorted(by_task.items())}
             report["episode_results"][suite][name] = [
-                {"task_id": e.task_id, "episode": e.episode, "init": e.init, "success": e.success,
-                 "length": e.length} for e in r.episodes]
+                {
+                    "task_id": e.task_id,
+                    "episode": e.episode,
+                    "init": e.init,
+                    "success": e.success,
+                    "length": e.length,
+                }
+                for e in r.episodes
+            ]
     report.update(meta)
     return report
 
@@ -146,15 +185,24 @@ def markdown_table(report: dict) -> str:
     """One row per sampler: NFE, success [95 % CI] per suite, mean length, latency, offline MSE."""
     suites = list(report["suites"])
     names = list(dict.fromkeys(n for s in suites for n in report["suites"][s]))
-    head = ["sampler", "NFE", *[f"{s} success [95% CI]" for s in suites], "mean len", "latency p50 (ms)",
-            "offline MSE"]
+    head = [
+        "sampler",
+        "NFE",
+        *[f"{s} success [95% CI]" for s in suites],
+        "mean len",
+        "latency p50 (ms)",
+        "offline MSE",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name in names:
         cells = [name, str(report.get("samplers", {}).get(name, {}).get("nfe", "?"))]
         entries = [report["suites"][s].get(name) for s in suites]
         for e in entries:
-            cells.append("–" if e is None else
-                         f"{100 * e['success']:.1f}% [{100 * e['ci_low']:.1f}, {100 * e['ci_high']:.1f}] (n={e['episodes']})")
+            cells.append(
+                "–"
+                if e is None
+                else f"{100 * e['success']:.1f}% [{100 * e['ci_low']:.1f}, {100 * e['ci_high']:.1f}] (n={e['episodes']})"
+            )
         present = [e for e in entries if e is not None]
         cells.append(f"{sum(e['mean_episode_length'] for e in present) / len(present):.1f}")
         cells.append(f"{sum(e['latency_ms'] for e in present) / len(present):.1f}")
@@ -163,11 +211,16 @@ def markdown_table(report: dict) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     first = next(iter(report["suites"].values()))
     source = next(iter(first.values())).get("latency_source", "rollout")
-    where = ("warm batch-1 calls, samplers interleaved" if source == "benchmark_b1"
-             else f"in-rollout calls at batch size {report.get('batch_size')}")
-    note = (f"\nn_action_steps={report.get('n_action_steps')}, held_out={report.get('held_out')}, "
-            f"episodes/task={report.get('episodes_per_task')}, max_steps={report.get('max_steps')}; "
-            f"latency = median per-call predict_action_chunk time over {where}.\n")
+    where = (
+        "warm batch-1 calls, samplers interleaved"
+        if source == "benchmark_b1"
+        else f"in-rollout calls at batch size {report.get('batch_size')}"
+    )
+    note = (
+        f"\nn_action_steps={report.get('n_action_steps')}, held_out={report.get('held_out')}, "
+        f"episodes/task={report.get('episodes_per_task')}, max_steps={report.get('max_steps')}; "
+        f"latency = median per-call predict_action_chunk time over {where}.\n"
+    )
     return "\n".join(lines) + "\n" + note + _task_tables(report)
 
 
@@ -176,8 +229,11 @@ def _task_tables(report: dict) -> str:
     out = []
     for suite, per_sampler in report.get("tasks", {}).items():
         tasks = sorted({int(t) for per_task in per_sampler.values() for t in per_task})
-        out += [f"\n{suite} per task (success %, n per cell = episodes/task):\n",
-                "| sampler | " + " | ".join(f"task {t}" for t in tasks) + " |", "|" + "---|" * (len(tasks) + 1)]
+        out += [
+            f"\n{suite} per task (success %, n per cell = episodes/task):\n",
+            "| sampler | " + " | ".join(f"task {t}" for t in tasks) + " |",
+            "|" + "---|" * (len(tasks) + 1),
+        ]
         for name, per_task in per_sampler.items():
             cells = [f"{100 * per_task[str(t)]['success']:.0f}" if str(t) in per_task else "–" for t in tasks]
             out.append(f"| {name} | " + " | ".join(cells) + " |")
@@ -203,8 +259,10 @@ def _plot(report: dict, path: Path, metric: str, ylabel: str) -> None:
             ys = [p[1][metric] * (100 if metric == "success" else 1) for p in points]
             label = f"{role} ({suite})" if len(report["suites"]) > 1 else role
             if metric == "success":
-                err = [[100 * (p[1]["success"] - p[1]["ci_low"]) for p in points],
-                       [100 * (p[1]["ci_high"] - p[1]["success"]) for p in points]]
+                err = [
+                    [100 * (p[1]["success"] - p[1]["ci_low"]) for p in points],
+                    [100 * (p[1]["ci_high"] - p[1]["success"]) for p in points],
+                ]
                 ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=label)
             else:
                 ax.plot(xs, ys, marker="o", label=label)
@@ -225,8 +283,12 @@ def _plot(report: dict, path: Path, metric: str, ylabel: str) -> None:
 def write_outputs(report: dict, out: str | Path) -> dict[str, Path]:
     """report.json, report.md, success_vs_nfe.png and latency_vs_nfe.png under ``out``."""
     out = Path(out)
-    paths = {"report": write_report(report, out), "markdown": out / "report.md",
-             "success_plot": out / "success_vs_nfe.png", "latency_plot": out / "latency_vs_nfe.png"}
+    paths = {
+        "report": write_report(report, out),
+        "markdown": out / "report.md",
+        "success_plot": out / "success_vs_nfe.png",
+        "latency_plot": out / "latency_vs_nfe.png",
+    }
     paths["markdown"].write_text(markdown_table(report))
     _plot(report, paths["success_plot"], "success", "success (%) with Wilson 95% CI")
     _plot(report, paths["latency_plot"], "latency_ms", "chunk latency p50 (ms)")

@@ -82,8 +82,10 @@ def _bowl() -> tuple[str, ...]:
     geoms = ['<geom type="cylinder" size="0.05 0.004" pos="0 0 -0.011" rgba=".15 .15 .15 1" mass="0.3"/>']
     for k in range(8):
         a = k * math.pi / 4
-        geoms.append(f'<geom type="box" size="0.006 0.021 0.014" pos="{0.05 * math.cos(a):.4f} '
-                     f'{0.05 * math.sin(a):.4f} 0.001" euler="0 0 {a:.4f}" rgba=".15 .15 .15 1" mass="0.05"/>')
+        geoms.append(
+            f'<geom type="box" size="0.006 0.021 0.014" pos="{0.05 * math.cos(a):.4f} '
+            f'{0.05 * math.sin(a):.4f} 0.001" euler="0 0 {a:.4f}" rgba=".15 .15 .15 1" mass="0.05"/>'
+        )
     return tuple(geoms)
 
 
@@ -101,15 +103,31 @@ OBJECTS: dict[str, ObjectSpec] = {
     "purple_carton": ObjectSpec("purple carton", _carton(".55 .2 .7 1"), 0.035, 0.033),
     "pink_carton": ObjectSpec("pink carton", _carton("1 .55 .7 1"), 0.035, 0.033),
     # landmarks and containers: heavy, so the arm does not shove them around
-    "plate": ObjectSpec("plate", ('<geom type="cylinder" size="0.07 0.005" rgba=".95 .95 .92 1" mass="0.8"/>',),
-                        0.005, 0.075, graspable=False),
+    "plate": ObjectSpec(
+        "plate",
+        ('<geom type="cylinder" size="0.07 0.005" rgba=".95 .95 .92 1" mass="0.8"/>',),
+        0.005,
+        0.075,
+        graspable=False,
+    ),
     "bowl": ObjectSpec("bowl", _bowl(), 0.015, 0.062, graspable=False),
-    "box": ObjectSpec("box", ('<geom type="box" size="0.04 0.055 0.035" rgba=".75 .55 .25 1" mass="1.0"/>',),
-                      0.035, 0.07, graspable=False),
-    "tray": ObjectSpec("tray", ('<geom type="box" size="0.055 0.055 0.008" rgba=".45 .3 .15 1" mass="1.0"/>',),
-                       0.008, 0.078, graspable=False),
-    "basket": ObjectSpec("basket", _walls("basket", 0.075, 0.075, 0.03, ".6 .45 .3 1", 1.5),
-                         0.03, 0.107, graspable=False),
+    "box": ObjectSpec(
+        "box",
+        ('<geom type="box" size="0.04 0.055 0.035" rgba=".75 .55 .25 1" mass="1.0"/>',),
+        0.035,
+        0.07,
+        graspable=False,
+    ),
+    "tray": ObjectSpec(
+        "tray",
+        ('<geom type="box" size="0.055 0.055 0.008" rgba=".45 .3 .15 1" mass="1.0"/>',),
+        0.008,
+        0.078,
+        graspable=False,
+    ),
+    "basket": ObjectSpec(
+        "basket", _walls("basket", 0.075, 0.075, 0.03, ".6 .45 .3 1", 1.5), 0.03, 0.107, graspable=False
+    ),
 }
 
 # Fixed fixtures: positions (x, y) of their centres. The cabinet faces -y (the middle of the table), so
@@ -149,13 +167,15 @@ def _cabinet_xml() -> str:
         f'<geom type="box" size="0.006 0.035 0.006" pos="{-hx - 0.01} 0 0.06" rgba=".2 .2 .2 1" '
         'contype="0" conaffinity="0"/>',  # visual handle bar
     ]
-    return (f'<body name="cabinet" pos="{cx} {cy} 0" quat="0.707107 0 0 0.707107">{"".join(shell)}'
-            f'<body name="drawer"><joint name="drawer_slide" type="slide" axis="-1 0 0" '
-            f'range="0 {DRAWER_TRAVEL}" damping="8" frictionloss="0.3" armature="0.1"/>'
-            '<inertial pos="0 0 0.04" mass="0.5" diaginertia="0.005 0.005 0.005"/>'
-            f'{"".join(drawer)}'
-            f'<site name="drawer_interior" type="box" size="{dx - 0.01} {dy - 0.01} 0.04" pos="0.006 0 0.05" '
-            'rgba="0 0 0 0"/></body></body>')
+    return (
+        f'<body name="cabinet" pos="{cx} {cy} 0" quat="0.707107 0 0 0.707107">{"".join(shell)}'
+        f'<body name="drawer"><joint name="drawer_slide" type="slide" axis="-1 0 0" '
+        f'range="0 {DRAWER_TRAVEL}" damping="8" frictionloss="0.3" armature="0.1"/>'
+        '<inertial pos="0 0 0.04" mass="0.5" diaginertia="0.005 0.005 0.005"/>'
+        f"{''.join(drawer)}"
+        f'<site name="drawer_interior" type="box" size="{dx - 0.01} {dy - 0.01} 0.04" pos="0.006 0 0.05" '
+        'rgba="0 0 0 0"/></body></body>'
+    )
 
 
 # Rocker switch: qpos > 0 presses its +x end down. Range and thresholds in radians.
@@ -165,16 +185,18 @@ SWITCH_RANGE = 0.3
 def _stove_xml() -> str:
     """A burner plate and a rocker switch beside it (hinge about y; +x end down = on)."""
     sx, sy = STOVE_POS
-    return (f'<body name="stove" pos="{sx} {sy} 0">'
-            '<geom name="burner" type="cylinder" size="0.06 0.008" pos="0 0 0.008" rgba=".25 .25 .28 1"/>'
-            '<geom type="box" size="0.03 0.025 0.012" pos="-0.095 0 0.012" rgba=".3 .3 .3 1"/>'
-            '<body name="switch" pos="-0.095 0 0.03">'
-            f'<joint name="switch_hinge" type="hinge" axis="0 1 0" range="{-SWITCH_RANGE} {SWITCH_RANGE}" '
-            'damping="0.3" frictionloss="0.03" armature="0.002"/>'
-            '<geom name="switch_rocker" type="box" size="0.03 0.02 0.005" rgba=".9 .9 .9 1" mass="0.02"/>'
-            '<geom type="box" size="0.008 0.02 0.006" pos="0.022 0 0.005" rgba=".8 .1 .1 1" mass="0.005" '
-            'contype="0" conaffinity="0"/>'
-            '</body></body>')
+    return (
+        f'<body name="stove" pos="{sx} {sy} 0">'
+        '<geom name="burner" type="cylinder" size="0.06 0.008" pos="0 0 0.008" rgba=".25 .25 .28 1"/>'
+        '<geom type="box" size="0.03 0.025 0.012" pos="-0.095 0 0.012" rgba=".3 .3 .3 1"/>'
+        '<body name="switch" pos="-0.095 0 0.03">'
+        f'<joint name="switch_hinge" type="hinge" axis="0 1 0" range="{-SWITCH_RANGE} {SWITCH_RANGE}" '
+        'damping="0.3" frictionloss="0.03" armature="0.002"/>'
+        '<geom name="switch_rocker" type="box" size="0.03 0.02 0.005" rgba=".9 .9 .9 1" mass="0.02"/>'
+        '<geom type="box" size="0.008 0.02 0.006" pos="0.022 0 0.005" rgba=".8 .1 .1 1" mass="0.005" '
+        'contype="0" conaffinity="0"/>'
+        "</body></body>"
+    )
 
 
 def scene_xml(objects: Iterable[str], fixtures: Iterable[str] = ()) -> str:
@@ -187,12 +209,16 @@ def scene_xml(objects: Iterable[str], fixtures: Iterable[str] = ()) -> str:
     objects, fixtures = list(objects), list(fixtures)
     unknown = [o for o in objects if o not in OBJECTS] + [f for f in fixtures if f not in FIXTURE_RADIUS]
     if unknown:
-        raise ValueError(f"unknown scene parts {unknown}; objects: {sorted(OBJECTS)}, fixtures: {sorted(FIXTURE_RADIUS)}")
+        raise ValueError(
+            f"unknown scene parts {unknown}; objects: {sorted(OBJECTS)}, fixtures: {sorted(FIXTURE_RADIUS)}"
+        )
     bodies = []
     for name in objects:
         spec = OBJECTS[name]
-        bodies.append(f'<body name="{name}" pos="0 0 {spec.half_height}"><freejoint name="{name}_joint"/>'
-                      f'{"".join(spec.geoms)}</body>')
+        bodies.append(
+            f'<body name="{name}" pos="0 0 {spec.half_height}"><freejoint name="{name}_joint"/>'
+            f"{''.join(spec.geoms)}</body>"
+        )
     if "cabinet" in fixtures:
         bodies.append(_cabinet_xml())
     if "stove" in fixtures:

@@ -21,8 +21,13 @@ from snapflow.sim.scene import DRAWER_TRAVEL, OBJECTS, SWITCH_RANGE
 
 SUITE_NAMES = ("spatial", "object", "goal", "long")
 # LIBERO suite names accepted as aliases (LeRobot's --env.task spelling).
-SUITE_ALIASES = {"libero_spatial": "spatial", "libero_object": "object", "libero_goal": "goal",
-                 "libero_10": "long", "libero_long": "long"}
+SUITE_ALIASES = {
+    "libero_spatial": "spatial",
+    "libero_object": "object",
+    "libero_goal": "goal",
+    "libero_10": "long",
+    "libero_long": "long",
+}
 
 # Max episode steps: about 1.5x the longest expert demo of the suite (LeRobot's LIBERO rule, which gives
 # 280/280/300/520 there). Longest expert demos measured with `python -m snapflow.sim.bench experts`:
@@ -91,15 +96,33 @@ SPATIAL_RELATIONS = {
 def _spatial(task_id: int, relation: str) -> Task:
     goal, step = _put("red_cube", "plate")
     words = SPATIAL_RELATIONS[relation]
-    return Task("spatial", task_id, f"pick_up_the_red_cube_{relation}_and_place_it_on_the_plate",
-                f"pick up the red cube {words} and place it on the plate",
-                _SPATIAL_SCENE, (), goal, (step,), relation=relation)
+    return Task(
+        "spatial",
+        task_id,
+        f"pick_up_the_red_cube_{relation}_and_place_it_on_the_plate",
+        f"pick up the red cube {words} and place it on the plate",
+        _SPATIAL_SCENE,
+        (),
+        goal,
+        (step,),
+        relation=relation,
+    )
 
 
 # ---- object -------------------------------------------------------------------------------------------
 
-OBJECT_POOL = ("red_cube", "blue_can", "yellow_carton", "green_cube", "orange_can", "purple_carton",
-               "white_cube", "black_can", "pink_carton", "cyan_cube")
+OBJECT_POOL = (
+    "red_cube",
+    "blue_can",
+    "yellow_carton",
+    "green_cube",
+    "orange_can",
+    "purple_carton",
+    "white_cube",
+    "black_can",
+    "pink_carton",
+    "cyan_cube",
+)
 N_DISTRACTORS = 4
 
 
@@ -107,9 +130,16 @@ def _object(task_id: int) -> Task:
     target = OBJECT_POOL[task_id]
     distractors = tuple(OBJECT_POOL[(task_id + k) % len(OBJECT_POOL)] for k in range(1, N_DISTRACTORS + 1))
     goal, step = _put(target, "basket")
-    return Task("object", task_id, f"pick_up_the_{target}_and_place_it_in_the_basket",
-                f"pick up the {_label(target)} and place it in the basket",
-                ("basket", target, *distractors), (), goal, (step,))
+    return Task(
+        "object",
+        task_id,
+        f"pick_up_the_{target}_and_place_it_in_the_basket",
+        f"pick up the {_label(target)} and place it in the basket",
+        ("basket", target, *distractors),
+        (),
+        goal,
+        (step,),
+    )
 
 
 # ---- goal ---------------------------------------------------------------------------------------------
@@ -120,15 +150,23 @@ DRAWER_OPEN = (("drawer_slide", DRAWER_TRAVEL),)
 SWITCH_ON_INIT = (("switch_hinge", SWITCH_RANGE),)
 
 
-def _kitchen(suite: str, task_id: int, instruction: str, goal: Predicate, plan: tuple[PlanStep, ...],
-             joints: tuple[tuple[str, float], ...] = (), objects: tuple[str, ...] = KITCHEN,
-             fixtures: tuple[str, ...] = KITCHEN_FIXTURES) -> Task:
+def _kitchen(
+    suite: str,
+    task_id: int,
+    instruction: str,
+    goal: Predicate,
+    plan: tuple[PlanStep, ...],
+    joints: tuple[tuple[str, float], ...] = (),
+    objects: tuple[str, ...] = KITCHEN,
+    fixtures: tuple[str, ...] = KITCHEN_FIXTURES,
+) -> Task:
     name = instruction.replace(",", "").replace(" ", "_")
     return Task(suite, task_id, name, instruction, objects, fixtures, goal, plan, joints=joints)
 
 
-def _put_task(task_id: int, obj: str, target: str, words: str,
-              joints: tuple[tuple[str, float], ...] = ()) -> Task:
+def _put_task(
+    task_id: int, obj: str, target: str, words: str, joints: tuple[tuple[str, float], ...] = ()
+) -> Task:
     """A one-step goal-suite task: "put the <obj> <words>"."""
     goal, step = _put(obj, target)
     return _kitchen("goal", task_id, f"put the {_label(obj)} {words}", goal, (step,), joints=joints)
@@ -157,10 +195,13 @@ LIVING_ROOM = ("basket", "plate")
 def _both(task_id: int, pairs: tuple[tuple[str, str], ...], instruction: str, extra: tuple[str, ...]) -> Task:
     # Two objects for the same basket go to its front and back halves, so neither lands on the other.
     same = len({t for _, t in pairs}) == 1
-    atoms, steps = zip(*(_put(o, t, dx=(k - 0.5) * 0.07 if same else 0.0) for k, (o, t) in enumerate(pairs)),
-                       strict=True)
+    atoms, steps = zip(
+        *(_put(o, t, dx=(k - 0.5) * 0.07 if same else 0.0) for k, (o, t) in enumerate(pairs)), strict=True
+    )
     objects = (*LIVING_ROOM, *dict.fromkeys([o for o, _ in pairs] + list(extra)))
-    return _kitchen("long", task_id, instruction, And(tuple(atoms)), tuple(steps), objects=objects, fixtures=())
+    return _kitchen(
+        "long", task_id, instruction, And(tuple(atoms)), tuple(steps), objects=objects, fixtures=()
+    )
 
 
 def _long_suite() -> list[Task]:
@@ -170,26 +211,73 @@ def _long_suite() -> list[Task]:
     stacked, stack = _put("green_cube", "red_cube")
     on_plate, red_to_plate = _put("red_cube", "plate")
     return [
-        _both(0, (("red_cube", "basket"), ("blue_can", "basket")),
-              "put both the red cube and the blue can in the basket", ("green_cube",)),
-        _both(1, (("yellow_carton", "basket"), ("green_cube", "basket")),
-              "put both the yellow carton and the green cube in the basket", ("orange_can",)),
-        _kitchen("long", 2, "turn on the stove and put the blue can on it",
-                 And((TurnOn(), on_stove)), (Switch(on=True), can_to_stove)),
-        _kitchen("long", 3, "open the drawer and put the red cube in it",
-                 And((Open(), red_in_drawer)), (OpenDrawer(), red_to_drawer)),
-        _kitchen("long", 4, "put the green cube in the drawer and close it",
-                 And((green_in_drawer, Close())), (green_to_drawer, CloseDrawer()), joints=DRAWER_OPEN),
-        _both(5, (("red_cube", "plate"), ("blue_can", "basket")),
-              "put the red cube on the plate and the blue can in the basket", ("white_cube",)),
-        _kitchen("long", 6, "stack the green cube on the red cube and turn on the stove",
-                 And((stacked, TurnOn())), (stack, Switch(on=True))),
-        _kitchen("long", 7, "put the blue can on the stove and the red cube on the plate",
-                 And((on_stove, on_plate)), (can_to_stove, red_to_plate)),
-        _both(8, (("white_cube", "basket"), ("orange_can", "plate")),
-              "put the white cube in the basket and the orange can on the plate", ("cyan_cube",)),
-        _kitchen("long", 9, "open the drawer, put the red cube in it and close it",
-                 And((red_in_drawer, Close())), (OpenDrawer(), red_to_drawer, CloseDrawer())),
+        _both(
+            0,
+            (("red_cube", "basket"), ("blue_can", "basket")),
+            "put both the red cube and the blue can in the basket",
+            ("green_cube",),
+        ),
+        _both(
+            1,
+            (("yellow_carton", "basket"), ("green_cube", "basket")),
+            "put both the yellow carton and the green cube in the basket",
+            ("orange_can",),
+        ),
+        _kitchen(
+            "long",
+            2,
+            "turn on the stove and put the blue can on it",
+            And((TurnOn(), on_stove)),
+            (Switch(on=True), can_to_stove),
+        ),
+        _kitchen(
+            "long",
+            3,
+            "open the drawer and put the red cube in it",
+            And((Open(), red_in_drawer)),
+            (OpenDrawer(), red_to_drawer),
+        ),
+        _kitchen(
+            "long",
+            4,
+            "put the green cube in the drawer and close it",
+            And((green_in_drawer, Close())),
+            (green_to_drawer, CloseDrawer()),
+            joints=DRAWER_OPEN,
+        ),
+        _both(
+            5,
+            (("red_cube", "plate"), ("blue_can", "basket")),
+            "put the red cube on the plate and the blue can in the basket",
+            ("white_cube",),
+        ),
+        _kitchen(
+            "long",
+            6,
+            "stack the green cube on the red cube and turn on the stove",
+            And((stacked, TurnOn())),
+            (stack, Switch(on=True)),
+        ),
+        _kitchen(
+            "long",
+            7,
+            "put the blue can on the stove and the red cube on the plate",
+            And((on_stove, on_plate)),
+            (can_to_stove, red_to_plate),
+        ),
+        _both(
+            8,
+            (("white_cube", "basket"), ("orange_can", "plate")),
+            "put the white cube in the basket and the orange can on the plate",
+            ("cyan_cube",),
+        ),
+        _kitchen(
+            "long",
+            9,
+            "open the drawer, put the red cube in it and close it",
+            And((red_in_drawer, Close())),
+            (OpenDrawer(), red_to_drawer, CloseDrawer()),
+        ),
     ]
 
 
@@ -207,7 +295,9 @@ def canonical_suite(suite: str) -> str:
     if name not in SUITES:
         valid = [*SUITE_NAMES, *SUITE_ALIASES]
         hint = difflib.get_close_matches(suite, valid, n=1)
-        raise ValueError(f"unknown suite {suite!r}; valid: {valid}" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+        raise ValueError(
+            f"unknown suite {suite!r}; valid: {valid}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+        )
     return name
 
 
@@ -223,4 +313,3 @@ def list_tasks(suite: str | None = None) -> list[Task]:
     """All tasks, or those of one suite, in (suite, task_id) order."""
     names = SUITE_NAMES if suite is None else (canonical_suite(suite),)
     return [task for name in names for task in SUITES[name]]
-

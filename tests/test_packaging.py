@@ -43,13 +43,24 @@ def _imports(path: Path) -> set[str]:
 
 
 def test_the_method_core_never_imports_a_backbone_or_deployment_code():
-    core = [ROOT / "policies" / "flow.py", ROOT / "policies" / "time_conditioning.py",
-            *(ROOT / "policies" / "snapflow").glob("*.py")]
+    core = [
+        ROOT / "policies" / "flow.py",
+        ROOT / "policies" / "time_conditioning.py",
+        *(ROOT / "policies" / "snapflow").glob("*.py"),
+    ]
     for path in core:
         for name in _imports(path):
-            assert not name.startswith(("lerobot.policies.smolvla", "lerobot.policies.pi0", "lerobot.policies.pi05",
-                                        "snapflow.policies.backbones", "snapflow.policies.lerobot_plugin",
-                                        "snapflow.deploy", "snapflow.sim")), f"{path.name} imports {name}"
+            assert not name.startswith(
+                (
+                    "lerobot.policies.smolvla",
+                    "lerobot.policies.pi0",
+                    "lerobot.policies.pi05",
+                    "snapflow.policies.backbones",
+                    "snapflow.policies.lerobot_plugin",
+                    "snapflow.deploy",
+                    "snapflow.sim",
+                )
+            ), f"{path.name} imports {name}"
 
 
 def test_importing_the_package_never_imports_tensorrt():

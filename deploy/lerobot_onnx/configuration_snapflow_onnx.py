@@ -38,4 +38,6 @@ class SnapFlowOnnxConfig(PreTrainedConfig):
 
     def validate_features(self) -> None:
         if not self.output_features:
-            raise ValueError("snapflow_onnx config has no output features (was it written by snapflow-export?)")
+            raise ValueError(
+                "snapflow_onnx config has no output features (was it written by snapflow-export?)"
+            )

@@ -22,14 +22,17 @@ class SnapFlowOnnxPolicy(PreTrainedPolicy):
         self._queue: deque[Tensor] = deque(maxlen=config.n_action_steps)
 
     @classmethod
-    def from_pretrained(cls, pretrained_name_or_path: str | Path, *, config: PreTrainedConfig | None = None,
-                        **kwargs: Any) -> "SnapFlowOnnxPolicy":
+    def from_pretrained(
+        cls, pretrained_name_or_path: str | Path, *, config: PreTrainedConfig | None = None, **kwargs: Any
+    ) -> "SnapFlowOnnxPolicy":
         from snapflow.deploy.runtimes import OrtRuntime
 
         if config is None:
             config = PreTrainedConfig.from_pretrained(pretrained_name_or_path)
         policy = cls(config)
-        policy.runtime = OrtRuntime(pretrained_name_or_path, threads=config.intra_op_threads, seed=config.seed)
+        policy.runtime = OrtRuntime(
+            pretrained_name_or_path, threads=config.intra_op_threads, seed=config.seed
+        )
         return policy.eval()
 
     def reset(self) -> None:

@@ -4,4 +4,6 @@ from typing import Any
 
 
 def make_snapflow_onnx_pre_post_processors(config: Any, dataset_stats: dict | None = None) -> tuple:
-    raise ValueError("snapflow_onnx processors are loaded from the export directory (--policy.path=<export dir>)")
+    raise ValueError(
+        "snapflow_onnx processors are loaded from the export directory (--policy.path=<export dir>)"
+    )

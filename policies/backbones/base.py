@@ -26,7 +26,9 @@ class Prefix:
 
     def select(self, rows: Tensor) -> "Prefix":
         """The prefix of batch rows ``rows`` (a (N,) long tensor; repeats allowed)."""
-        return Prefix(**{f.name: None if (v := getattr(self, f.name)) is None else v[rows] for f in fields(self)})
+        return Prefix(
+            **{f.name: None if (v := getattr(self, f.name)) is None else v[rows] for f in fields(self)}
+        )
 
 
 class BackboneAdapter(Protocol):
@@ -43,7 +45,9 @@ class BackboneAdapter(Protocol):
         """The positional tensors upstream ``sample_actions`` receives, prepared from a preprocessed batch."""
         ...
 
-    def training_inputs(self, policy: nn.Module, batch: dict[str, Tensor]) -> tuple[tuple, Tensor, Tensor | None]:
+    def training_inputs(
+        self, policy: nn.Module, batch: dict[str, Tensor]
+    ) -> tuple[tuple, Tensor, Tensor | None]:
         """(sample_actions positional args, padded actions (B,H,A_pad), valid (B,H) or None) for a batch,
         prepared by the upstream policy's own helpers; ``valid`` is given only where upstream masks its loss."""
         ...

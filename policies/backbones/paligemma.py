@@ -8,11 +8,15 @@ from torch import Tensor, nn
 from snapflow.policies.backbones.base import Prefix
 
 
-def _joint_velocity(model: nn.Module, prefix: Prefix, suffix: tuple[Tensor, Tensor, Tensor, Tensor | None]) -> Tensor:
+def _joint_velocity(
+    model: nn.Module, prefix: Prefix, suffix: tuple[Tensor, Tensor, Tensor, Tensor | None]
+) -> Tensor:
     """The body of upstream PI0/PI05 ``forward`` after embedding, returning v_t instead of the loss."""
     suffix_embs, suffix_pad_masks, suffix_att_masks, adarms_cond = suffix
     prefix_embs = prefix.embs
-    q_dtype = model.paligemma_with_expert.paligemma.model.language_model.layers[0].self_attn.q_proj.weight.dtype
+    q_dtype = model.paligemma_with_expert.paligemma.model.language_model.layers[
+        0
+    ].self_attn.q_proj.weight.dtype
     if q_dtype == torch.bfloat16:
         suffix_embs = suffix_embs.to(dtype=torch.bfloat16)
         prefix_embs = prefix_embs.to(dtype=torch.bfloat16)
@@ -45,7 +49,9 @@ class PI0Adapter:
         tokens, masks = batch[OBS_LANGUAGE_TOKENS], batch[OBS_LANGUAGE_ATTENTION_MASK]
         return (images, img_masks, tokens, masks, policy.prepare_state(batch))
 
-    def training_inputs(self, policy: nn.Module, batch: dict[str, Tensor]) -> tuple[tuple, Tensor, Tensor | None]:
+    def training_inputs(
+        self, policy: nn.Module, batch: dict[str, Tensor]
+    ) -> tuple[tuple, Tensor, Tensor | None]:
         # Upstream PI0 does not mask padded steps in its loss; neither do we.
         return self.sample_args(policy, batch), policy.prepare_action(batch), None
 
@@ -70,7 +76,9 @@ class PI05Adapter:
         images, img_masks = policy._preprocess_images(batch)
         return (images, img_masks, batch[OBS_LANGUAGE_TOKENS], batch[OBS_LANGUAGE_ATTENTION_MASK])
 
-    def training_inputs(self, policy: nn.Module, batch: dict[str, Tensor]) -> tuple[tuple, Tensor, Tensor | None]:
+    def training_inputs(
+        self, policy: nn.Module, batch: dict[str, Tensor]
+    ) -> tuple[tuple, Tensor, Tensor | None]:
         return self.sample_args(policy, batch), policy.prepare_action(batch), None
 
     def prefix_from_sample_args(self, model: nn.Module, *args: Tensor) -> Prefix:

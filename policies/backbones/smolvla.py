@@ -22,7 +22,9 @@ class SmolVLAAdapter:
         lang = (batch[OBS_LANGUAGE_TOKENS], batch[OBS_LANGUAGE_ATTENTION_MASK])
         return (images, img_masks, *lang, policy.prepare_state(batch))
 
-    def training_inputs(self, policy: nn.Module, batch: dict[str, Tensor]) -> tuple[tuple, Tensor, Tensor | None]:
+    def training_inputs(
+        self, policy: nn.Module, batch: dict[str, Tensor]
+    ) -> tuple[tuple, Tensor, Tensor | None]:
         if policy.config.adapt_to_pi_aloha:  # as upstream SmolVLAPolicy.forward
             batch[OBS_STATE] = policy._pi_aloha_decode_state(batch[OBS_STATE])
             batch[ACTION] = policy._pi_aloha_encode_actions_inv(batch[ACTION])
@@ -32,7 +34,9 @@ class SmolVLAAdapter:
 
     def prefix_from_sample_args(self, model: nn.Module, *args: Tensor) -> Prefix:
         images, img_masks, lang_tokens, lang_masks, state = args
-        embs, pad_masks, att_masks = model.embed_prefix(images, img_masks, lang_tokens, lang_masks, state=state)
+        embs, pad_masks, att_masks = model.embed_prefix(
+            images, img_masks, lang_tokens, lang_masks, state=state
+        )
         return Prefix(embs, pad_masks, att_masks)
 
     def velocity(self, model: nn.Module, prefix: Prefix, x_t: Tensor, t: Tensor) -> Tensor:

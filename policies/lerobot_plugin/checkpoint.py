@@ -73,7 +73,9 @@ def load_weights(
         if k in own and own[k].shape != v.shape
     ]
     if bad_shapes:
-        raise ValueError(f"checkpoint {pretrained} does not match this policy's architecture: {bad_shapes[:5]}")
+        raise ValueError(
+            f"checkpoint {pretrained} does not match this policy's architecture: {bad_shapes[:5]}"
+        )
     missing, unexpected = policy.load_state_dict(state_dict, strict=False)
     missing_model = [k for k in missing if not k.startswith(TARGET_TIME_PREFIX)]
     if missing_model or unexpected:

@@ -32,4 +32,6 @@ class PaliGemmaStudent(SnapFlowStudent):
     def _remap_keys(self, state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
         """Upstream's openpi key fixes, then its 'model.' prefix (but not on our own policy-level keys)."""
         fixed = self._fix_pytorch_state_dict_keys(state_dict, self.config)
-        return {k if k.startswith(("model.", TARGET_TIME_PREFIX)) else f"model.{k}": v for k, v in fixed.items()}
+        return {
+            k if k.startswith(("model.", TARGET_TIME_PREFIX)) else f"model.{k}": v for k, v in fixed.items()
+        }

@@ -49,8 +49,9 @@ class SnapFlowStudent:
         return state_dict
 
     @classmethod
-    def from_pretrained(cls, pretrained_name_or_path: str | Path, *, config: PreTrainedConfig | None = None,
-                        **kwargs: Any) -> "SnapFlowStudent":
+    def from_pretrained(
+        cls, pretrained_name_or_path: str | Path, *, config: PreTrainedConfig | None = None, **kwargs: Any
+    ) -> "SnapFlowStudent":
         """A teacher checkpoint of ``teacher_type`` or a student checkpoint of this type (strict, see
         checkpoint.py); the config comes from ``config`` (LeRobot's CLI) or the checkpoint."""
         check_checkpoint_type(pretrained_name_or_path, (cls.teacher_type, cls.name), **kwargs)
@@ -91,8 +92,9 @@ class SnapFlowStudent:
         return int(getattr(self.config, self.steps_field))
 
     # ----------------------------------------------------------------------------------------- inference
-    def _sample_actions(self, *args: Tensor, noise: Tensor | None = None, num_steps: int | None = None,
-                        **kwargs: Any) -> Tensor:
+    def _sample_actions(
+        self, *args: Tensor, noise: Tensor | None = None, num_steps: int | None = None, **kwargs: Any
+    ) -> Tensor:
         nfe = num_steps or self.nfe
         if nfe == 1:
             if kwargs.get("inference_delay") is not None:
@@ -141,13 +143,20 @@ class SnapFlowStudent:
         return super().select_action(batch, *args, **kwargs)
 
     # ----------------------------------------------------------------------------------------- training
-    def forward(self, batch: dict[str, Tensor], noise: Tensor | None = None, time: Tensor | None = None,
-                reduction: str = "mean") -> tuple[Tensor, dict[str, float]]:
+    def forward(
+        self,
+        batch: dict[str, Tensor],
+        noise: Tensor | None = None,
+        time: Tensor | None = None,
+        reduction: str = "mean",
+    ) -> tuple[Tensor, dict[str, float]]:
         """SnapFlow loss (``noise``/``time`` are accepted for signature compatibility and not used: the
         method draws its own per-branch noise and times)."""
         validate_batch(self.config, batch, needs_action=True)
         if OBS_LANGUAGE_TOKENS not in batch:
-            raise ValueError("batch has no language tokens: run the policy preprocessor on a batch with 'task'")
+            raise ValueError(
+                "batch has no language tokens: run the policy preprocessor on a batch with 'task'"
+            )
         args, actions, valid = self.adapter.training_inputs(self, batch)
         prefix = self.adapter.prefix_from_sample_args(self.model, *args)
         loss, metrics = snapflow_loss(

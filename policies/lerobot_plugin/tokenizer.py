@@ -21,7 +21,9 @@ def tokenizer_redirect(tokenizer_name: str) -> Iterator[Callable[[object], None]
     class _Redirect:
         @staticmethod
         def from_pretrained(name: str, *args: object, **kwargs: object) -> object:
-            return auto.from_pretrained(tokenizer_name if name == PALIGEMMA_TOKENIZER else name, *args, **kwargs)
+            return auto.from_pretrained(
+                tokenizer_name if name == PALIGEMMA_TOKENIZER else name, *args, **kwargs
+            )
 
     def retarget(pipeline: object) -> None:
         for step in pipeline.steps:
@@ -35,7 +37,9 @@ def tokenizer_redirect(tokenizer_name: str) -> Iterator[Callable[[object], None]
         tokenizer_processor.AutoTokenizer = auto
 
 
-def with_configured_tokenizer(factory: Callable[..., tuple], config: object, dataset_stats: dict | None) -> tuple:
+def with_configured_tokenizer(
+    factory: Callable[..., tuple], config: object, dataset_stats: dict | None
+) -> tuple:
     """Run an upstream PI0/PI05 processor factory with ``config.tokenizer_name`` as its tokenizer."""
     with tokenizer_redirect(config.tokenizer_name) as retarget:
         pipelines = factory(config, dataset_stats=dataset_stats)

@@ -10,7 +10,9 @@ def validate_batch(config: object, batch: dict[str, Tensor], *, needs_action: bo
     image_keys = list(config.image_features)
     present = [k for k in image_keys if k in batch]
     if image_keys and not present:
-        raise ValueError(f"no image in the batch: expected at least one of {image_keys}, got keys {sorted(batch)}")
+        raise ValueError(
+            f"no image in the batch: expected at least one of {image_keys}, got keys {sorted(batch)}"
+        )
     for key in present:
         img = batch[key]
         # (B, 3, H, W), or (B, T, 3, H, W) when the policy stacks observation steps in training.
@@ -34,6 +36,8 @@ def validate_batch(config: object, batch: dict[str, Tensor], *, needs_action: bo
             raise ValueError(f"training batch has no {ACTION!r}")
         action_dim = config.action_feature.shape[-1]
         if batch[ACTION].shape[-1] != action_dim:
-            raise ValueError(f"{ACTION} has {batch[ACTION].shape[-1]} dims but the policy outputs {action_dim}")
+            raise ValueError(
+                f"{ACTION} has {batch[ACTION].shape[-1]} dims but the policy outputs {action_dim}"
+            )
         if not torch.isfinite(batch[ACTION]).all():
             raise ValueError(f"{ACTION} contains NaN or infinite values")

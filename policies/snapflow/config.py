@@ -40,6 +40,8 @@ class SnapFlowConfig:
         if self.split not in SPLITS:
             raise ValueError(f"snapflow.split must be one of {SPLITS}, got {self.split!r}")
         if self.multistep_mode not in MULTISTEP_MODES:
-            raise ValueError(f"snapflow.multistep_mode must be one of {MULTISTEP_MODES}, got {self.multistep_mode!r}")
+            raise ValueError(
+                f"snapflow.multistep_mode must be one of {MULTISTEP_MODES}, got {self.multistep_mode!r}"
+            )
         if self.target_time_hidden_dim < 0:
             raise ValueError("snapflow.target_time_hidden_dim must be >= 0")

@@ -40,9 +40,7 @@ def split_rows(batch_size: int, cfg: SnapFlowConfig, device: torch.device) -> tu
     return perm[:n_fm], perm[n_fm:]
 
 
-def consistency_target(
-    velocity: RowVelocityFn, x_1: Tensor, rows: Tensor, target_clamp: float
-) -> Tensor:
+def consistency_target(velocity: RowVelocityFn, x_1: Tensor, rows: Tensor, target_clamp: float) -> Tensor:
     """Two-step Euler (trapezoid) average velocity from t=1 to 0, built from the model's own predictions."""
     ones = torch.ones(x_1.shape[0], device=x_1.device)
     with torch.no_grad():

@@ -32,9 +32,22 @@ def tiny_bench(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     mp = pytest.MonkeyPatch()
     try:
-        mp.setattr(sys, "argv", ["snapflow-bench", "policy=smolvla", "size=tiny", "nfe=[1,10]",
-                                 "runtimes=[torch,onnxruntime,tensorrt]", "repeats=3", "warmup=1", "threads=2",
-                                 f"out={out}", f"cache_dir={out / 'cache'}"])
+        mp.setattr(
+            sys,
+            "argv",
+            [
+                "snapflow-bench",
+                "policy=smolvla",
+                "size=tiny",
+                "nfe=[1,10]",
+                "runtimes=[torch,onnxruntime,tensorrt]",
+                "repeats=3",
+                "warmup=1",
+                "threads=2",
+                f"out={out}",
+                f"cache_dir={out / 'cache'}",
+            ],
+        )
         bench_script.main()
     finally:
         mp.undo()
@@ -45,8 +58,12 @@ def test_tiny_bench_writes_a_schema_checked_json_and_the_plot(tiny_bench):
     bench = validate_bench(json.loads((tiny_bench / "bench.json").read_text()))
     assert (tiny_bench / "latency_breakdown.png").stat().st_size > 1000
     rows = {(r["runtime"], r["nfe"], r["path"]): r for r in bench["results"]}
-    assert {("torch", 1, "joint"), ("torch", 10, "cached"), ("torch", 1, "cached"), ("onnxruntime", 1, "graph")} \
-        <= set(rows)
+    assert {
+        ("torch", 1, "joint"),
+        ("torch", 10, "cached"),
+        ("torch", 1, "cached"),
+        ("onnxruntime", 1, "graph"),
+    } <= set(rows)
     assert all(r["n"] == 3 and r["size"] == "tiny" and r["family"] == "smolvla" for r in rows.values())
     assert rows[("torch", 10, "cached")]["stages_ms"]["step"]["p50"] > 0
     assert rows[("torch", 1, "joint")]["stages_ms"]["joint"]["p50"] > 0
@@ -63,10 +80,13 @@ def test_tiny_bench_writes_a_schema_checked_json_and_the_plot(tiny_bench):
 
 def test_validate_bench_rejects_broken_output(tiny_bench):
     good = json.loads((tiny_bench / "bench.json").read_text())
-    for breaks in (lambda b: b.pop("speedup"), lambda b: b["results"][0].pop("e2e_ms"),
-                   lambda b: b["results"][0]["e2e_ms"].update(p50=1e9),
-                   lambda b: b["results"][0].update(prefix_ms=None),
-                   lambda b: b["speedup"]["smolvla"].update(e2e_1_vs_10=-1.0)):
+    for breaks in (
+        lambda b: b.pop("speedup"),
+        lambda b: b["results"][0].pop("e2e_ms"),
+        lambda b: b["results"][0]["e2e_ms"].update(p50=1e9),
+        lambda b: b["results"][0].update(prefix_ms=None),
+        lambda b: b["speedup"]["smolvla"].update(e2e_1_vs_10=-1.0),
+    ):
         bad = copy.deepcopy(good)
         breaks(bad)
         with pytest.raises(ValueError):
@@ -76,7 +96,9 @@ def test_validate_bench_rejects_broken_output(tiny_bench):
 @pytest.mark.parametrize("family", ["smolvla", "pi0", "pi05"])
 def test_real_size_builds_on_meta_with_the_published_parameter_count(family, tmp_path):
     inputs, outputs = lerobot_features(image_size=256)
-    policy, _, _ = make_real_policy(f"{family}_snapflow", tmp_path, inputs, outputs, dataset_stats(), meta=True)
+    policy, _, _ = make_real_policy(
+        f"{family}_snapflow", tmp_path, inputs, outputs, dataset_stats(), meta=True
+    )
     assert all(p.is_meta for p in policy.parameters())  # nothing allocated
     count = checkpoint_parameters(policy)
     assert count == EXPECTED_PARAMS[family]
@@ -87,5 +109,8 @@ def test_real_size_builds_on_meta_with_the_published_parameter_count(family, tmp
         assert count_parameters(policy) == count  # SmolVLM2 does not tie its lm_head: all are stored
     else:
         paligemma = policy.model.paligemma_with_expert.paligemma
-        assert paligemma.config.text_config.hidden_size == 2048 and len(paligemma.model.language_model.layers) == 18
+        assert (
+            paligemma.config.text_config.hidden_size == 2048
+            and len(paligemma.model.language_model.layers) == 18
+        )
         assert paligemma.config.vision_config.num_hidden_layers == 27  # SigLIP So400m

@@ -87,7 +87,10 @@ class FarArm(Robot):
         pass
 
     def get_observation(self) -> dict:
-        return {**{f"{m}.pos": v for m, v in self.bus.position.items()}, "wrist": np.zeros((4, 6, 3), np.uint8)}
+        return {
+            **{f"{m}.pos": v for m, v in self.bus.position.items()},
+            "wrist": np.zeros((4, 6, 3), np.uint8),
+        }
 
     def send_action(self, action: dict) -> dict:
         for name, target in action.items():
@@ -113,7 +116,9 @@ class CheckedArm(LeRobotRobot):
         a = np.asarray(action, dtype=np.float64)
         measured = self.measured_action()
         assert np.isfinite(a).all(), f"non-finite command {a}"
-        assert (a >= np.array(self.env.low) - CHECK_ATOL).all() and (a <= np.array(self.env.high) + CHECK_ATOL).all(), a
+        assert (a >= np.array(self.env.low) - CHECK_ATOL).all() and (
+            a <= np.array(self.env.high) + CHECK_ATOL
+        ).all(), a
         jump = np.abs(a - measured)
         self.worst_jump = max(self.worst_jump, float(jump.max()))
         assert (jump <= np.array(self.env.max_delta) + CHECK_ATOL).all(), f"jump {jump} from {measured}"
@@ -178,8 +183,14 @@ def test_fault_matrix_on_a_far_arm_never_leaves_the_envelope(tmp_path, fault):
     env = resolve_envelope(LeRobotRobot(arm).envelope())
     robot = CheckedArm(arm, env)
     runtime = FaultInjectingRuntime(PolicyAtZero(), fault, good_chunks=2, sleep=False, late_ms=180.0)
-    cfg = ControlLoopConfig(safety=SafetyConfig.from_envelope(env, stale_after_s=0.2, hold_ticks=2), hz=20.0,
-                            max_ticks=80, inference="inline", queue_low_watermark=2, stop_on_fault=False)
+    cfg = ControlLoopConfig(
+        safety=SafetyConfig.from_envelope(env, stale_after_s=0.2, hold_ticks=2),
+        hz=20.0,
+        max_ticks=80,
+        inference="inline",
+        queue_low_watermark=2,
+        stop_on_fault=False,
+    )
     report = run_control_loop(runtime, robot, SimulatedClock(), cfg)
     assert report.ticks == 80 and len(robot.sent) == 80
     first = robot.sent[0]
@@ -196,7 +207,9 @@ def test_arm_outside_its_envelope_is_refused_before_any_command(tmp_path):
     robot = CheckedArm(arm, env)
     cfg = ControlLoopConfig(safety=SafetyConfig.from_envelope(env), hz=20.0, max_ticks=5, inference="inline")
     report = run_control_loop(PolicyAtZero(), robot, SimulatedClock(), cfg)
-    assert robot.sent == [] and report.stop_reason == "fault" and "outside its action envelope" in report.fault
+    assert (
+        robot.sent == [] and report.stop_reason == "fault" and "outside its action envelope" in report.fault
+    )
 
 
 def test_delta_dims_hold_without_motion():

@@ -21,8 +21,12 @@ POLICY_ATOL = PARITY_ATOL
 
 def _observation(family: str) -> dict:
     size = image_size(family)
-    return {"observation.images.image": torch.rand(3, size, size), "observation.images.image2": torch.rand(3, size, size),
-            "observation.state": torch.randn(8), "task": TASK}
+    return {
+        "observation.images.image": torch.rand(3, size, size),
+        "observation.images.image2": torch.rand(3, size, size),
+        "observation.state": torch.randn(8),
+        "task": TASK,
+    }
 
 
 @pytest.fixture(scope="module", params=FAMILIES)
@@ -93,8 +97,14 @@ def test_onnx_policy_matches_the_torch_policy(exported):
 def test_runtimes_turn_raw_observations_into_unnormalised_chunks(exported):
     family, ckpt, out, _, _ = exported
     size = image_size(family)
-    raw = {"pixels": {"image": np.zeros((size, size, 3), np.uint8), "image2": np.zeros((size, size, 3), np.uint8)},
-           "agent_pos": np.zeros(8, np.float32), "task": TASK}
+    raw = {
+        "pixels": {
+            "image": np.zeros((size, size, 3), np.uint8),
+            "image2": np.zeros((size, size, 3), np.uint8),
+        },
+        "agent_pos": np.zeros(8, np.float32),
+        "task": TASK,
+    }
     for runtime in (load_runtime(out), load_runtime(ckpt)):
         result = runtime.predict_chunk(raw)
         assert result.actions.shape == (10, 7) and np.isfinite(result.actions).all()
@@ -107,8 +117,9 @@ def test_int8_export_reports_its_own_parity(tiny_assets, tmp_path):
     policy, pre, _post = tiny_student("smolvla", tiny_assets)
     policy.save_pretrained(tmp_path / "ckpt")
     pre.save_pretrained(tmp_path / "ckpt")
-    contract, parity = export_onnx(policy.eval(), pre, _observation("smolvla"), tmp_path / "out",
-                                   source_dir=tmp_path / "ckpt", int8=True)
+    contract, parity = export_onnx(
+        policy.eval(), pre, _observation("smolvla"), tmp_path / "out", source_dir=tmp_path / "ckpt", int8=True
+    )
     assert contract.int8 and contract.onnx_file == "model.int8.onnx"
     assert parity.int8 is not None and np.isfinite(parity.int8["max_abs_err"])
     graph = onnx.load(str(tmp_path / "out" / "model.int8.onnx"), load_external_data=False).graph
@@ -132,8 +143,14 @@ def test_tensorrt_engine_matches_onnx_runtime(exported):
 
     family, _, out, _, _ = exported
     size = image_size(family)
-    raw = {"pixels": {"image": np.zeros((size, size, 3), np.uint8), "image2": np.zeros((size, size, 3), np.uint8)},
-           "agent_pos": np.zeros(8, np.float32), "task": TASK}
+    raw = {
+        "pixels": {
+            "image": np.zeros((size, size, 3), np.uint8),
+            "image2": np.zeros((size, size, 3), np.uint8),
+        },
+        "agent_pos": np.zeros(8, np.float32),
+        "task": TASK,
+    }
     result = TrtRuntime(out).predict_chunk(raw)
     assert result.actions.shape == (10, 7) and np.isfinite(result.actions).all()
 
@@ -145,13 +162,28 @@ def test_snapflow_run_drives_the_sim_from_an_export(exported, tmp_path):
     from pathlib import Path
 
     _, _, out, _, _ = exported
-    cmd = [str(Path(sys.executable).parent / "snapflow-run"), f"policy={out}", "robot=sim", "task=spatial/0",
-           "seconds=2", f"out={tmp_path}"]  # resolution: read from the export (config.json)
+    cmd = [
+        str(Path(sys.executable).parent / "snapflow-run"),
+        f"policy={out}",
+        "robot=sim",
+        "task=spatial/0",
+        "seconds=2",
+        f"out={tmp_path}",
+    ]  # resolution: read from the export (config.json)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = json.loads((tmp_path / "run.json").read_text())
-    for key in ("target_hz", "achieved_hz", "ticks", "missed_ticks", "jitter_ms", "latency_ms", "held_ticks",
-                "watchdog_ticks", "success"):
+    for key in (
+        "target_hz",
+        "achieved_hz",
+        "ticks",
+        "missed_ticks",
+        "jitter_ms",
+        "latency_ms",
+        "held_ticks",
+        "watchdog_ticks",
+        "success",
+    ):
         assert key in run, key
     assert run["target_hz"] == 20 and run["ticks"] > 0 and run["success"] in (True, False)
     assert {"p50", "p95", "p99", "max"} <= set(run["latency_ms"])
@@ -160,14 +192,19 @@ def test_snapflow_run_drives_the_sim_from_an_export(exported, tmp_path):
     assert run["inference"] in ("inline_blocking", "thread")  # inference=auto chose from the measured latency
 
 
-@pytest.mark.parametrize("exported", ["smolvla"], indirect=True)  # the CLI's checks do not depend on the family
-@pytest.mark.parametrize(("args", "code", "message"), [
-    (["resolution=48"], 2, "observation.images.image has shape [3, 48, 48], the policy expects"),
-    (["max_delta=0"], 2, "max_delta > 0"),
-    (["action_low=[0,0]"], 2, "action_low has 2 values"),
-    (["robot=arm"], 2, "robot='arm' is not a robot kind"),
-    (["fault=crash", "fault_after=1", "seconds=4"], 1, "fault: "),
-])
+@pytest.mark.parametrize(
+    "exported", ["smolvla"], indirect=True
+)  # the CLI's checks do not depend on the family
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["resolution=48"], 2, "observation.images.image has shape [3, 48, 48], the policy expects"),
+        (["max_delta=0"], 2, "max_delta > 0"),
+        (["action_low=[0,0]"], 2, "action_low has 2 values"),
+        (["robot=arm"], 2, "robot='arm' is not a robot kind"),
+        (["fault=crash", "fault_after=1", "seconds=4"], 1, "fault: "),
+    ],
+)
 def test_snapflow_run_refuses_bad_settings_by_name(exported, tmp_path, args, code, message):
     """Refused settings end in one line naming the field (exit 2); a faulted run exits 1 with its reason."""
     import subprocess
@@ -175,8 +212,15 @@ def test_snapflow_run_refuses_bad_settings_by_name(exported, tmp_path, args, cod
     from pathlib import Path
 
     _, _, out, _, _ = exported
-    cmd = [str(Path(sys.executable).parent / "snapflow-run"), f"policy={out}", "robot=sim", "task=spatial/0",
-           "seconds=1", f"out={tmp_path / 'run'}", *args]
+    cmd = [
+        str(Path(sys.executable).parent / "snapflow-run"),
+        f"policy={out}",
+        "robot=sim",
+        "task=spatial/0",
+        "seconds=1",
+        f"out={tmp_path / 'run'}",
+        *args,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == code, proc.stderr[-3000:]
     assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-3000:]
@@ -190,8 +234,13 @@ def test_snapflow_run_keeps_earlier_results(exported, tmp_path):
 
     _, _, out, _, _ = exported
     (tmp_path / "run.json").write_text("{}")
-    cmd = [str(Path(sys.executable).parent / "snapflow-run"), f"policy={out}", "robot=sim", "seconds=1",
-           f"out={tmp_path}"]
+    cmd = [
+        str(Path(sys.executable).parent / "snapflow-run"),
+        f"policy={out}",
+        "robot=sim",
+        "seconds=1",
+        f"out={tmp_path}",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "overwrite=true" in proc.stderr
     assert (tmp_path / "run.json").read_text() == "{}"

@@ -41,10 +41,16 @@ class RecordingRobot:
 
 def _run(fault: str) -> tuple[object, RecordingRobot]:
     robot = RecordingRobot()
-    cfg = ControlLoopConfig(safety=SafetyConfig.box(DIM, max_delta=0.25, stale_after_s=0.2, hold_ticks=2),
-                            hz=HZ, max_ticks=60, inference="inline", stop_on_fault=False)
-    report = run_control_loop(FaultInjectingRuntime(ConstantRuntime(), fault, good_chunks=2), robot,
-                              SimulatedClock(), cfg)
+    cfg = ControlLoopConfig(
+        safety=SafetyConfig.box(DIM, max_delta=0.25, stale_after_s=0.2, hold_ticks=2),
+        hz=HZ,
+        max_ticks=60,
+        inference="inline",
+        stop_on_fault=False,
+    )
+    report = run_control_loop(
+        FaultInjectingRuntime(ConstantRuntime(), fault, good_chunks=2), robot, SimulatedClock(), cfg
+    )
     return report, robot
 
 

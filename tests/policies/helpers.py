@@ -15,9 +15,14 @@ def image_size(family: str) -> int:
 def dataset_stats(state_dim: int = 8, action_dim: int = 7) -> dict:
     def stats(dim: int) -> dict:
         return {
-            "mean": torch.zeros(dim), "std": torch.ones(dim), "min": -torch.ones(dim), "max": torch.ones(dim),
-            "q01": -torch.ones(dim), "q99": torch.ones(dim),
+            "mean": torch.zeros(dim),
+            "std": torch.ones(dim),
+            "min": -torch.ones(dim),
+            "max": torch.ones(dim),
+            "q01": -torch.ones(dim),
+            "q99": torch.ones(dim),
         }
+
     return {"observation.state": stats(state_dim), "action": stats(action_dim)}
 
 
@@ -27,7 +32,9 @@ def tiny_student(family: str, assets, **overrides):
     return make_tiny_policy(f"{family}_snapflow", assets, inputs, outputs, dataset_stats(), **overrides)
 
 
-def raw_batch(family: str, batch_size: int = 2, chunk: int = 10, with_action: bool = True, seed: int = 0) -> dict:
+def raw_batch(
+    family: str, batch_size: int = 2, chunk: int = 10, with_action: bool = True, seed: int = 0
+) -> dict:
     g = torch.Generator().manual_seed(seed)
     size = image_size(family)
     batch = {

@@ -35,13 +35,15 @@ def make_dataset(root: Path, episodes: int = 2, frames: int = 16, size: int = 64
     rng = np.random.default_rng(0)
     for _ in range(episodes):
         for _ in range(frames):
-            ds.add_frame({
-                "observation.images.image": rng.integers(0, 255, (size, size, 3), dtype=np.uint8),
-                "observation.images.image2": rng.integers(0, 255, (size, size, 3), dtype=np.uint8),
-                "observation.state": rng.standard_normal(8).astype(np.float32),
-                "action": rng.uniform(-1, 1, 7).astype(np.float32),
-                "task": TASK,
-            })
+            ds.add_frame(
+                {
+                    "observation.images.image": rng.integers(0, 255, (size, size, 3), dtype=np.uint8),
+                    "observation.images.image2": rng.integers(0, 255, (size, size, 3), dtype=np.uint8),
+                    "observation.state": rng.standard_normal(8).astype(np.float32),
+                    "action": rng.uniform(-1, 1, 7).astype(np.float32),
+                    "task": TASK,
+                }
+            )
         ds.save_episode()
     ds.finalize()
     return root
@@ -56,17 +58,32 @@ def run(cmd: list[str]) -> str:
 
 def train_cmd(dataset: Path, out: Path, policy_args: list[str], steps: int = 2) -> list[str]:
     return [
-        str(BIN / "lerobot-train"), *policy_args, "--policy.device=cpu", "--policy.push_to_hub=false",
-        "--dataset.repo_id=local/tiny", f"--dataset.root={dataset}", f"--steps={steps}", "--batch_size=2",
-        "--num_workers=0", f"--output_dir={out}", f"--save_freq={steps}", "--log_freq=1", "--wandb.enable=false",
+        str(BIN / "lerobot-train"),
+        *policy_args,
+        "--policy.device=cpu",
+        "--policy.push_to_hub=false",
+        "--dataset.repo_id=local/tiny",
+        f"--dataset.root={dataset}",
+        f"--steps={steps}",
+        "--batch_size=2",
+        "--num_workers=0",
+        f"--output_dir={out}",
+        f"--save_freq={steps}",
+        "--log_freq=1",
+        "--wandb.enable=false",
     ]
 
 
 def smolvla_args(tiny_assets: Path) -> list[str]:
     return [
-        f"--policy.vlm_model_name={tiny_assets / 'tiny_smolvlm'}", "--policy.load_vlm_weights=false",
-        "--policy.num_vlm_layers=4", "--policy.chunk_size=10", "--policy.n_action_steps=10",
-        "--policy.max_state_dim=16", "--policy.max_action_dim=16", "--policy.resize_imgs_with_padding=[64,64]",
+        f"--policy.vlm_model_name={tiny_assets / 'tiny_smolvlm'}",
+        "--policy.load_vlm_weights=false",
+        "--policy.num_vlm_layers=4",
+        "--policy.chunk_size=10",
+        "--policy.n_action_steps=10",
+        "--policy.max_state_dim=16",
+        "--policy.max_action_dim=16",
+        "--policy.resize_imgs_with_padding=[64,64]",
     ]
 
 
@@ -97,10 +114,18 @@ def test_smolvla_teacher_then_snapflow_student_through_lerobot_cli(dataset, tiny
     teacher = tmp_path / "teacher" / "checkpoints" / "last" / "pretrained_model"
     assert (teacher / "model.safetensors").exists()
 
-    log = run(train_cmd(dataset, tmp_path / "student", [
-        "--policy.type=smolvla_snapflow", f"--policy.pretrained_path={teacher}", *smolvla_args(tiny_assets),
-        "--policy.snapflow.consistency_weight=0.2",
-    ]))
+    log = run(
+        train_cmd(
+            dataset,
+            tmp_path / "student",
+            [
+                "--policy.type=smolvla_snapflow",
+                f"--policy.pretrained_path={teacher}",
+                *smolvla_args(tiny_assets),
+                "--policy.snapflow.consistency_weight=0.2",
+            ],
+        )
+    )
     assert "target-time parameters start from zero-init" in log
     assert re.search(r"loss_fm", log) and re.search(r"loss_sc", log) and re.search(r"phi_gap", log)
     student = tmp_path / "student" / "checkpoints" / "last" / "pretrained_model"
@@ -114,13 +139,25 @@ def test_pi05_snapflow_trains_from_a_teacher_through_lerobot_cli(dataset, tiny_a
     student.save_pretrained(teacher)
     pre.save_pretrained(teacher)
     post.save_pretrained(teacher)
-    log = run(train_cmd(dataset, tmp_path / "student", [
-        "--policy.type=pi05_snapflow", f"--policy.pretrained_path={teacher}",
-        "--policy.paligemma_variant=tiny_vlm", "--policy.action_expert_variant=tiny_expert",
-        "--policy.image_resolution=[32,32]", f"--policy.tokenizer_name={tiny_assets / 'tiny_paligemma_tokenizer'}",
-        "--policy.tokenizer_max_length=48", "--policy.chunk_size=10", "--policy.n_action_steps=10",
-        "--policy.max_state_dim=16", "--policy.max_action_dim=16",
-    ]))
+    log = run(
+        train_cmd(
+            dataset,
+            tmp_path / "student",
+            [
+                "--policy.type=pi05_snapflow",
+                f"--policy.pretrained_path={teacher}",
+                "--policy.paligemma_variant=tiny_vlm",
+                "--policy.action_expert_variant=tiny_expert",
+                "--policy.image_resolution=[32,32]",
+                f"--policy.tokenizer_name={tiny_assets / 'tiny_paligemma_tokenizer'}",
+                "--policy.tokenizer_max_length=48",
+                "--policy.chunk_size=10",
+                "--policy.n_action_steps=10",
+                "--policy.max_state_dim=16",
+                "--policy.max_action_dim=16",
+            ],
+        )
+    )
     assert "loss_sc" in log and "Could not load state dict" not in log
     assert (tmp_path / "student" / "checkpoints" / "last" / "pretrained_model" / "model.safetensors").exists()
 

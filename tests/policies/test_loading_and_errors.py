@@ -24,7 +24,9 @@ def _save_as_teacher(student, path, family):
     cfg["type"] = family
     cfg.pop("snapflow")
     (path / "config.json").write_text(json.dumps(cfg))
-    sd = {k: v for k, v in load_file(path / "model.safetensors").items() if not k.startswith(TARGET_TIME_PREFIX)}
+    sd = {
+        k: v for k, v in load_file(path / "model.safetensors").items() if not k.startswith(TARGET_TIME_PREFIX)
+    }
     save_file(sd, path / "model.safetensors")
 
 

@@ -72,8 +72,9 @@ def test_split_rows_partitions_the_batch():
 def test_alpha_one_is_plain_flow_matching():
     net, actions = SmallVelocityNet(), torch.randn(8, H, A)
     torch.manual_seed(1)
-    loss, metrics = snapflow_loss(net, actions, sample_time=lambda n: torch.rand(n), cfg=SnapFlowConfig(alpha=1.0),
-                                  action_dim=A)
+    loss, metrics = snapflow_loss(
+        net, actions, sample_time=lambda n: torch.rand(n), cfg=SnapFlowConfig(alpha=1.0), action_dim=A
+    )
     torch.manual_seed(1)
     fm_rows, _ = split_rows(8, SnapFlowConfig(alpha=1.0), torch.device("cpu"))
     noise, t = torch.randn_like(actions[fm_rows]), torch.rand(8)
@@ -97,7 +98,9 @@ def test_consistency_targets_carry_no_gradient_and_weights_follow_the_paper():
         calls.append((s.tolist(), out.requires_grad))
         return out
 
-    snapflow_loss(recording, actions, sample_time=lambda n: torch.rand(n), cfg=SnapFlowConfig(alpha=0.0), action_dim=A)
+    snapflow_loss(
+        recording, actions, sample_time=lambda n: torch.rand(n), cfg=SnapFlowConfig(alpha=0.0), action_dim=A
+    )
     # Two target passes (s=1, s=0.5) without grad, then one student pass (s=0) with grad.
     assert [req for _, req in calls] == [False, False, True]
     assert calls[0][0] == [1.0] * 8 and calls[1][0] == [0.5] * 8 and calls[2][0] == [0.0] * 8
@@ -108,19 +111,28 @@ def test_per_sample_reduction_averages_to_the_scalar_loss_and_masks_padding():
     valid = torch.ones(8, H, dtype=torch.bool)
     valid[:, -1] = False
     torch.manual_seed(3)
-    scalar, _ = snapflow_loss(net, actions, sample_time=lambda n: torch.rand(n), cfg=SnapFlowConfig(), action_dim=A,
-                              valid=valid)
+    scalar, _ = snapflow_loss(
+        net, actions, sample_time=lambda n: torch.rand(n), cfg=SnapFlowConfig(), action_dim=A, valid=valid
+    )
     torch.manual_seed(3)
-    per_sample, _ = snapflow_loss(net, actions, sample_time=lambda n: torch.rand(n), cfg=SnapFlowConfig(),
-                                  action_dim=A, valid=valid, reduction="none")
+    per_sample, _ = snapflow_loss(
+        net,
+        actions,
+        sample_time=lambda n: torch.rand(n),
+        cfg=SnapFlowConfig(),
+        action_dim=A,
+        valid=valid,
+        reduction="none",
+    )
     assert per_sample.shape == (8,)
     assert torch.allclose(per_sample.mean(), scalar, atol=1e-6)
     # Padded steps do not count: changing the ground truth there leaves the loss unchanged.
     moved = actions.clone()
     moved[:, -1] += 100.0
     torch.manual_seed(3)
-    again, _ = snapflow_loss(net, moved, sample_time=lambda n: torch.rand(n), cfg=SnapFlowConfig(), action_dim=A,
-                             valid=valid)
+    again, _ = snapflow_loss(
+        net, moved, sample_time=lambda n: torch.rand(n), cfg=SnapFlowConfig(), action_dim=A, valid=valid
+    )
     assert torch.allclose(again, scalar, atol=1e-6)
 
 
@@ -129,11 +141,21 @@ def test_target_clamp_bounds_the_targets():
         def forward(self, x, t, s, rows):
             return torch.full_like(x, 1000.0) + 0 * x
 
-    _, m = snapflow_loss(Huge(), torch.randn(4, H, A), sample_time=lambda n: torch.rand(n),
-                         cfg=SnapFlowConfig(alpha=0.0, target_clamp=20.0), action_dim=A)
+    _, m = snapflow_loss(
+        Huge(),
+        torch.randn(4, H, A),
+        sample_time=lambda n: torch.rand(n),
+        cfg=SnapFlowConfig(alpha=0.0, target_clamp=20.0),
+        action_dim=A,
+    )
     assert m["sc_target_abs"] == pytest.approx(20.0)
-    _, m = snapflow_loss(Huge(), torch.randn(4, H, A), sample_time=lambda n: torch.rand(n),
-                         cfg=SnapFlowConfig(alpha=0.0, target_clamp=0.0), action_dim=A)
+    _, m = snapflow_loss(
+        Huge(),
+        torch.randn(4, H, A),
+        sample_time=lambda n: torch.rand(n),
+        cfg=SnapFlowConfig(alpha=0.0, target_clamp=0.0),
+        action_dim=A,
+    )
     assert m["sc_target_abs"] == pytest.approx(1000.0)
 
 
@@ -142,7 +164,9 @@ def test_training_separates_phi_of_zero_from_phi_of_one():
     net, actions = SmallVelocityNet(), torch.randn(8, H, A)
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
     for _ in range(20):
-        loss, _ = snapflow_loss(net, actions, sample_time=lambda n: torch.rand(n), cfg=SnapFlowConfig(), action_dim=A)
+        loss, _ = snapflow_loss(
+            net, actions, sample_time=lambda n: torch.rand(n), cfg=SnapFlowConfig(), action_dim=A
+        )
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -151,8 +175,13 @@ def test_training_separates_phi_of_zero_from_phi_of_one():
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("alpha", 1.5), ("consistency_weight", -1.0), ("target_clamp", -1.0), ("split", "half"),
-     ("multistep_mode", "heun")],
+    [
+        ("alpha", 1.5),
+        ("consistency_weight", -1.0),
+        ("target_clamp", -1.0),
+        ("split", "half"),
+        ("multistep_mode", "heun"),
+    ],
 )
 def test_config_rejects_bad_values(field, value):
     with pytest.raises(ValueError, match=field):

@@ -39,7 +39,9 @@ def test_packaged_teacher_is_relative_and_materializes_to_a_loadable_policy(tmp_
     assert not (source / "train_config.json").exists()
     out = materialize_teacher(tmp_path / "copy", source=source)
     vlm = str((out / VLM_SUBDIR).resolve())
-    assert json.loads((out / "config.json").read_text())["vlm_model_name"] == vlm and _tokenizer_names(out) == [vlm]
+    assert json.loads((out / "config.json").read_text())["vlm_model_name"] == vlm and _tokenizer_names(
+        out
+    ) == [vlm]
     lp = load_policy(SamplerSpec("teacher_10", out, 10), n_action_steps=10)
     assert lp.config.vlm_model_name == vlm
     with pytest.raises(FileNotFoundError, match="missing"):
@@ -64,9 +66,23 @@ def test_demo_runs_end_to_end_on_a_tiny_teacher(tmp_path):
     teacher = build_tiny_teachers(tmp_path / "tiny", ["smolvla"], image_size=64)["smolvla"]
     out = tmp_path / "demo"
     proc = subprocess.run(
-        [str(BIN / "snapflow-demo"), f"teacher={teacher}", f"out={out}", "episodes=2", "task_ids=[0]",
-         "distill_demos_per_task=1", "distill_steps=2", "distill_batch_size=2", "max_steps=20", "run_seconds=2",
-         "workers=1"], capture_output=True, text=True, timeout=1800)
+        [
+            str(BIN / "snapflow-demo"),
+            f"teacher={teacher}",
+            f"out={out}",
+            "episodes=2",
+            "task_ids=[0]",
+            "distill_demos_per_task=1",
+            "distill_steps=2",
+            "distill_batch_size=2",
+            "max_steps=20",
+            "run_seconds=2",
+            "workers=1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == f"outputs: {out}"
     report = json.loads((out / "report.json").read_text())

@@ -34,8 +34,15 @@ from snapflow.sim.report import validate_report
 from snapflow.sim.stats import percentile, wilson_interval
 
 CKPT = Path("checkpoints")
-ARCH_KEYS = ("vlm_model_name", "num_vlm_layers", "chunk_size", "n_action_steps", "max_state_dim",
-             "max_action_dim", "resize_imgs_with_padding")
+ARCH_KEYS = (
+    "vlm_model_name",
+    "num_vlm_layers",
+    "chunk_size",
+    "n_action_steps",
+    "max_state_dim",
+    "max_action_dim",
+    "resize_imgs_with_padding",
+)
 
 
 def cli(main: object, monkeypatch: pytest.MonkeyPatch, *overrides: str) -> None:
@@ -53,10 +60,31 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     mp = pytest.MonkeyPatch()
     try:
         data = collect_dataset("spatial", 2, root / "data", task_ids=[0], resolution=64, seed=0)
-        cli(train.main, mp, "policy=smolvla", "tiny=true", f"assets={root / 'assets'}", f"dataset={data}",
-            f"out={root / 'teacher'}", "steps=2", "batch_size=2", "save_freq=2", "log_freq=1", "device=cpu")
-        cli(distill.main, mp, f"teacher={root / 'teacher'}", f"dataset={data}", f"out={root / 'student'}",
-            "steps=2", "save_freq=1", "log_freq=1", "device=cpu")
+        cli(
+            train.main,
+            mp,
+            "policy=smolvla",
+            "tiny=true",
+            f"assets={root / 'assets'}",
+            f"dataset={data}",
+            f"out={root / 'teacher'}",
+            "steps=2",
+            "batch_size=2",
+            "save_freq=2",
+            "log_freq=1",
+            "device=cpu",
+        )
+        cli(
+            distill.main,
+            mp,
+            f"teacher={root / 'teacher'}",
+            f"dataset={data}",
+            f"out={root / 'student'}",
+            "steps=2",
+            "save_freq=1",
+            "log_freq=1",
+            "device=cpu",
+        )
     finally:
         mp.undo()
     return {"root": root, "data": data, "teacher": root / "teacher", "student": root / "student"}
@@ -86,13 +114,29 @@ def test_episode_inits_frozen_and_held_out_are_disjoint():
 
 
 def test_validate_report_rejects_schema_violations():
-    good = {"suites": {"spatial": {"teacher_10": {"success": 0.5, "ci_low": 0.2, "ci_high": 0.8, "episodes": 10,
-                                                  "mean_episode_length": 90.0, "latency_ms": 12.0}}},
-            "offline_mse": {"teacher_10": 0.01}}
+    good = {
+        "suites": {
+            "spatial": {
+                "teacher_10": {
+                    "success": 0.5,
+                    "ci_low": 0.2,
+                    "ci_high": 0.8,
+                    "episodes": 10,
+                    "mean_episode_length": 90.0,
+                    "latency_ms": 12.0,
+                }
+            }
+        },
+        "offline_mse": {"teacher_10": 0.01},
+    }
     validate_report(good)
     entry = good["suites"]["spatial"]["teacher_10"]
-    for bad_entry in ({**entry, "success": 1.5, "ci_high": 1.6}, {**entry, "episodes": 0},
-                      {k: v for k, v in entry.items() if k != "latency_ms"}, {**entry, "ci_low": 0.6}):
+    for bad_entry in (
+        {**entry, "success": 1.5, "ci_high": 1.6},
+        {**entry, "episodes": 0},
+        {k: v for k, v in entry.items() if k != "latency_ms"},
+        {**entry, "ci_low": 0.6},
+    ):
         with pytest.raises(ValueError):
             validate_report({**good, "suites": {"spatial": {"teacher_10": bad_entry}}})
     with pytest.raises(ValueError, match="offline_mse"):
@@ -110,10 +154,22 @@ def test_launcher_and_flag_helpers(tmp_path):
     assert family_of("pi05_snapflow") == "pi05"
     with pytest.raises(ValueError, match="not supported"):
         family_of("act")
-    flags = architecture_flags({"chunk_size": 10, "resize_imgs_with_padding": [64, 64], "use_cache": True,
-                                "empty_cameras": None, "optimizer_lr": 1.0}, "smolvla")
-    assert flags == ["--policy.chunk_size=10", "--policy.resize_imgs_with_padding=[64,64]",
-                     "--policy.use_cache=true", "--policy.load_vlm_weights=false"]
+    flags = architecture_flags(
+        {
+            "chunk_size": 10,
+            "resize_imgs_with_padding": [64, 64],
+            "use_cache": True,
+            "empty_cameras": None,
+            "optimizer_lr": 1.0,
+        },
+        "smolvla",
+    )
+    assert flags == [
+        "--policy.chunk_size=10",
+        "--policy.resize_imgs_with_padding=[64,64]",
+        "--policy.use_cache=true",
+        "--policy.load_vlm_weights=false",
+    ]
     (tmp_path / "act").mkdir()
     (tmp_path / "act" / "config.json").write_text(json.dumps({"type": "act"}))
     with pytest.raises(ValueError, match="'act' is not supported"):
@@ -158,10 +214,25 @@ def test_student_inherits_teacher_architecture(runs):
 
 def test_eval_two_samplers_closed_loop_report(runs, monkeypatch):
     out = runs["root"] / "eval"
-    cli(eval_script.main, monkeypatch, f"teacher={runs['teacher']}", f"student={runs['student']}",
-        "samplers=[teacher_10,snapflow_1]", "suites=[spatial]", "task_ids=[0]", "episodes=2", "max_steps=12",
-        "resolution=64", "batch_size=2", "n_action_steps=5", "latency_calls=2", f"out={out}",
-        f"dataset={runs['data']}", "episodes_for_mse=1", "mse_max_samples=4")
+    cli(
+        eval_script.main,
+        monkeypatch,
+        f"teacher={runs['teacher']}",
+        f"student={runs['student']}",
+        "samplers=[teacher_10,snapflow_1]",
+        "suites=[spatial]",
+        "task_ids=[0]",
+        "episodes=2",
+        "max_steps=12",
+        "resolution=64",
+        "batch_size=2",
+        "n_action_steps=5",
+        "latency_calls=2",
+        f"out={out}",
+        f"dataset={runs['data']}",
+        "episodes_for_mse=1",
+        "mse_max_samples=4",
+    )
     report = json.loads((out / "report.json").read_text())
     validate_report(report)
     spatial = report["suites"]["spatial"]
@@ -198,7 +269,9 @@ def test_eval_rejects_bad_input(runs, monkeypatch, tmp_path):
     with pytest.raises(FileNotFoundError, match="pretrained_model"):
         load_policy(SamplerSpec("x", tmp_path, 1), n_action_steps=5)
     with pytest.raises(SystemExit):  # hydra reports the ValueError and exits non-zero
-        cli(eval_script.main, monkeypatch, f"teacher={runs['teacher']}", "suites=[kitchen]", f"out={tmp_path}")
+        cli(
+            eval_script.main, monkeypatch, f"teacher={runs['teacher']}", "suites=[kitchen]", f"out={tmp_path}"
+        )
 
 
 def test_resume_after_interrupted_distillation_keeps_optimizer_state(runs, monkeypatch):
@@ -214,8 +287,15 @@ def test_resume_after_interrupted_distillation_keeps_optimizer_state(runs, monke
     shutil.rmtree(resumed / CKPT / "000002")
     (resumed / CKPT / "last").unlink()
     os.symlink("000001", resumed / CKPT / "last")
-    cli(distill.main, monkeypatch, "teacher=unused", f"dataset={runs['data']}", f"out={resumed}",
-        "resume=true", "steps=3")
+    cli(
+        distill.main,
+        monkeypatch,
+        "teacher=unused",
+        f"dataset={runs['data']}",
+        f"out={resumed}",
+        "resume=true",
+        "steps=3",
+    )
 
     state = lambda run, step: run / CKPT / f"{step:06d}" / "training_state"  # noqa: E731
     assert json.loads((state(resumed, 3) / "training_step.json").read_text())["step"] == 3
@@ -238,8 +318,19 @@ def test_resume_after_interrupted_distillation_keeps_optimizer_state(runs, monke
 def test_distill_under_accelerate_two_cpu_processes(runs, monkeypatch):
     """DDP (gloo) with 2 CPU processes: the frozen VLM stays bit-identical, the target-time MLP trains."""
     out = runs["root"] / "ddp"
-    cli(distill.main, monkeypatch, f"teacher={runs['teacher']}", f"dataset={runs['data']}", f"out={out}",
-        "steps=3", "batch_size=2", "save_freq=3", "device=cpu", "launcher=accelerate", "num_processes=2")
+    cli(
+        distill.main,
+        monkeypatch,
+        f"teacher={runs['teacher']}",
+        f"dataset={runs['data']}",
+        f"out={out}",
+        "steps=3",
+        "batch_size=2",
+        "save_freq=3",
+        "device=cpu",
+        "launcher=accelerate",
+        "num_processes=2",
+    )
     teacher = load_file(resolve_pretrained(runs["teacher"]) / "model.safetensors")
     student = load_file(resolve_pretrained(out) / "model.safetensors")
     vlm = [k for k in teacher if ".vlm." in k]

@@ -18,8 +18,10 @@ ALL_TASKS = [(s, t) for s in SUITE_NAMES for t in range(10)]
 
 
 def test_import_is_cheap_and_registers_the_id() -> None:
-    code = "import sys, snapflow.sim, gymnasium as gym; assert 'mujoco' not in sys.modules; " \
-           "assert 'snapflow/MiniLibero-v0' in gym.registry"
+    code = (
+        "import sys, snapflow.sim, gymnasium as gym; assert 'mujoco' not in sys.modules; "
+        "assert 'snapflow/MiniLibero-v0' in gym.registry"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
     assert snapflow.sim.ENV_ID in gym.registry
 
@@ -102,7 +104,9 @@ def test_layout_reaches_the_env_and_bad_layouts_are_named() -> None:
     libero.reset(options={"init_state": 4})
     wide.reset(options={"init_state": 4})
     np.testing.assert_allclose(libero.data.qpos[9:12], frozen_init_states("object", 3)[4][9:12], atol=2e-3)
-    np.testing.assert_allclose(wide.data.qpos[9:12], frozen_init_states("object", 3, "wide")[4][9:12], atol=2e-3)
+    np.testing.assert_allclose(
+        wide.data.qpos[9:12], frozen_init_states("object", 3, "wide")[4][9:12], atol=2e-3
+    )
     assert not np.allclose(libero.data.qpos[9:12], wide.data.qpos[9:12], atol=0.02)
     with pytest.raises(ValueError, match=r"layout='narrow' .* valid: \['libero', 'wide'\]"):
         MiniLiberoEnv("object", 3, render=False, layout="narrow")
@@ -116,12 +120,15 @@ def test_init_state_index_and_stride() -> None:
     np.testing.assert_allclose(env.data.qpos[9:12], frozen_init_states("spatial", 1)[5][9:12], atol=2e-3)
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"suite": "kitchen"}, "unknown suite 'kitchen'; valid"),
-    ({"suite": "spatial", "task_id": 10}, r"unknown task_id 10 .* valid: 0..9"),
-    ({"suite": "goal", "task_id": -1}, "valid: 0..9"),
-    ({"resolution": 4}, "resolution"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"suite": "kitchen"}, "unknown suite 'kitchen'; valid"),
+        ({"suite": "spatial", "task_id": 10}, r"unknown task_id 10 .* valid: 0..9"),
+        ({"suite": "goal", "task_id": -1}, "valid: 0..9"),
+        ({"resolution": 4}, "resolution"),
+    ],
+)
 def test_bad_constructor_arguments(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         MiniLiberoEnv(render=False, **kwargs)
@@ -131,12 +138,15 @@ def test_libero_aliases() -> None:
     assert MiniLiberoEnv("libero_10", 0, render=False).suite == "long"
 
 
-@pytest.mark.parametrize(("action", "match"), [
-    (np.zeros(6), r"shape \(7,\)"),
-    (np.zeros((1, 7)), r"shape \(7,\)"),
-    (np.array([0, 0, np.nan, 0, 0, 0, 1.0]), "finite"),
-    (np.array([0, 0, 0, np.inf, 0, 0, 1.0]), "finite"),
-])
+@pytest.mark.parametrize(
+    ("action", "match"),
+    [
+        (np.zeros(6), r"shape \(7,\)"),
+        (np.zeros((1, 7)), r"shape \(7,\)"),
+        (np.array([0, 0, np.nan, 0, 0, 0, 1.0]), "finite"),
+        (np.array([0, 0, 0, np.inf, 0, 0, 1.0]), "finite"),
+    ],
+)
 def test_bad_actions_raise_clear_errors(action: np.ndarray, match: str) -> None:
     env = MiniLiberoEnv("spatial", 0, render=False)
     env.reset(seed=0)

@@ -7,8 +7,16 @@ from snapflow.sim.experts import run_expert
 from snapflow.sim.tasks import SUITE_NAMES
 
 # One pick-and-place per suite plus every articulated primitive (drawer open/close, switch on/off).
-SAMPLE = [("spatial", 0), ("spatial", 7), ("object", 2), ("goal", 0), ("goal", 1), ("goal", 3), ("goal", 8),
-          ("long", 9)]
+SAMPLE = [
+    ("spatial", 0),
+    ("spatial", 7),
+    ("object", 2),
+    ("goal", 0),
+    ("goal", 1),
+    ("goal", 3),
+    ("goal", 8),
+    ("long", 9),
+]
 
 
 @pytest.mark.parametrize(("suite", "task_id"), SAMPLE, ids=[f"{s}-{t}" for s, t in SAMPLE])

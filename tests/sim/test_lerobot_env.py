@@ -45,8 +45,12 @@ def test_features_match_what_the_env_emits() -> None:
         for key, feature in policy_features.items():
             if feature.type is not FeatureType.ACTION:
                 assert tuple(batch[key].shape[1:]) == feature.shape, key
-        assert set(policy_features) == {"action", "observation.state", "observation.images.image",
-                                        "observation.images.image2"}
+        assert set(policy_features) == {
+            "action",
+            "observation.state",
+            "observation.images.image",
+            "observation.images.image2",
+        }
         assert list(vec.call("task_description")) == ["turn on the stove"] * 2
         assert vec.call("_max_episode_steps")[0] > 0
         obs, *_ = vec.step(np.zeros((2, 7), np.float32))
@@ -104,15 +108,28 @@ def _tiny_act_checkpoint(path: Path) -> None:
 
     image = PolicyFeature(type=FeatureType.VISUAL, shape=(3, RES, RES))
     cfg = ACTConfig(
-        input_features={"observation.state": PolicyFeature(type=FeatureType.STATE, shape=(8,)),
-                        "observation.images.image": image, "observation.images.image2": image},
+        input_features={
+            "observation.state": PolicyFeature(type=FeatureType.STATE, shape=(8,)),
+            "observation.images.image": image,
+            "observation.images.image2": image,
+        },
         output_features={"action": PolicyFeature(type=FeatureType.ACTION, shape=(7,))},
-        chunk_size=5, n_action_steps=5, dim_model=32, n_heads=2, dim_feedforward=64, n_encoder_layers=1,
-        n_decoder_layers=1, use_vae=False, pretrained_backbone_weights=None, device="cpu",
+        chunk_size=5,
+        n_action_steps=5,
+        dim_model=32,
+        n_heads=2,
+        dim_feedforward=64,
+        n_encoder_layers=1,
+        n_decoder_layers=1,
+        use_vae=False,
+        pretrained_backbone_weights=None,
+        device="cpu",
     )
     policy = ACTPolicy(cfg)
-    stats = {"observation.state": {"mean": torch.zeros(8), "std": torch.ones(8)},
-             "action": {"mean": torch.zeros(7), "std": torch.ones(7)}}
+    stats = {
+        "observation.state": {"mean": torch.zeros(8), "std": torch.ones(8)},
+        "action": {"mean": torch.zeros(7), "std": torch.ones(7)},
+    }
     for key in ("observation.images.image", "observation.images.image2"):
         stats[key] = {"mean": torch.zeros(3, 1, 1), "std": torch.ones(3, 1, 1)}
     pre, post = make_pre_post_processors(cfg, dataset_stats=stats)
@@ -126,9 +143,19 @@ def test_lerobot_eval_cli_writes_eval_info(tmp_path: Path) -> None:
     _tiny_act_checkpoint(ckpt)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "MUJOCO_GL": "egl"}
     exe = Path(sys.executable).with_name("lerobot-eval")
-    cmd = [str(exe), f"--policy.path={ckpt}", "--env.type=mini_libero", "--env.task=spatial", "--env.task_ids=[0]",
-           f"--env.resolution={RES}", "--env.episode_length=10", "--eval.n_episodes=1", "--eval.batch_size=1",
-           "--policy.device=cpu", f"--output_dir={out}"]
+    cmd = [
+        str(exe),
+        f"--policy.path={ckpt}",
+        "--env.type=mini_libero",
+        "--env.task=spatial",
+        "--env.task_ids=[0]",
+        f"--env.resolution={RES}",
+        "--env.episode_length=10",
+        "--eval.n_episodes=1",
+        "--eval.batch_size=1",
+        "--policy.device=cpu",
+        f"--output_dir={out}",
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     info = json.loads((out / "eval_info.json").read_text())

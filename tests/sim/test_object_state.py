@@ -32,7 +32,9 @@ def test_layout_matches_mujoco(suite: str, task_id: int) -> None:
         assert state.shape == (OBJECT_STATE_DIM,) and state.dtype == np.float32
         assert env.observation_space["agent_pos"].contains(state)
         np.testing.assert_array_equal(state[:PROPRIO_DIM], base["agent_pos"])  # same proprio as without it
-        slots = state[PROPRIO_DIM:PROPRIO_DIM + SLOT_SIZE * len(OBJECT_SLOTS)].reshape(len(OBJECT_SLOTS), SLOT_SIZE)
+        slots = state[PROPRIO_DIM : PROPRIO_DIM + SLOT_SIZE * len(OBJECT_SLOTS)].reshape(
+            len(OBJECT_SLOTS), SLOT_SIZE
+        )
         eef = state[:3]
         present = set(get_task(suite, task_id).objects)
         for name, slot in zip(OBJECT_SLOTS, slots, strict=True):
@@ -42,7 +44,7 @@ def test_layout_matches_mujoco(suite: str, task_id: int) -> None:
             else:
                 assert not slot.any(), f"{name} is absent from {suite}/{task_id}: its slot must be zeros"
         names = {env.model.joint(j).name for j in range(env.model.njnt)}
-        for value, joint in zip(state[-len(FIXTURE_JOINTS):], FIXTURE_JOINTS, strict=True):
+        for value, joint in zip(state[-len(FIXTURE_JOINTS) :], FIXTURE_JOINTS, strict=True):
             expected = env.data.joint(joint).qpos[0] if joint in names else 0.0
             np.testing.assert_allclose(value, expected, atol=1e-6)
         # the relative positions follow the gripper: move it and the slots change by minus the eef motion
@@ -51,8 +53,9 @@ def test_layout_matches_mujoco(suite: str, task_id: int) -> None:
         moved = obs["agent_pos"]
         k = OBJECT_SLOTS.index(next(iter(sorted(present))))
         base_at = PROPRIO_DIM + SLOT_SIZE * k + 1
-        np.testing.assert_allclose(moved[base_at:base_at + 3] - state[base_at:base_at + 3],
-                                   -(moved[:3] - state[:3]), atol=2e-3)  # objects at rest, 2 mm settling
+        np.testing.assert_allclose(
+            moved[base_at : base_at + 3] - state[base_at : base_at + 3], -(moved[:3] - state[:3]), atol=2e-3
+        )  # objects at rest, 2 mm settling
     finally:
         plain.close()
         env.close()

@@ -22,7 +22,7 @@ def _world(suite: str, task_id: int) -> tuple[mujoco.MjModel, mujoco.MjData]:
 
 def _put(model: mujoco.MjModel, data: mujoco.MjData, body: str, pos: tuple[float, float, float]) -> None:
     adr = model.jnt_qposadr[model.joint(f"{body}_joint").id]
-    data.qpos[adr:adr + 7] = (*pos, 1, 0, 0, 0)
+    data.qpos[adr : adr + 7] = (*pos, 1, 0, 0, 0)
 
 
 @pytest.fixture

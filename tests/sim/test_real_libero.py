@@ -9,8 +9,10 @@ import pytest
 
 from snapflow.sim.real_libero import real_libero_available, setup_real_libero
 
-pytestmark = [pytest.mark.libero, pytest.mark.skipif(not real_libero_available(),
-                                                     reason="needs pip install -e '.[libero]'")]
+pytestmark = [
+    pytest.mark.libero,
+    pytest.mark.skipif(not real_libero_available(), reason="needs pip install -e '.[libero]'"),
+]
 
 
 def test_lerobot_libero_env_runs_offline(tmp_path: Path) -> None:
@@ -28,6 +30,12 @@ def test_lerobot_libero_env_runs_offline(tmp_path: Path) -> None:
         "vec.close()\n"
     )
     env = {**os.environ, "LIBERO_CONFIG_PATH": str(config.parent), "HF_HUB_OFFLINE": "1", "MUJOCO_GL": "egl"}
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600,
-                          stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]

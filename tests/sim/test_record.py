@@ -21,8 +21,11 @@ def dataset_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_lerobot_loads_it_with_action_chunks(dataset_root: Path) -> None:
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
-    ds = LeRobotDataset("local/mini_libero_spatial", root=dataset_root,
-                        delta_timestamps={"action": [i / FPS for i in range(10)]})
+    ds = LeRobotDataset(
+        "local/mini_libero_spatial",
+        root=dataset_root,
+        delta_timestamps={"action": [i / FPS for i in range(10)]},
+    )
     assert ds.num_episodes == 2 and ds.fps == FPS
     item = ds[0]
     assert item["action"].shape == (10, 7) and item["action_is_pad"].shape == (10,)
@@ -60,7 +63,13 @@ def test_bad_arguments() -> None:
 def test_cli_writes_into_out_only(tmp_path: Path) -> None:
     exe = Path(__import__("sys").executable).with_name("snapflow-collect")
     out = tmp_path / "cli_ds"
-    subprocess.run([str(exe), "suite=goal", "episodes_per_task=1", f"out={out}", "task_ids=[2]", "resolution=32"],
-                   check=True, cwd=tmp_path, timeout=120)
+    subprocess.run(
+        [str(exe), "suite=goal", "episodes_per_task=1", f"out={out}", "task_ids=[2]", "resolution=32"],
+        check=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert (out / "meta" / "info.json").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cli_ds"], "no hydra outputs/ or .partial left behind"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cli_ds"], (
+        "no hydra outputs/ or .partial left behind"
+    )
