@@ -17,8 +17,9 @@ def _main(cfg: DictConfig) -> None:
     from snapflow.sim.record import collect_dataset
 
     task_ids = OmegaConf.to_container(cfg.task_ids) if cfg.task_ids is not None else None
+    suite = ",".join(cfg.suite) if OmegaConf.is_list(cfg.suite) else str(cfg.suite)
     out = collect_dataset(
-        cfg.suite,
+        suite,
         int(cfg.episodes_per_task),
         cfg.out,
         task_ids=task_ids,

@@ -11,6 +11,8 @@ control 1-step; frozen init states and held-out seeds) -> snapflow-export (ONNX 
 """
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -20,16 +22,36 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 BIN = Path(sys.executable).parent
-STAGES = ("teacher", "collect", "distill", "distill_fm", "eval", "eval_held_out", "export", "run")
+STAGES = ("teacher", "collect", "distill", "eval", "eval_held_out", "export", "run")
 SAMPLERS = ["teacher_10", "naive_1", "snapflow_1"]
 
 
 def _run(stage: str, cmd: list[str]) -> None:
-    print(f"\n=== {stage}: {' '.join(cmd)}", flush=True)
+    _run_parallel(stage, [cmd])
+
+
+def _run_parallel(stage: str, cmds: list[list[str]], quiet_logs: list[Path] | None = None) -> None:
+    """Run commands side by side, one thread each (2 cores: two processes); all must succeed.
+
+    The first command prints to the terminal; the others write to `quiet_logs` (their progress bars
+    would interleave with the first one's).
+    """
+    for cmd in cmds:
+        print(f"\n=== {stage}: {' '.join(cmd)}", flush=True)
     start = time.perf_counter()
-    proc = subprocess.run(cmd)
-    if proc.returncode != 0:
-        sys.exit(f"snapflow-demo: stage {stage!r} failed (exit {proc.returncode})")
+    env = {**os.environ, **({"OMP_NUM_THREADS": "1", "LP_NUM_THREADS": "1"} if len(cmds) > 1 else {})}
+    procs = []
+    for i, cmd in enumerate(cmds):
+        log = open(quiet_logs[i - 1], "w") if i else None  # noqa: SIM115 (closed below)
+        procs.append((subprocess.Popen(cmd, env=env, stdout=log, stderr=log), log))
+    codes = []
+    for proc, log in procs:
+        codes.append(proc.wait())
+        if log is not None:
+            log.close()
+    if any(codes):
+        logs = f"; logs: {[str(p) for p in quiet_logs or []]}" if quiet_logs else ""
+        sys.exit(f"snapflow-demo: stage {stage!r} failed (exit codes {codes}){logs}")
     print(f"=== {stage} done in {time.perf_counter() - start:.0f} s", flush=True)
 
 
@@ -44,29 +66,19 @@ def _teacher(cfg: DictConfig, out: Path) -> Path:
         sys.exit(f"snapflow-demo: {e}")
 
 
-def _distill(cfg: DictConfig, teacher: Path, dataset: Path, method: str, dest: Path) -> Path:
-    """snapflow-distill ``method`` (snapflow | fm) into ``dest`` (its last pretrained_model dir)."""
-    import shutil
-
-    run = dest.with_name(f"distill_{method}")
-    shutil.rmtree(run, ignore_errors=True)  # a rerun of the demo starts its distillation afresh
-    _run(
-        f"distill ({method})",
-        [
-            str(BIN / "snapflow-distill"),
-            f"teacher={teacher}",
-            f"dataset={dataset}",
-            f"out={run}",
-            f"method={method}",
-            f"steps={int(cfg.distill_steps)}",
-            f"batch_size={int(cfg.distill_batch_size)}",
-            f"save_freq={int(cfg.distill_steps)}",
-            f"num_workers={min(1, int(cfg.workers) - 1)}",
-        ],
-    )
-    shutil.rmtree(dest, ignore_errors=True)
-    (run / "checkpoints" / "last" / "pretrained_model").rename(dest)
-    return dest
+def _distill_cmd(cfg: DictConfig, teacher: Path, dataset: Path, method: str, run: Path) -> list[str]:
+    """snapflow-distill ``method`` (snapflow | fm) into the training dir ``run``."""
+    return [
+        str(BIN / "snapflow-distill"),
+        f"teacher={teacher}",
+        f"dataset={dataset}",
+        f"out={run}",
+        f"method={method}",
+        f"steps={int(cfg.distill_steps)}",
+        f"batch_size={int(cfg.distill_batch_size)}",
+        f"save_freq={int(cfg.distill_steps)}",
+        "num_workers=0",
+    ]
 
 
 def table(report: dict, held_out: dict | None, run: dict) -> str:
@@ -106,15 +118,24 @@ def table(report: dict, held_out: dict | None, run: dict) -> str:
 
 @hydra.main(version_base=None, config_path="../configs", config_name="demo")
 def _main(cfg: DictConfig) -> None:
+    from snapflow.scripts.outputs import run_cli
+
+    run_cli(lambda: _demo(cfg), debug=bool(cfg.debug))
+
+
+def _demo(cfg: DictConfig) -> None:
     from tqdm import tqdm
 
-    out = Path(cfg.out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    from snapflow.scripts.outputs import check_out
+    from snapflow.sim.object_state import policy_uses_object_state
+
+    name = cfg.out or f"outputs/demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = check_out(Path(name).resolve(), bool(cfg.overwrite))
+    shutil.rmtree(out, ignore_errors=True)  # empty or overwrite=true: the demo starts afresh
+    out.mkdir(parents=True)
     progress = tqdm(STAGES, desc="snapflow-demo", unit="stage")
     teacher = _teacher(cfg, out)
     teacher_cfg = json.loads((teacher / "config.json").read_text())
-    from snapflow.sim.object_state import policy_uses_object_state
-
     image = next(f for k, f in teacher_cfg["input_features"].items() if k.startswith("observation.images."))
     resolution = int(cfg.resolution or image["shape"][-1])
     object_state = policy_uses_object_state(teacher)
@@ -124,72 +145,45 @@ def _main(cfg: DictConfig) -> None:
     first_task = ids[0] if ids else 0
     cap = [f"max_steps={int(cfg.max_steps)}"] if cfg.max_steps is not None else []
     progress.update()
-    data = out / "data"
-    for suite in suites:
-        _run(
-            "collect",
-            [
-                str(BIN / "snapflow-collect"),
-                f"suite={suite}",
-                f"out={data}_{suite}",
-                "overwrite=true",
-                f"episodes_per_task={int(cfg.distill_demos_per_task)}",
-                f"resolution={resolution}",
-                f"workers={int(cfg.workers)}",
-                f"seed={int(cfg.seed) + 7}",
-                f"object_state={str(object_state).lower()}",
-                *ids_arg,
-            ],
-        )
+    data = out / "data"  # one multi-suite dataset: the students learn every task the teacher knows
+    collect = [str(BIN / "snapflow-collect"), f"suite=[{','.join(suites)}]", f"out={data}",
+               f"episodes_per_task={int(cfg.distill_demos_per_task)}", f"resolution={resolution}",
+               f"workers={int(cfg.workers)}", f"seed={int(cfg.seed) + 7}",
+               f"object_state={str(object_state).lower()}", *ids_arg]  # fmt: skip
+    _run("collect", collect)
     progress.update()
-    student = _distill(cfg, teacher, Path(f"{data}_{suites[0]}"), "snapflow", out / "student")
-    progress.update()
+    methods = ["snapflow", "fm"] if cfg.fm_control else ["snapflow"]  # fm: the plain FM fine-tune control
+    runs = {m: out / f"distill_{m}" for m in methods}
+    _run_parallel("distill (SnapFlow and the FM control side by side)",
+                  [_distill_cmd(cfg, teacher, data, m, runs[m]) for m in methods],
+                  [out / f"distill_{m}.log" for m in methods[1:]])  # fmt: skip
+    student = (runs["snapflow"] / "checkpoints" / "last" / "pretrained_model").rename(out / "student")
     samplers, fm = list(SAMPLERS), []
-    if cfg.fm_control:  # the plain flow-matching fine-tune, same data and steps, sampled with 1 Euler step
-        fm = [f"fm={_distill(cfg, teacher, Path(f'{data}_{suites[0]}'), 'fm', out / 'fm')}"]
+    if cfg.fm_control:
+        fm = [f"fm={(runs['fm'] / 'checkpoints' / 'last' / 'pretrained_model').rename(out / 'fm')}"]
         samplers.append("fm_1")
     progress.update()
-    common = [
-        str(BIN / "snapflow-eval"),
-        f"teacher={teacher}",
-        f"student={student}",
-        *fm,
-        f"samplers=[{','.join(samplers)}]",
-        f"suites=[{','.join(suites)}]",
-        f"episodes={int(cfg.episodes)}",
-        f"resolution={resolution}",
-        f"n_action_steps={int(cfg.n_action_steps)}",
-        *ids_arg,
-        *cap,
-    ]
-    _run("eval", [*common, f"out={out}"])
+    common = [str(BIN / "snapflow-eval"), f"teacher={teacher}", f"student={student}", *fm,
+              f"samplers=[{','.join(samplers)}]", f"suites=[{','.join(suites)}]", f"episodes={int(cfg.episodes)}",
+              f"resolution={resolution}", f"n_action_steps={int(cfg.n_action_steps)}",
+              f"workers={int(cfg.workers)}", f"batch_size={int(cfg.episodes)}", *ids_arg, *cap]  # fmt: skip
+    _run("eval (frozen init states)", [*common, f"out={out / 'eval'}"])
+    shutil.copy2(out / "eval" / "report.json", out / "report.json")
     progress.update()
     held_out = None
     if cfg.held_out:
-        _run("eval_held_out", [*common, "held_out=true", f"out={out / 'held_out'}"])
+        _run(
+            "eval (held-out seeds)", [*common, "held_out=true", "latency_calls=0", f"out={out / 'held_out'}"]
+        )
         held_out = json.loads((out / "held_out" / "report.json").read_text())
     progress.update()
     _run("export", [str(BIN / "snapflow-export"), f"policy={student}", f"out={out / 'export'}"])
     progress.update()
-    # Synchronous chunks (inference inside the tick, all 10 rows executed, as in the evaluation): the
-    # 1-NFE student fits in a 20 Hz tick; README "Deployment" has the asynchronous variants' success.
-    _run(
-        "run",
-        [
-            str(BIN / "snapflow-run"),
-            f"policy={out / 'export'}",
-            "robot=sim",
-            f"task={suites[0]}/{first_task}",
-            f"resolution={resolution}",
-            f"seconds={float(cfg.run_seconds)}",
-            f"out={out / 'run'}",
-            "auto_reset=true",
-            "stop_on_success=false",
-            "inference=inline_blocking",
-            "queue_low_watermark=0",
-            "crossfade_steps=0",
-        ],
-    )
+    # inference=auto: the 1-NFE student fits in a 20 Hz tick, so chunks are computed synchronously (all
+    # 10 rows executed, as in the evaluation); README "Chunk scheduling" has the asynchronous variants.
+    _run("run", [str(BIN / "snapflow-run"), f"policy={out / 'export'}", "robot=sim",
+                 f"task={suites[0]}/{first_task}", f"seconds={float(cfg.run_seconds)}", f"out={out / 'run'}",
+                 "auto_reset=true", "stop_on_success=false"])  # fmt: skip
     progress.update()
     progress.close()
     report = json.loads((out / "report.json").read_text())

@@ -55,24 +55,38 @@ def _samplers(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base=None, config_path="../configs", config_name="eval")
 def _main(cfg: DictConfig) -> None:
+    from snapflow.scripts.outputs import run_cli
+
+    run_cli(lambda: _eval(cfg), debug=bool(cfg.debug))
+
+
+def _eval(cfg: DictConfig) -> None:
     from snapflow.policies.offline_mse import offline_action_mse
-    from snapflow.sim.evaluate import benchmark_latency, episode_inits, evaluate_suite, load_policy
+    from snapflow.scripts.outputs import atomic_out, check_out
+    from snapflow.sim.eval_pool import EvalSettings, cached_policy, evaluate_many
+    from snapflow.sim.evaluate import benchmark_latency, episode_inits
     from snapflow.sim.layouts import check_layout
     from snapflow.sim.report import build_report, machine_info, markdown_table, write_outputs
     from snapflow.sim.tasks import canonical_suite
 
     start = time.perf_counter()
+    check_out(cfg.out, bool(cfg.overwrite))  # refuse before hours of rollouts, not after
     suites = [canonical_suite(s) for s in cfg.suites]  # fail fast on unknown suites
     check_layout(str(cfg.layout))
     episode_inits(int(cfg.episodes), bool(cfg.held_out))  # and on impossible episode counts
     samplers = _samplers(cfg)
     task_ids = list(cfg.task_ids) if cfg.task_ids is not None else None
-    results: dict = {s: {} for s in suites}
     mse: dict[str, float] = {}
     info: dict[str, dict] = {}
     kept = {}  # loaded samplers, kept for the interleaved latency benchmark
+    settings = EvalSettings(
+        int(cfg.episodes), bool(cfg.held_out), int(cfg.resolution), int(cfg.batch_size), cfg.max_steps,
+        int(cfg.seed), str(cfg.layout), int(cfg.n_action_steps), str(cfg.device),
+    )  # fmt: skip
+    specs = {name: spec for name, (spec, _) in samplers.items()}
+    results = evaluate_many(specs, suites, settings, task_ids=task_ids, workers=int(cfg.workers))
     for name, (spec, role) in samplers.items():
-        lp = load_policy(spec, int(cfg.n_action_steps), device=str(cfg.device))
+        lp = cached_policy(spec, settings)  # loaded here after the pool (or reused when workers=1)
         info[name] = {
             "policy": str(spec.policy),
             "nfe": spec.nfe,
@@ -80,19 +94,6 @@ def _main(cfg: DictConfig) -> None:
             "role": role,
             "policy_type": lp.config.type,
         }
-        for suite in suites:
-            results[suite][name] = evaluate_suite(
-                lp,
-                suite,
-                int(cfg.episodes),
-                task_ids=task_ids,
-                held_out=bool(cfg.held_out),
-                resolution=int(cfg.resolution),
-                batch_size=int(cfg.batch_size),
-                max_steps=cfg.max_steps,
-                seed=int(cfg.seed),
-                layout=str(cfg.layout),
-            )
         if cfg.dataset:
             m = offline_action_mse(
                 lp.policy,
@@ -129,6 +130,7 @@ def _main(cfg: DictConfig) -> None:
         "max_steps": cfg.max_steps,
         "resolution": int(cfg.resolution),
         "batch_size": int(cfg.batch_size),
+        "workers": int(cfg.workers),
         "seed": int(cfg.seed),
         "offline_mse_dataset": cfg.dataset,
         "machine": machine_info(),
@@ -136,7 +138,8 @@ def _main(cfg: DictConfig) -> None:
         "created": datetime.now(UTC).isoformat(),
     }
     report = build_report(results, info, mse, meta, bench)
-    write_outputs(report, cfg.out)
+    with atomic_out(cfg.out, bool(cfg.overwrite)) as tmp:
+        write_outputs(report, tmp)
     print(markdown_table(report))
     print(f"outputs: {cfg.out}")
 

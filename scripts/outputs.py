@@ -4,30 +4,44 @@ usage errors as one readable line instead of a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 USAGE_EXIT = 2  # argparse's and LeRobot's convention for a refused command line or input
 
 
-def prepare_out(out: str | Path, overwrite: bool) -> Path:
-    """An empty output directory at `out`: refuses a non-empty one unless `overwrite` (then clears it).
+def check_out(out: str | Path, overwrite: bool) -> Path:
+    """`out` as a Path, refused (FileExistsError) when it holds files and `overwrite` is False.
 
-    Raises:
-        FileExistsError: `out` exists and holds files, and `overwrite` is False.
+    Call it before any work, so a long run is not lost to a refusal at the end.
     """
     path = Path(out)
-    if path.exists() and any(path.iterdir()):
-        if not overwrite:
-            raise FileExistsError(
-                f"out={out} already holds results; pass overwrite=true to replace them, "
-                "or choose another out="
-            )
-        shutil.rmtree(path)
-    path.mkdir(parents=True, exist_ok=True)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())) and not overwrite:
+        raise FileExistsError(
+            f"out={out} already holds results; pass overwrite=true to replace them, or choose another out="
+        )
     return path
+
+
+@contextlib.contextmanager
+def atomic_out(out: str | Path, overwrite: bool) -> Iterator[Path]:
+    """Write a command's results into `<out>.partial`, renamed to `out` only when the block succeeds.
+
+    An interrupted or failed command leaves `out` as it was (its earlier results intact).
+    """
+    path = check_out(out, overwrite)
+    partial = path.with_name(path.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)  # leftovers of an interrupted run
+    partial.mkdir(parents=True)
+    yield partial
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+    partial.rename(path)
 
 
 def run_cli(body: Callable[[], int | None], debug: bool = False) -> None:

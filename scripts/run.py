@@ -128,9 +128,9 @@ def _run(cfg: DictConfig) -> int:
     from snapflow.deploy.metrics import save_run
     from snapflow.deploy.preflight import check_observation, policy_resolution
     from snapflow.deploy.runtimes import load_runtime
-    from snapflow.scripts.outputs import prepare_out
+    from snapflow.scripts.outputs import atomic_out, check_out
 
-    out = prepare_out(cfg.out, bool(cfg.overwrite))
+    out = check_out(cfg.out, bool(cfg.overwrite))
     torch.set_num_threads(int(cfg.threads))
     runtime = load_runtime(
         cfg.policy, cfg.runtime, threads=int(cfg.threads), nfe=None if cfg.nfe is None else int(cfg.nfe)
@@ -165,12 +165,13 @@ def _run(cfg: DictConfig) -> int:
         report = run_control_loop(runtime, robot, MonotonicClock(), loop_cfg)
     finally:
         robot.close()
-    path = save_run(report, out)
-    run = json.loads(Path(path).read_text())
-    run["inference"] = inference
-    if hasattr(robot, "episodes"):  # the sim: finished episodes over the run (several with auto_reset)
-        run["episodes"], run["episode_successes"] = robot.episodes, robot.successes
-    Path(path).write_text(json.dumps(run, indent=2) + "\n")
+    with atomic_out(out, bool(cfg.overwrite)) as tmp:
+        path = save_run(report, tmp)
+        run = json.loads(Path(path).read_text())
+        run["inference"] = inference
+        if hasattr(robot, "episodes"):  # the sim: finished episodes over the run (several with auto_reset)
+            run["episodes"], run["episode_successes"] = robot.episodes, robot.successes
+        Path(path).write_text(json.dumps(run, indent=2) + "\n")
     print(summary(run))
     print(f"outputs: {out.resolve()}")
     if run["stop_reason"] == "fault" or run.get("fault"):

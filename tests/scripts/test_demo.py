@@ -77,7 +77,7 @@ def test_demo_runs_end_to_end_on_a_tiny_teacher(tmp_path):
             "distill_batch_size=2",
             "max_steps=20",
             "run_seconds=2",
-            "workers=1",
+            "workers=2",
         ],
         capture_output=True,
         text=True,
@@ -86,7 +86,17 @@ def test_demo_runs_end_to_end_on_a_tiny_teacher(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == f"outputs: {out}"
     report = json.loads((out / "report.json").read_text())
-    assert set(report["suites"]["goal"]) == {"teacher_10", "naive_1", "snapflow_1", "fm_1"}
+    assert set(report["suites"]) == {"spatial", "object", "goal", "long"}  # the default: all four suites
+    for suite in report["suites"].values():
+        assert set(suite) == {"teacher_10", "naive_1", "snapflow_1", "fm_1"}
+        assert all(entry["episodes"] == 2 for entry in suite.values())
+    held_out = json.loads((out / "held_out" / "report.json").read_text())
+    assert held_out["held_out"] and set(held_out["suites"]) == set(report["suites"])
+    assert report["workers"] == 2 and report["layout"] == "libero"
     assert (out / "student" / "model.safetensors").is_file() and (out / "fm" / "model.safetensors").is_file()
     assert (out / "export" / "model.onnx").is_file()
-    assert json.loads((out / "run.json").read_text())["ticks"] > 0
+    assert json.loads((out / "run" / "run.json").read_text())["ticks"] > 0
+    again = subprocess.run([str(BIN / "snapflow-demo"), f"teacher={teacher}", f"out={out}"], capture_output=True,
+                           text=True, timeout=300)  # fmt: skip
+    assert again.returncode == 2 and "overwrite=true" in again.stderr  # the first run's results are kept
+    assert (out / "report.json").is_file()
