@@ -57,4 +57,5 @@ def run_cli(body: Callable[[], int | None], debug: bool = False) -> None:
             raise
         print(f"error: {e}", file=sys.stderr)
         sys.exit(USAGE_EXIT)
-    sys.exit(code or 0)
+    if code:
+        sys.exit(code)

@@ -26,6 +26,7 @@ from snapflow.sim.evaluate import (
     evaluate_suite,
     load_policy,
 )
+from snapflow.sim.layouts import check_layout
 from snapflow.sim.tasks import SUITES, canonical_suite
 
 _CACHE: dict[tuple, LoadedPolicy] = {}  # per process: (spec, n_action_steps, device) -> loaded policy
@@ -103,6 +104,7 @@ def evaluate_many(
     worker starts).
     """
     suites = [canonical_suite(s) for s in suites]
+    check_layout(settings.layout)
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     jobs = _jobs(specs, suites, task_ids)

@@ -15,6 +15,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -228,6 +229,7 @@ def test_eval_two_samplers_closed_loop_report(runs, monkeypatch):
         "batch_size=2",
         "n_action_steps=5",
         "latency_calls=2",
+        "workers=2",
         f"out={out}",
         f"dataset={runs['data']}",
         "episodes_for_mse=1",
@@ -244,10 +246,52 @@ def test_eval_two_samplers_closed_loop_report(runs, monkeypatch):
     assert {b["calls"] for b in report["latency_benchmark"].values()} == {2}
     assert report["latency_ratio_teacher10_snapflow1"] > 0
     assert report["n_action_steps"] == 5 and report["held_out"] is False
+    assert report["workers"] == 2 and report["layout"] == "libero"
     assert report["samplers"]["teacher_10"]["nfe"] == 10 and report["samplers"]["snapflow_1"]["nfe"] == 1
     assert [e["init"] for e in report["episode_results"]["spatial"]["teacher_10"]] == [0, 1]
     for name in ("report.md", "success_vs_nfe.png", "latency_vs_nfe.png"):
         assert (out / name).stat().st_size > 0
+    with pytest.raises(SystemExit) as refused:  # the report above is kept: a second run into out is refused
+        cli(
+            eval_script.main, monkeypatch, f"teacher={runs['teacher']}", "samplers=[teacher_10]", f"out={out}"
+        )
+    assert refused.value.code == 2 and (out / "report.json").is_file()
+
+
+def test_eval_pool_matches_one_process_and_layout_reaches_the_envs(runs, monkeypatch):
+    """workers=2 gives the same episodes as workers=1; layout=wide changes the rollouts' init states."""
+    from snapflow.sim.eval_pool import EvalSettings, evaluate_many
+    from snapflow.sim.evaluate import SamplerSpec
+    from snapflow.sim.init_states import frozen_init_states
+
+    from snapflow.scripts.lerobot_cli import resolve_pretrained
+
+    specs = {"teacher_2": SamplerSpec("teacher_2", resolve_pretrained(runs["teacher"]), 2)}
+    settings = EvalSettings(episodes=2, resolution=64, batch_size=2, max_steps=6, n_action_steps=5)
+    one = evaluate_many(specs, ["goal"], settings, task_ids=[0, 1], workers=1, progress=False)
+    two = evaluate_many(specs, ["goal"], settings, task_ids=[0, 1], workers=2, progress=False)
+    assert one["goal"]["teacher_2"].episodes == two["goal"]["teacher_2"].episodes
+    assert [e.task_id for e in two["goal"]["teacher_2"].episodes] == [0, 0, 1, 1]
+    import snapflow.sim.env as sim_env
+
+    built = []
+
+    class RecordingEnv(sim_env.MiniLiberoEnv):  # the real env, remembering the state it was reset to
+        def reset(self, **kw):
+            out = super().reset(**kw)
+            built.append((self.layout, self.data.qpos[9:11].copy()))
+            return out
+
+    monkeypatch.setattr(sim_env, "MiniLiberoEnv", RecordingEnv)
+    wide = EvalSettings(episodes=1, resolution=64, batch_size=1, max_steps=2, n_action_steps=5, layout="wide")
+    evaluate_many(specs, ["goal"], wide, task_ids=[4], workers=1, progress=False)
+    layout, qpos = built[-1]
+    assert layout == "wide"
+    np.testing.assert_allclose(qpos, frozen_init_states("goal", 4, "wide")[0][9:11], atol=3e-3)
+    with pytest.raises(ValueError, match="layout="):
+        evaluate_many(
+            specs, ["goal"], EvalSettings(episodes=1, layout="narrow"), task_ids=[0], progress=False
+        )
 
 
 def test_eval_rejects_bad_input(runs, monkeypatch, tmp_path):

@@ -161,3 +161,24 @@ def test_lerobot_eval_cli_writes_eval_info(tmp_path: Path) -> None:
     info = json.loads((out / "eval_info.json").read_text())
     assert "per_task" in info or "overall" in info, info.keys()
     assert info["overall"]["n_episodes"] == 1
+
+
+def test_layout_reaches_the_lerobot_env_config() -> None:
+    """`--env.layout=wide` builds envs that replay the wide probe's frozen states; bad values are named."""
+    from snapflow.sim.init_states import frozen_init_states
+
+    vec = MiniLiberoEnvConfig(task="object", task_ids=[4], resolution=RES, layout="wide").create_envs(1)[
+        "object"
+    ][4]
+    try:
+        vec.reset(seed=[0])
+        env = vec.envs[0].unwrapped
+        assert env.layout == "wide"
+        np.testing.assert_allclose(
+            env.data.qpos[9:11], frozen_init_states("object", 4, "wide")[0][9:11], atol=3e-3
+        )
+    finally:
+        vec.close()
+    assert MiniLiberoEnvConfig(task="goal").layout == "libero"
+    with pytest.raises(ValueError, match="layout='narrow'"):
+        MiniLiberoEnvConfig(task="goal", layout="narrow")

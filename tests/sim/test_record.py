@@ -73,3 +73,23 @@ def test_cli_writes_into_out_only(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cli_ds"], (
         "no hydra outputs/ or .partial left behind"
     )
+
+
+def test_layout_and_multi_suite_reach_the_demos(tmp_path: Path) -> None:
+    """Demos are drawn from the asked layout; one dataset can hold several suites."""
+    from snapflow.sim.record import parse_suites, record_demo
+
+    libero = record_demo("object", 2, 0, 32, seed=0, noise_std=0.0, layout="libero")
+    wide = record_demo("object", 2, 0, 32, seed=0, noise_std=0.0, layout="wide")
+    assert not np.array_equal(libero["observation.images.image"][0], wide["observation.images.image"][0])
+    assert parse_suites("all") == ["spatial", "object", "goal", "long"]
+    assert parse_suites("libero_goal,spatial") == ["goal", "spatial"]
+    with pytest.raises(ValueError, match="layout='narrow'"):
+        collect_dataset("goal", 1, tmp_path / "never", layout="narrow", progress=False)
+    out = collect_dataset("spatial,goal", 1, tmp_path / "two", task_ids=[0], resolution=32, progress=False)
+    tasks = (out / "meta" / "tasks.parquet").is_file() or (out / "meta" / "tasks.jsonl").is_file()
+    assert tasks
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    ds = LeRobotDataset("local/two", root=out)
+    assert ds.num_episodes == 2 and len(ds.meta.tasks) == 2
