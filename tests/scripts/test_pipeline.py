@@ -260,11 +260,10 @@ def test_eval_two_samplers_closed_loop_report(runs, monkeypatch):
 
 def test_eval_pool_matches_one_process_and_layout_reaches_the_envs(runs, monkeypatch):
     """workers=2 gives the same episodes as workers=1; layout=wide changes the rollouts' init states."""
+    from snapflow.scripts.lerobot_cli import resolve_pretrained
     from snapflow.sim.eval_pool import EvalSettings, evaluate_many
     from snapflow.sim.evaluate import SamplerSpec
     from snapflow.sim.init_states import frozen_init_states
-
-    from snapflow.scripts.lerobot_cli import resolve_pretrained
 
     specs = {"teacher_2": SamplerSpec("teacher_2", resolve_pretrained(runs["teacher"]), 2)}
     settings = EvalSettings(episodes=2, resolution=64, batch_size=2, max_steps=6, n_action_steps=5)
