@@ -39,23 +39,24 @@ lint: install
 demo: install
 	$(VENV)/bin/snapflow-demo
 
-# Reproduces the embedded default teacher (policies/assets/mini_libero_smolvla_teacher/README.md): 200
-# demos of goal-suite tasks 0-3 (~1 min), then lerobot-train on 2 CPU cores (~30 min). Re-running continues
-# an interrupted run. It overwrites policies/assets/mini_libero_smolvla_teacher/.
+# Reproduces the embedded default teacher (policies/assets/mini_libero_smolvla_teacher/README.md): 1600
+# demos, 40 per task of all four suites on the libero layout (~18 min on 2 cores), then lerobot-train on 2 CPU
+# cores (12000 steps, ~65 min idle). Re-running continues an interrupted run (resume=true). It overwrites
+# policies/assets/mini_libero_smolvla_teacher/.
 TEACHER_RUN ?= outputs/teacher_run
-TEACHER_STEPS ?= 4000
+TEACHER_STEPS ?= 12000
 teacher: install
-	[ -d $(TEACHER_RUN)/data ] || $(VENV)/bin/snapflow-collect suite=goal task_ids=[0,1,2,3] \
-		episodes_per_task=50 resolution=64 workers=2 seed=0 out=$(TEACHER_RUN)/data
+	[ -d $(TEACHER_RUN)/data ] || $(VENV)/bin/snapflow-collect suite=all episodes_per_task=40 \
+		resolution=64 workers=2 seed=0 out=$(TEACHER_RUN)/data
 	if [ -f $(TEACHER_RUN)/teacher/checkpoints/last/pretrained_model/train_config.json ]; then \
 		$(VENV)/bin/snapflow-train out=$(TEACHER_RUN)/teacher dataset=$(TEACHER_RUN)/data \
 			steps=$(TEACHER_STEPS) resume=true; \
 	else \
 		$(VENV)/bin/snapflow-train policy=smolvla tiny=true tiny_width=128 assets=$(TEACHER_RUN)/assets \
 			dataset=$(TEACHER_RUN)/data out=$(TEACHER_RUN)/teacher steps=$(TEACHER_STEPS) batch_size=32 \
-			save_freq=1000 num_workers=2 seed=1000 "extra=['--policy.optimizer_lr=5e-4', \
-			'--policy.scheduler_warmup_steps=200','--policy.scheduler_decay_steps=$(TEACHER_STEPS)', \
-			'--policy.scheduler_decay_lr=1e-5']"; \
+			save_freq=2000 num_workers=2 seed=1000 log_freq=100 "extra=['--policy.optimizer_lr=5e-4', \
+			'--policy.scheduler_warmup_steps=300','--policy.scheduler_decay_steps=$(TEACHER_STEPS)', \
+			'--policy.scheduler_decay_lr=1e-5','--dataset.video_backend=pyav']"; \
 	fi
 	$(PY) -m snapflow.policies.embedded $(TEACHER_RUN)/teacher/checkpoints/last/pretrained_model \
 		$(TEACHER_RUN)/assets/tiny_smolvlm

@@ -11,6 +11,8 @@ plain flow-matching fine-tune control (alpha=1). Prints the student checkpoint p
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
 
@@ -20,12 +22,21 @@ METHODS = ("snapflow", "fm")
 @hydra.main(version_base=None, config_path="../configs", config_name="distill")
 def _main(cfg: DictConfig) -> None:
     from snapflow.scripts.lerobot_cli import resolve_pretrained, teacher_flags, train_or_resume
+    from snapflow.scripts.teacher_stats import dataset_with_teacher_stats
 
     if cfg.method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {cfg.method!r}")
     flags: list[str] = []
     if not cfg.resume:
-        _, flags = teacher_flags(resolve_pretrained(cfg.teacher))
+        teacher = resolve_pretrained(cfg.teacher)
+        _, flags = teacher_flags(teacher)
+        if cfg.renormalize:
+            print(
+                "renormalize=true: the student's (un)normaliser takes the dataset's stats, not the teacher's"
+            )
+        else:  # keep the teacher's normalisation (scripts/teacher_stats.py)
+            view = Path(str(cfg.out).rstrip("/") + ".dataset")
+            cfg.dataset = str(dataset_with_teacher_stats(Path(cfg.dataset), teacher, view))
         if cfg.method == "fm":
             if cfg.alpha is not None and float(cfg.alpha) != 1.0:
                 raise ValueError(f"method=fm is alpha=1.0; got alpha={cfg.alpha}")

@@ -10,6 +10,7 @@ its warm-up when ``steps`` < ``scheduler_decay_steps`` (500 warm-up steps at 30k
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -78,14 +79,32 @@ def cli_value(value: object) -> str:
     return str(value)
 
 
+EMBEDDED = "embedded"  # teacher=embedded: the default teacher shipped in policies/assets/
+MATERIALIZED_DIR = Path.home() / ".cache" / "snapflow" / "teachers"  # runnable copies of shipped teachers
+
+
 def resolve_pretrained(path: str | Path) -> Path:
-    """A ``pretrained_model`` dir, given either it or a training output dir (uses checkpoints/last)."""
+    """A runnable ``pretrained_model`` dir, given it, a training output dir (checkpoints/last) or "embedded".
+
+    A shipped teacher (``embedded``, or a folder like policies/assets/mini_libero_smolvla_teacher whose VLM
+    path is relative to itself) is copied to ``MATERIALIZED_DIR`` with absolute VLM paths, so LeRobot
+    finds its local SmolVLM instead of asking the Hub for a model id.
+    """
+    from snapflow.policies.embedded import EMBEDDED_DIR, VLM_SUBDIR, materialize_teacher
+
+    if str(path) == EMBEDDED:
+        return materialize_teacher(MATERIALIZED_DIR / EMBEDDED, source=EMBEDDED_DIR)
     p = Path(path)
     for candidate in (p, p / LAST_CHECKPOINT):
         if (candidate / "config.json").is_file():
+            config = json.loads((candidate / "config.json").read_text())
+            if config.get("vlm_model_name") == VLM_SUBDIR and (candidate / VLM_SUBDIR).is_dir():
+                name = hashlib.sha256(str(candidate.resolve()).encode()).hexdigest()[:12]
+                return materialize_teacher(MATERIALIZED_DIR / name, source=candidate)
             return candidate
     raise FileNotFoundError(
-        f"no LeRobot checkpoint at {p}: expected {p}/config.json or {p / LAST_CHECKPOINT}/config.json"
+        f"no LeRobot checkpoint at {p}: expected {p}/config.json or {p / LAST_CHECKPOINT}/config.json "
+        f"(or teacher={EMBEDDED})"
     )
 
 

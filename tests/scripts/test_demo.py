@@ -100,3 +100,13 @@ def test_demo_runs_end_to_end_on_a_tiny_teacher(tmp_path):
                            text=True, timeout=300)  # fmt: skip
     assert again.returncode == 2 and "overwrite=true" in again.stderr  # the first run's results are kept
     assert (out / "report.json").is_file()
+
+
+def test_embedded_teacher_resolves_everywhere(tmp_path):
+    """teacher=embedded, and the shipped folder itself, resolve to a runnable copy (absolute VLM path)."""
+    from snapflow.scripts.lerobot_cli import resolve_pretrained
+
+    for given in ("embedded", str(EMBEDDED_DIR)):
+        path = resolve_pretrained(given)
+        vlm = json.loads((path / "config.json").read_text())["vlm_model_name"]
+        assert Path(vlm).is_absolute() and (Path(vlm) / "config.json").is_file()

@@ -382,3 +382,29 @@ def test_distill_under_accelerate_two_cpu_processes(runs, monkeypatch):
     assert student["target_time_embedding.out_proj.weight"].abs().max() > 0  # zero-init layer moved
     state = json.loads((out / CKPT / "last" / "training_state" / "training_step.json").read_text())
     assert state["num_processes"] == 2 and state["step"] == 3
+
+
+def _normalizer_stats(checkpoint: Path, kind: str) -> dict[str, torch.Tensor]:
+    file = next(checkpoint.glob(f"policy_{kind}_step_*_*normalizer_processor.safetensors"))
+    return {k: v for k, v in load_file(file).items() if k.startswith(("action.", "observation.state."))}
+
+
+def test_distill_on_a_foreign_dataset_keeps_the_teachers_normalisation(runs, monkeypatch):
+    """A student distilled on another suite's demos normalises exactly as its teacher (renormalize=false)."""
+    from snapflow.sim.record import collect_dataset
+
+    root = runs["root"]
+    foreign = collect_dataset(
+        "goal", 1, root / "foreign", task_ids=[0], resolution=64, seed=3, progress=False
+    )
+    teacher = resolve_pretrained(runs["teacher"])
+    for flag, same in (("renormalize=false", True), ("renormalize=true", False)):
+        out = root / f"foreign_student_{same}"
+        cli(distill.main, monkeypatch, f"teacher={teacher}", f"dataset={foreign}", f"out={out}", "steps=1",
+            "save_freq=1", "device=cpu", flag)  # fmt: skip
+        student = out / CKPT / "last" / "pretrained_model"
+        for kind in ("preprocessor", "postprocessor"):
+            mine, theirs = _normalizer_stats(student, kind), _normalizer_stats(teacher, kind)
+            assert set(mine) == set(theirs)
+            equal = all(torch.equal(mine[k], theirs[k]) for k in theirs)
+            assert equal == same, f"{flag}: {kind} stats equal={equal}"

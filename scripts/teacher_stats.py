@@ -1,0 +1,72 @@
+"""Distil with the teacher's normalisation: a dataset view whose stats are the teacher's.
+
+`lerobot-train` builds a student's normaliser and unnormaliser from the *dataset's* stats
+(lerobot/scripts/lerobot_train.py: the `normalizer_processor` / `unnormalizer_processor` overrides on a
+fresh run). Distilling on any other dataset than the teacher's would then change what the student's
+normalised actions mean: at initialisation it would no longer equal its teacher in raw action units. Rather
+than patching LeRobot, `snapflow-distill` hands it a view of the dataset (its files linked, its meta copied)
+whose `meta/stats.json` carries the teacher's stats for the normalised features. `renormalize=true` skips
+the view and lets the dataset's stats win, as plain `lerobot-train` would.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+NORMALIZED = ("observation.state", "action")  # the features SmolVLA / PI0 / PI05 normalise with stats
+
+
+def teacher_stats(teacher: Path) -> dict[str, dict[str, list]]:
+    """{feature: {stat: values}} of the teacher's normaliser (its saved preprocessor state)."""
+    from safetensors.torch import load_file
+
+    files = sorted(Path(teacher).glob("policy_preprocessor_step_*_normalizer_processor.safetensors"))
+    if not files:
+        raise FileNotFoundError(
+            f"{teacher} has no normaliser state (policy_preprocessor_step_*_normalizer_processor)"
+        )
+    stats: dict[str, dict[str, list]] = {}
+    for key, tensor in load_file(files[0]).items():
+        feature, _, stat = key.rpartition(".")
+        stats.setdefault(feature, {})[stat] = tensor.tolist()
+    return stats
+
+
+def dataset_with_teacher_stats(dataset: Path, teacher: Path, view: Path) -> Path:
+    """A view of `dataset` at `view` whose stats for `NORMALIZED` features are the teacher's.
+
+    Raises:
+        ValueError: the teacher has no stats for a normalised feature, or their length differs from the
+            dataset's feature (a teacher for another robot); the message names the feature.
+    """
+    dataset, view = Path(dataset).resolve(), Path(view)
+    stats = json.loads((dataset / "meta" / "stats.json").read_text())
+    info = json.loads((dataset / "meta" / "info.json").read_text())
+    theirs = teacher_stats(teacher)
+    for feature in NORMALIZED:
+        if feature not in theirs or "mean" not in theirs[feature]:
+            raise ValueError(
+                f"teacher {teacher} has no normalisation stats for {feature!r} (has {sorted(theirs)})"
+            )
+        want = info["features"][feature]["shape"][0]
+        if len(theirs[feature]["mean"]) != want:
+            raise ValueError(
+                f"{feature!r}: the teacher's stats have {len(theirs[feature]['mean'])} values, "
+                f"the dataset's feature has {want}"
+            )
+        stats[feature] = {**stats.get(feature, {}), **theirs[feature]}
+    shutil.rmtree(view, ignore_errors=True)
+    (view / "meta").mkdir(parents=True)
+    for entry in dataset.iterdir():
+        if entry.name != "meta":
+            (view / entry.name).symlink_to(entry)
+    for entry in (dataset / "meta").iterdir():
+        target = view / "meta" / entry.name
+        if entry.is_dir():
+            shutil.copytree(entry, target)
+        elif entry.name != "stats.json":
+            shutil.copy2(entry, target)
+    (view / "meta" / "stats.json").write_text(json.dumps(stats, indent=2))
+    return view
