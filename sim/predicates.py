@@ -20,6 +20,24 @@ CLOSED_TOL = 0.01  # m, drawer counts as closed within 1 cm of shut
 SWITCH_ON = 0.15  # rad, rocker counts as on beyond this (range +-0.3)
 
 
+# Name lookups through MuJoCo's named accessors (`model.body(name)`, `data.joint(name)`) build view objects
+# and cost milliseconds; predicates run every step (and the burner colour every frame), so they resolve
+# names with mj_name2id, which is a hash lookup.
+def _id(model: mujoco.MjModel, kind: mujoco.mjtObj, name: str) -> int:
+    idx = mujoco.mj_name2id(model, kind, name)
+    if idx < 0:
+        raise KeyError(f"no {kind.name.removeprefix('mjOBJ_').lower()} named {name!r} in this scene")
+    return idx
+
+
+def _body(model: mujoco.MjModel, name: str) -> int:
+    return _id(model, mujoco.mjtObj.mjOBJ_BODY, name)
+
+
+def _joint_pos(model: mujoco.MjModel, data: mujoco.MjData, name: str) -> float:
+    return float(data.qpos[model.jnt_qposadr[_id(model, mujoco.mjtObj.mjOBJ_JOINT, name)]])
+
+
 def _in_contact(model: mujoco.MjModel, data: mujoco.MjData, body_a: int, body_b: int) -> bool:
     for i in range(data.ncon):
         con = data.contact[i]
@@ -45,7 +63,7 @@ class On(Predicate):
     xy_tol: float = ON_XY_TOL
 
     def __call__(self, model: mujoco.MjModel, data: mujoco.MjData) -> bool:
-        a, b = model.body(self.obj).id, model.body(self.support).id
+        a, b = _body(model, self.obj), _body(model, self.support)
         pa, pb = data.xpos[a], data.xpos[b]
         return bool(
             pa[2] > pb[2] and np.linalg.norm(pa[:2] - pb[:2]) < self.xy_tol and _in_contact(model, data, a, b)
@@ -61,8 +79,8 @@ class In(Predicate):
     region: str
 
     def __call__(self, model: mujoco.MjModel, data: mujoco.MjData) -> bool:
-        a, c = model.body(self.obj).id, model.body(self.container).id
-        site = model.site(self.region).id
+        a, c = _body(model, self.obj), _body(model, self.container)
+        site = _id(model, mujoco.mjtObj.mjOBJ_SITE, self.region)
         local = data.site_xmat[site].reshape(3, 3).T @ (data.xpos[a] - data.site_xpos[site])
         inside = bool(np.all(np.abs(local) <= model.site_size[site]))
         return inside and _in_contact(model, data, a, c)
@@ -75,7 +93,7 @@ class Open(Predicate):
     joint: str = "drawer_slide"
 
     def __call__(self, model: mujoco.MjModel, data: mujoco.MjData) -> bool:
-        return bool(data.joint(self.joint).qpos[0] > OPEN_FRACTION * DRAWER_TRAVEL)
+        return bool(_joint_pos(model, data, self.joint) > OPEN_FRACTION * DRAWER_TRAVEL)
 
 
 @dataclass(frozen=True)
@@ -85,7 +103,7 @@ class Close(Predicate):
     joint: str = "drawer_slide"
 
     def __call__(self, model: mujoco.MjModel, data: mujoco.MjData) -> bool:
-        return bool(data.joint(self.joint).qpos[0] < CLOSED_TOL)
+        return bool(_joint_pos(model, data, self.joint) < CLOSED_TOL)
 
 
 @dataclass(frozen=True)
@@ -95,7 +113,7 @@ class TurnOn(Predicate):
     joint: str = "switch_hinge"
 
     def __call__(self, model: mujoco.MjModel, data: mujoco.MjData) -> bool:
-        return bool(data.joint(self.joint).qpos[0] > SWITCH_ON)
+        return bool(_joint_pos(model, data, self.joint) > SWITCH_ON)
 
 
 @dataclass(frozen=True)
@@ -105,7 +123,7 @@ class TurnOff(Predicate):
     joint: str = "switch_hinge"
 
     def __call__(self, model: mujoco.MjModel, data: mujoco.MjData) -> bool:
-        return bool(data.joint(self.joint).qpos[0] < -SWITCH_ON)
+        return bool(_joint_pos(model, data, self.joint) < -SWITCH_ON)
 
 
 @dataclass(frozen=True)
