@@ -81,7 +81,7 @@ def _eval(cfg: DictConfig) -> None:
     kept = {}  # loaded samplers, kept for the interleaved latency benchmark
     settings = EvalSettings(
         int(cfg.episodes), bool(cfg.held_out), int(cfg.resolution), int(cfg.batch_size), cfg.max_steps,
-        int(cfg.seed), str(cfg.layout), int(cfg.n_action_steps), str(cfg.device),
+        int(cfg.seed), str(cfg.layout), int(cfg.n_action_steps), str(cfg.device), int(cfg.threads),
     )  # fmt: skip
     specs = {name: spec for name, (spec, _) in samplers.items()}
     results = evaluate_many(specs, suites, settings, task_ids=task_ids, workers=int(cfg.workers))

@@ -157,6 +157,16 @@ class MiniLiberoEnv(gym.Env):
             self._last_frames = self._render_frames()
         return self._last_frames["image"]
 
+    def set_render_cameras(self, on: bool) -> None:
+        """Render the cameras into the next observations (True) or skip them (False: no "pixels" key).
+
+        For rollouts that look only at some frames (a policy that plans a chunk every n steps): the
+        skipped renders are most of a step's cost. The env must have been built with `render=True`.
+        """
+        if on and "pixels" not in self.observation_space.spaces:
+            raise ValueError("this env was built with render=False; it has no cameras to turn on")
+        self.render_cameras = bool(on)
+
     def close(self) -> None:
         if self._renderer is not None:
             self._renderer.close()

@@ -4,7 +4,7 @@ task), run by a pool of worker processes that each keep the policies they loaded
 Every job is `evaluate_suite(..., task_ids=[task])` with the same seeds it would get in a single process
 (the noise seed depends on the task and the episode, not on the worker), so the result does not depend on
 `workers`. Each worker runs torch and llvmpipe on one thread: on a 2-core machine two workers use both
-cores without oversubscribing them. Latency figures from inside a pool are contended; `snapflow-eval`
+cores without oversubscribing them (`threads`, default 1, also applies to a single process). Latency figures from inside a pool are contended; `snapflow-eval`
 measures its batch-1 latency benchmark afterwards in the parent, on an idle machine.
 """
 
@@ -45,6 +45,7 @@ class EvalSettings:
     layout: str = "libero"
     n_action_steps: int = 10
     device: str = "cpu"
+    threads: int = 1  # torch intra-op threads per process (more than the free cores collapses torch's pool)
 
 
 def cached_policy(spec: SamplerSpec, settings: EvalSettings) -> LoadedPolicy:
@@ -55,11 +56,11 @@ def cached_policy(spec: SamplerSpec, settings: EvalSettings) -> LoadedPolicy:
     return _CACHE[key]
 
 
-def _one_thread() -> None:
+def _set_threads(threads: int) -> None:
     import torch
 
-    os.environ.setdefault("LP_NUM_THREADS", "1")  # llvmpipe's render threads
-    torch.set_num_threads(1)
+    os.environ.setdefault("LP_NUM_THREADS", "1")  # llvmpipe's render threads (read when a context is made)
+    torch.set_num_threads(threads)
 
 
 def _job(spec: SamplerSpec, suite: str, task_id: int, settings: EvalSettings) -> tuple:
@@ -82,9 +83,13 @@ def _jobs(specs: dict[str, SamplerSpec], suites: list[str], task_ids: list[int] 
 
 def _results(jobs: list[tuple], settings: EvalSettings, workers: int) -> Iterator[tuple]:
     if workers <= 1:
+        _set_threads(settings.threads)
         yield from (_job(*job, settings) for job in jobs)
         return
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_one_thread) as pool:
+    ctx = mp.get_context("spawn")
+    with ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_set_threads, initargs=(settings.threads,)
+    ) as pool:
         futures = [pool.submit(_job, *job, settings) for job in jobs]
         for future in futures:  # in submission order: deterministic aggregation, steady progress
             yield future.result()

@@ -1,13 +1,16 @@
 """Closed-loop rollouts of a LeRobot policy checkpoint in mini-LIBERO, the way `lerobot-eval` runs it.
 
-Per control step (20 Hz), exactly LeRobot's eval loop (LEROBOT.md 5.1): raw obs of B envs stacked ->
+LeRobot's eval pipeline (lerobot/scripts/lerobot_eval.py): raw obs of B envs stacked ->
 `preprocess_observation` -> `task` strings -> env preprocessor -> policy preprocessor (loaded from the
-checkpoint) -> `policy.select_action` (its own queue of `n_action_steps` actions per chunk) -> policy
-postprocessor -> env postprocessor -> `env.step`. Episode i of a task starts from frozen init state i, or,
-with ``held_out=True``, from the layout generator at seed ``HELDOUT_SEED_START + i`` (disjoint from the 50
-frozen states and from the demo seeds). Every episode of a batch shares the step counter, so the policy
-computes a new chunk exactly at steps 0, n, 2n, ...; the wall time of those `select_action` calls is the
-per-call chunk latency (`predict_action_chunk` + queue bookkeeping; ms, at the rollout batch size).
+checkpoint) -> the policy -> policy postprocessor -> env postprocessor -> `env.step`. Every episode of a
+batch shares the step counter, so a new chunk is computed exactly at steps 0, n, 2n, ... (n =
+`n_action_steps`): there the observation goes through the pipeline and `policy.predict_action_chunk`, and
+the first n actions are executed one per step. That is what `select_action`'s queue does (SmolVLA, PI0 and
+PI05 fill it from the same `predict_action_chunk` computation), without preprocessing the n - 1
+observations in between that the queue would ignore. The wall time of those calls is the per-call chunk
+latency (ms, at the rollout batch size). Episode i of a task starts from frozen init state i, or, with
+``held_out=True``, from the layout generator at seed ``HELDOUT_SEED_START + i`` (disjoint from the 50
+frozen states and from the demo seeds).
 """
 
 from __future__ import annotations
@@ -153,38 +156,39 @@ def _run_batch(
 
     n = len(inits)
     envs = envs[:n]
-    obs = _stack(_reset(envs, inits, held_out))
+    for env in envs:
+        env.set_render_cameras(True)
+    last = _reset(envs, inits, held_out)  # per env, its latest observation with camera frames
     lp.policy.reset()
     done, success, length = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, int)
     max_steps = envs[0]._max_episode_steps
     task = [env.task_description for env in envs]
     step = 0
+    horizon = lp.config.n_action_steps
     while not done.all() and step < max_steps:
-        batch = preprocess_observation(obs)
-        batch["task"] = list(task)
-        batch = lp.preprocessor(env_pre(batch))
-        new_chunk = step % lp.config.n_action_steps == 0  # the queue refills exactly here (shared counter)
-        t0 = time.perf_counter()
-        with torch.inference_mode():
-            action = lp.policy.select_action(batch)
-        _sync(lp.policy)
-        if new_chunk:
+        if step % horizon == 0:  # a new chunk from the current observation (the queue is empty here)
+            batch = preprocess_observation(_stack(last))
+            batch["task"] = list(task)
+            batch = lp.preprocessor(env_pre(batch))
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                chunk = lp.policy.predict_action_chunk(batch)[:, :horizon]  # (n, horizon, action_dim)
+            _sync(lp.policy)
             latencies_ms.append((time.perf_counter() - t0) * 1e3)
-        action = env_post({ACTION: lp.postprocessor(action)})[ACTION]
-        action_np = action.to("cpu").numpy()  # (n, 7)
-        step_obs = []
+            chunk = env_post({ACTION: lp.postprocessor(chunk)})[ACTION].to("cpu").numpy()
+        render_next = (step + 1) % horizon == 0  # only the frames a chunk is planned on are rendered
         for i, env in enumerate(envs):
             if done[i]:
-                step_obs.append(
-                    {"pixels": {k: v[i] for k, v in obs["pixels"].items()}, "agent_pos": obs["agent_pos"][i]}
-                )
                 continue
-            o, _, terminated, truncated, info = env.step(action_np[i])
-            step_obs.append(o)
+            env.set_render_cameras(render_next)
+            o, _, terminated, truncated, info = env.step(chunk[i, step % horizon])
+            if render_next:
+                last[i] = o
             if terminated or truncated:
                 done[i], success[i], length[i] = True, bool(info["is_success"]), step + 1
-        obs = _stack(step_obs)
         step += 1
+    for env in envs:
+        env.set_render_cameras(True)
     length[~done] = step
     return list(zip(success.tolist(), length.tolist(), strict=True))
 

@@ -161,3 +161,17 @@ def test_truncates_at_max_episode_steps_and_render_returns_agentview() -> None:
     truncs = [env.step(np.zeros(7, np.float32))[3] for _ in range(3)]
     assert truncs == [False, False, True]
     env.close()
+
+
+def test_camera_rendering_can_be_skipped_between_planned_frames() -> None:
+    env = MiniLiberoEnv("goal", 0, resolution=RES)
+    env.reset(options={"init_state": 0})
+    env.set_render_cameras(False)
+    obs, *_ = env.step(np.zeros(7, np.float32))
+    assert "pixels" not in obs and obs["agent_pos"].shape == (8,)
+    env.set_render_cameras(True)
+    obs, *_ = env.step(np.zeros(7, np.float32))
+    assert obs["pixels"]["image"].shape == (RES, RES, 3)
+    env.close()
+    with pytest.raises(ValueError, match="render=False"):
+        MiniLiberoEnv("goal", 0, render=False).set_render_cameras(True)
