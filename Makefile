@@ -56,7 +56,7 @@ teacher: install
 			dataset=$(TEACHER_RUN)/data out=$(TEACHER_RUN)/teacher steps=$(TEACHER_STEPS) batch_size=32 \
 			save_freq=2000 num_workers=2 seed=1000 log_freq=100 "extra=['--policy.optimizer_lr=5e-4', \
 			'--policy.scheduler_warmup_steps=300','--policy.scheduler_decay_steps=$(TEACHER_STEPS)', \
-			'--policy.scheduler_decay_lr=1e-5','--dataset.video_backend=pyav']"; \
+			'--policy.scheduler_decay_lr=1e-5']"; \
 	fi
 	$(PY) -m snapflow.policies.embedded $(TEACHER_RUN)/teacher/checkpoints/last/pretrained_model \
 		$(TEACHER_RUN)/assets/tiny_smolvlm

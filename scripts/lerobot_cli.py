@@ -240,6 +240,7 @@ def train_args(
         f"--num_workers={num_workers}",
         "--policy.push_to_hub=false",
         "--wandb.enable=false",
+        "--dataset.video_backend=pyav",  # torchcodec cannot load on machines without its FFmpeg libraries
     ]
     return [*args, f"--policy.device={device}"] if device else args
 
@@ -271,9 +272,9 @@ def launcher_prefix(launcher: str, num_processes: int = 1) -> list[str]:
     ``--multi_gpu`` (torchrun); lerobot-train then builds ``Accelerator(cpu=True)`` when
     ``policy.device=cpu``, which gives DistributedType.MULTI_CPU over gloo, or DDP over NCCL on GPUs.
     """
-    script = str(BIN / "lerobot-train")
+    script = str(Path(__file__).with_name("lerobot_train_entry.py"))  # LeRobot's main, one warning muted
     if launcher == "python":
-        return [script]
+        return [sys.executable, script]
     if launcher != "accelerate":
         raise ValueError(f"launcher must be 'python' or 'accelerate', got {launcher!r}")
     if num_processes < 1:
