@@ -8,7 +8,7 @@ upstream server with the same command-line flags, e.g.
 
 import lerobot_policy_snapflow  # noqa: F401  (registers the policy types)
 
-SNAPFLOW_TYPES = ("smolvla_snapflow", "pi0_snapflow", "pi05_snapflow")
+SNAPFLOW_TYPES = ("smolvla_snapflow", "pi0_snapflow", "pi05_snapflow", "snapflow_onnx")
 
 
 def register_with_async_server() -> list[str]:

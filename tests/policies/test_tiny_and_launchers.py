@@ -40,4 +40,4 @@ def test_policy_server_launcher_accepts_our_types():
 
     supported = register_with_async_server()
     assert supported is constants.SUPPORTED_POLICIES
-    assert {"smolvla_snapflow", "pi0_snapflow", "pi05_snapflow"} <= set(supported)
+    assert {"smolvla_snapflow", "pi0_snapflow", "pi05_snapflow", "snapflow_onnx"} <= set(supported)
