@@ -18,6 +18,14 @@ class SnapFlowOnnxConfig(PreTrainedConfig):
     seed: int = 0  # of the noise the runtime draws for each chunk
     normalization_mapping: dict[str, NormalizationMode] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 1 <= self.n_action_steps <= self.chunk_size:
+            raise ValueError(
+                f"n_action_steps={self.n_action_steps} must be in [1, chunk_size={self.chunk_size}] "
+                "(the exported graph predicts chunk_size actions)"
+            )
+
     @property
     def observation_delta_indices(self) -> None:
         return None

@@ -10,6 +10,7 @@ from lerobot.policies.pretrained import PreTrainedPolicy
 from torch import Tensor
 
 from snapflow.deploy.lerobot_onnx.configuration_snapflow_onnx import SnapFlowOnnxConfig
+from snapflow.policies.lerobot_plugin.validation import validate_batch
 
 
 class SnapFlowOnnxPolicy(PreTrainedPolicy):
@@ -48,6 +49,7 @@ class SnapFlowOnnxPolicy(PreTrainedPolicy):
     def predict_action_chunk(self, batch: dict[str, Tensor], **kwargs: Any) -> Tensor:
         if self.runtime is None:
             raise RuntimeError("load a snapflow_onnx policy with from_pretrained(<export dir>)")
+        validate_batch(self.config, batch, needs_action=False)  # the same checks as the torch student
         return torch.from_numpy(self.runtime.run_batch(batch))
 
     @torch.no_grad()

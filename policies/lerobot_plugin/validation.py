@@ -4,6 +4,10 @@ import torch
 from lerobot.utils.constants import ACTION, OBS_STATE
 from torch import Tensor
 
+# Images reach a policy as float in [0, 1] (LeRobot's preprocess_observation divides uint8 by 255); a little
+# slack for resampling overshoot. Anything else is a raw 0-255 frame that would silently change the actions.
+IMAGE_RANGE_SLACK = 1e-3
+
 
 def validate_batch(config: object, batch: dict[str, Tensor], *, needs_action: bool) -> None:
     """Raise ValueError naming the offending key when a preprocessed batch cannot be what the policy expects."""
@@ -18,8 +22,16 @@ def validate_batch(config: object, batch: dict[str, Tensor], *, needs_action: bo
         # (B, 3, H, W), or (B, T, 3, H, W) when the policy stacks observation steps in training.
         if img.ndim not in (4, 5) or img.shape[-3] != 3:
             raise ValueError(f"{key} must be a (B, 3, H, W) image batch, got shape {tuple(img.shape)}")
-        if img.is_floating_point() and not torch.isfinite(img).all():
+        if not img.is_floating_point():
+            raise ValueError(
+                f"{key} is {img.dtype}: images must be float in [0, 1] (refused, not rescaled: divide 0-255 "
+                "frames by 255, as LeRobot's preprocess_observation does)"
+            )
+        if not torch.isfinite(img).all():
             raise ValueError(f"{key} contains NaN or infinite values")
+        low, high = float(img.min()), float(img.max())
+        if low < -IMAGE_RANGE_SLACK or high > 1.0 + IMAGE_RANGE_SLACK:
+            raise ValueError(f"{key} has values in [{low:.3g}, {high:.3g}]: images must be float in [0, 1]")
     state_ft = config.robot_state_feature
     if state_ft is not None:
         if OBS_STATE not in batch:

@@ -244,3 +244,52 @@ def test_snapflow_run_keeps_earlier_results(exported, tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "overwrite=true" in proc.stderr
     assert (tmp_path / "run.json").read_text() == "{}"
+
+
+def _bad(batch: dict, case: str) -> dict:
+    batch = dict(batch)
+    if case == "nan_state":
+        batch["observation.state"] = batch["observation.state"].clone().fill_(float("nan"))
+    elif case == "uint8_image":
+        batch["observation.images.image"] = (batch["observation.images.image"] * 255).to(torch.uint8)
+    elif case == "0_255_float_image":
+        batch["observation.images.image"] = batch["observation.images.image"] * 255
+    elif case == "renamed_camera":
+        batch["observation.images.front"] = batch.pop("observation.images.image")
+        batch.pop("observation.images.image2")
+    elif case == "long_state":
+        batch["observation.state"] = torch.cat([batch["observation.state"]] * 2, dim=-1)
+    return batch
+
+
+BAD_INPUTS = {
+    "nan_state": "observation.state contains NaN",
+    "uint8_image": "torch.uint8: images must be float in \\[0, 1\\]",
+    "0_255_float_image": "images must be float in \\[0, 1\\]",
+    "renamed_camera": "no image in the batch",
+    "long_state": "observation.state has",
+}
+
+
+@pytest.mark.parametrize("exported", ["smolvla"], indirect=True)
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_onnx_policy_and_student_refuse_the_same_bad_inputs(exported, case):
+    """The exported policy checks its inputs as the torch student does: a named error, never an action."""
+    family, ckpt, out, _, _ = exported
+    torch_rt = TorchRuntime.from_checkpoint(ckpt)
+    onnx_policy = SnapFlowOnnxPolicy.from_pretrained(out)
+    batch = _bad(torch_rt.pre(raw_batch(family, batch_size=1, with_action=False)), case)
+    for policy in (onnx_policy, torch_rt.policy):
+        with pytest.raises(ValueError, match=BAD_INPUTS[case]):
+            policy.predict_action_chunk(dict(batch))
+
+
+@pytest.mark.parametrize("exported", ["smolvla"], indirect=True)
+def test_onnx_policy_refuses_more_action_steps_than_its_chunk(exported):
+    from lerobot.configs.policies import PreTrainedConfig
+
+    _, _, out, _, _ = exported
+    config = PreTrainedConfig.from_pretrained(out)
+    config.n_action_steps = config.chunk_size + 10
+    with pytest.raises(ValueError, match="n_action_steps=20 must be in \\[1, chunk_size=10\\]"):
+        config.__post_init__()
