@@ -51,6 +51,7 @@ class Contract:
     int8: bool = False
     version: int = CONTRACT_VERSION
     extra: dict = field(default_factory=dict)
+    files_sha256: dict[str, str] = field(default_factory=dict)  # every file that changes the actions
 
     def save(self, directory: str | Path) -> Path:
         path = Path(directory) / CONTRACT_FILE
@@ -67,6 +68,42 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+UNHASHED = ("contract.json", "parity.json")  # reports about the export, not inputs to it
+UNHASHED_DIRS = ("trt_cache",)  # engines rebuilt from the (hashed) graph, keyed by its hash
+
+
+def hash_export_files(directory: str | Path) -> dict[str, str]:
+    """{relative path: sha256} of every file of an export directory that changes the actions.
+
+    That is the graph and its external weights (`model.onnx.data`), any int8 graph, the LeRobot processor
+    files (normalisation statistics, tokenizer settings) and config.json (chunk and action sizes).
+    """
+    directory = Path(directory)
+    out = {}
+    for path in sorted(directory.rglob("*")):
+        rel = path.relative_to(directory)
+        if path.is_file() and rel.name not in UNHASHED and rel.parts[0] not in UNHASHED_DIRS:
+            out[str(rel)] = sha256_file(path)
+    return out
+
+
+def _check_files(directory: Path, contract: "Contract") -> None:
+    """Refuse, by file name, an export whose files differ from what the contract recorded."""
+    if not contract.files_sha256:
+        raise ContractError(
+            f"{directory}/{CONTRACT_FILE} records no file hashes: re-export with snapflow-export"
+        )
+    actual = hash_export_files(directory)
+    changed = sorted(f for f, h in contract.files_sha256.items() if actual.get(f) != h and f in actual)
+    missing = sorted(set(contract.files_sha256) - set(actual))
+    extra = sorted(set(actual) - set(contract.files_sha256))
+    if changed or missing or extra:
+        raise ContractError(
+            f"{directory} does not match {CONTRACT_FILE}: changed {changed}, missing {missing}, "
+            f"not part of the export {extra} (a tampered or mixed export directory; re-export it)"
+        )
 
 
 def load_contract(directory: str | Path, *, check_graph: bool = True) -> Contract:
@@ -110,6 +147,7 @@ def load_contract(directory: str | Path, *, check_graph: bool = True) -> Contrac
         if spec.role not in ROLES or spec.dtype not in DTYPES:
             raise ContractError(f"{path}: input {spec.name!r} has role {spec.role!r} / dtype {spec.dtype!r}")
     if check_graph:
+        _check_files(directory, contract)
         _check_graph(directory, contract)
     return contract
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from snapflow.deploy.contract import Contract, TensorSpec, sha256_file
+from snapflow.deploy.contract import Contract, TensorSpec, hash_export_files, sha256_file
 from snapflow.deploy.graph import InferenceGraph
 
 logger = logging.getLogger(__name__)
@@ -100,7 +100,11 @@ def measure_parity(
 
 
 def normalization_of(preprocessor: object) -> dict[str, dict]:
-    """{feature: {"mode", "stats"}} for the state and action features of a LeRobot preprocessor."""
+    """{feature: {"mode"}} for the normalised features of a LeRobot preprocessor.
+
+    The statistics themselves live only in the processor files copied beside the graph (one source of
+    truth; their sha256 is in the contract's `files_sha256`).
+    """
     from lerobot.processor.normalize_processor import NormalizerProcessorStep
 
     for step in preprocessor.steps:
@@ -110,8 +114,7 @@ def normalization_of(preprocessor: object) -> dict[str, dict]:
                 mode = step.norm_map.get(ft.type)
                 if mode is None or key not in step.stats:
                     continue
-                stats = {k: np.asarray(v, dtype=np.float32).tolist() for k, v in step.stats[key].items()}
-                out[key] = {"mode": mode.value, "stats": stats}
+                out[key] = {"mode": mode.value}
             return out
     return {}
 
@@ -237,8 +240,9 @@ def export_onnx(
             "max_action_dim": cfg.max_action_dim,
         },
     )
-    contract.save(out)
     _write_lerobot_config(cfg, out)
+    contract.files_sha256 = hash_export_files(out)  # last: every file that changes the actions is final
+    contract.save(out)
     return contract, parity
 
 

@@ -293,3 +293,27 @@ def test_onnx_policy_refuses_more_action_steps_than_its_chunk(exported):
     config.n_action_steps = config.chunk_size + 10
     with pytest.raises(ValueError, match="n_action_steps=20 must be in \\[1, chunk_size=10\\]"):
         config.__post_init__()
+
+
+@pytest.mark.parametrize("exported", ["smolvla"], indirect=True)
+def test_every_file_that_changes_the_actions_is_hash_checked(exported, tmp_path):
+    """Perturbed external weights or stats, or a stray graph, are refused by name before any action."""
+    import shutil
+
+    _, _, out, contract, _ = exported
+    assert {"model.onnx", "model.onnx.data", "config.json"} <= set(contract.files_sha256)
+    assert any(f.startswith("policy_preprocessor") for f in contract.files_sha256)
+    assert "stats" not in json.dumps(contract.normalization)  # the stats live only in the processor files
+    stats = next(f for f in contract.files_sha256 if f.endswith("normalizer_processor.safetensors"))
+    for target, edit in (("model.onnx.data", "flip"), (stats, "flip"), ("model.int8.onnx", "add")):
+        bad = tmp_path / f"bad_{edit}_{target.replace('.', '_')}"
+        shutil.copytree(out, bad)
+        path = bad / target
+        if edit == "flip":
+            data = bytearray(path.read_bytes())
+            data[len(data) // 2] ^= 0xFF
+            path.write_bytes(bytes(data))
+        else:
+            path.write_bytes(b"stale graph of an earlier export")
+        with pytest.raises(ContractError, match=target.replace(".", "\\.")):
+            OrtRuntime(bad)
