@@ -18,12 +18,19 @@ from omegaconf import DictConfig, OmegaConf
 def bench_config(cfg: DictConfig) -> object:
     from snapflow.deploy.bench import BenchConfig
 
-    values = OmegaConf.to_container(cfg, resolve=True)
+    values = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # policy=??? -> a usage error
+    values.pop("debug", None)
     return BenchConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 @hydra.main(version_base=None, config_path="../configs", config_name="bench")
 def _main(cfg: DictConfig) -> None:
+    from snapflow.scripts.outputs import run_cli
+
+    run_cli(lambda: _body(cfg), debug=bool(cfg.get("debug", False)))
+
+
+def _body(cfg: DictConfig) -> None:
     from snapflow.deploy.bench import run_bench
     from snapflow.deploy.bench_report import format_table, plot_breakdown, validate_bench
 

@@ -14,6 +14,12 @@ from omegaconf import DictConfig, OmegaConf
 
 @hydra.main(version_base=None, config_path="../configs", config_name="collect")
 def _main(cfg: DictConfig) -> None:
+    from snapflow.scripts.outputs import run_cli
+
+    run_cli(lambda: _body(cfg), debug=bool(cfg.get("debug", False)))
+
+
+def _body(cfg: DictConfig) -> None:
     from snapflow.sim.record import collect_dataset
 
     task_ids = OmegaConf.to_container(cfg.task_ids) if cfg.task_ids is not None else None

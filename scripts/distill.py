@@ -21,6 +21,12 @@ METHODS = ("snapflow", "fm")
 
 @hydra.main(version_base=None, config_path="../configs", config_name="distill")
 def _main(cfg: DictConfig) -> None:
+    from snapflow.scripts.outputs import run_cli
+
+    run_cli(lambda: _body(cfg), debug=bool(cfg.get("debug", False)))
+
+
+def _body(cfg: DictConfig) -> None:
     from snapflow.scripts.lerobot_cli import resolve_pretrained, teacher_flags, train_or_resume
     from snapflow.scripts.teacher_stats import dataset_with_teacher_stats
 

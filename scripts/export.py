@@ -21,25 +21,40 @@ def _observation(policy: torch.nn.Module, task: str) -> dict:
 
 @hydra.main(version_base=None, config_path="../configs", config_name="export")
 def _main(cfg: DictConfig) -> None:
+    from snapflow.scripts.outputs import run_cli
+
+    run_cli(lambda: _body(cfg), debug=bool(cfg.get("debug", False)))
+
+
+def _body(cfg: DictConfig) -> None:
     from snapflow.deploy.export_onnx import ExportParityError, export_onnx
     from snapflow.deploy.runtimes import TorchRuntime
+    from snapflow.scripts.lerobot_cli import resolve_pretrained
+    from snapflow.scripts.outputs import atomic_out, check_out
 
-    runtime = TorchRuntime.from_checkpoint(cfg.policy, nfe=int(cfg.nfe))
-    try:
-        contract, _ = export_onnx(
-            runtime.policy,
-            runtime.pre,
-            _observation(runtime.policy, cfg.task),
-            cfg.out,
-            source_dir=cfg.policy,
-            nfe=int(cfg.nfe),
-            opset=int(cfg.opset),
-            int8=bool(cfg.int8),
-            fps=float(cfg.fps),
-        )
-    except ExportParityError as e:
-        sys.exit(f"export failed the parity check: {e} (see {cfg.out}/parity.json)")
-    print(f"wrote {cfg.out}/{contract.onnx_file}, contract.json, parity.json")
+    if int(cfg.nfe) < 1:
+        raise ValueError(f"nfe={cfg.nfe}: the number of function evaluations must be >= 1")
+    check_out(cfg.out, bool(cfg.overwrite))  # before the minute-long export, not after
+    policy = resolve_pretrained(cfg.policy)
+    print(f"[1/3] loading {policy}", flush=True)
+    runtime = TorchRuntime.from_checkpoint(policy, nfe=int(cfg.nfe))
+    print("[2/3] exporting to ONNX and checking parity against torch (about a minute)", flush=True)
+    with atomic_out(cfg.out, bool(cfg.overwrite)) as tmp:  # a failed export leaves out= as it was
+        try:
+            contract, _ = export_onnx(
+                runtime.policy,
+                runtime.pre,
+                _observation(runtime.policy, cfg.task),
+                tmp,
+                source_dir=policy,
+                nfe=int(cfg.nfe),
+                opset=int(cfg.opset),
+                int8=bool(cfg.int8),
+                fps=float(cfg.fps),
+            )
+        except ExportParityError as e:
+            sys.exit(f"export failed the parity check: {e} (see {tmp}/parity.json; {cfg.out} unchanged)")
+    print(f"[3/3] wrote {cfg.out}/{contract.onnx_file}, contract.json (file hashes), parity.json")
     if cfg.tensorrt:
         from snapflow.deploy.tensorrt_engine import TensorRTUnavailable, build_engine
 

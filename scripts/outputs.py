@@ -50,8 +50,17 @@ def run_cli(body: Callable[[], int | None], debug: bool = False) -> None:
     Refused inputs are the named errors our modules raise for bad values, files and shapes (ValueError
     and its subclasses, missing or existing files); anything else is a bug and keeps its traceback.
     """
+    from omegaconf.errors import MissingMandatoryValue
+
     try:
         code = body()
+    except MissingMandatoryValue as e:  # a required key= left at ??? on the command line
+        if debug:
+            raise
+        print(
+            f"error: {e.full_key}= is required (see the config's comment for what it takes)", file=sys.stderr
+        )
+        sys.exit(USAGE_EXIT)
     except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as e:
         if debug:
             raise

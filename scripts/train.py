@@ -20,6 +20,12 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base=None, config_path="../configs", config_name="train")
 def _main(cfg: DictConfig) -> None:
+    from snapflow.scripts.outputs import run_cli
+
+    run_cli(lambda: _body(cfg), debug=bool(cfg.get("debug", False)))
+
+
+def _body(cfg: DictConfig) -> None:
     from snapflow.scripts.lerobot_cli import dataset_state_dim, family_of, tiny_flags, train_or_resume
 
     family = family_of(str(cfg.policy))

@@ -317,3 +317,25 @@ def test_every_file_that_changes_the_actions_is_hash_checked(exported, tmp_path)
             path.write_bytes(b"stale graph of an earlier export")
         with pytest.raises(ContractError, match=target.replace(".", "\\.")):
             OrtRuntime(bad)
+
+
+@pytest.mark.parametrize("exported", ["smolvla"], indirect=True)
+def test_snapflow_export_cli_stages_refusals_and_atomic_out(exported, tmp_path):
+    """The CLI shows its stages, refuses nfe=0 and a non-empty out= by name, and writes out= whole."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    _, ckpt, _, _, _ = exported
+    exe = str(Path(sys.executable).parent / "snapflow-export")
+    out = tmp_path / "export"
+    proc = subprocess.run([exe, f"policy={ckpt}", f"out={out}"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "[1/3]" in proc.stdout and "[3/3]" in proc.stdout
+    assert (out / "contract.json").is_file() and not out.with_name("export.partial").exists()
+    load_contract(out)
+    again = subprocess.run([exe, f"policy={ckpt}", f"out={out}"], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 2 and "overwrite=true" in again.stderr
+    zero = subprocess.run([exe, f"policy={ckpt}", f"out={tmp_path / 'z'}", "nfe=0"], capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+    assert zero.returncode == 2 and "nfe=0" in zero.stderr and "Traceback" not in zero.stderr
