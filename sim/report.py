@@ -280,16 +280,52 @@ def _plot(report: dict, path: Path, metric: str, ylabel: str) -> None:
     plt.close(fig)
 
 
+def _plot_suites(report: dict, path: Path) -> None:
+    """Grouped bars: success per suite (groups) and sampler (bars) with Wilson 95 % intervals."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    suites = list(report["suites"])
+    names = list(dict.fromkeys(n for per in report["suites"].values() for n in per))
+    width = 0.8 / max(1, len(names))
+    fig, ax = plt.subplots(figsize=(1.6 + 1.6 * len(suites), 3.6))
+    for k, name in enumerate(names):
+        xs, ys, err = [], [], [[], []]
+        for i, suite in enumerate(suites):
+            entry = report["suites"][suite].get(name)
+            if entry is None:
+                continue
+            xs.append(i + (k - (len(names) - 1) / 2) * width)
+            ys.append(100 * entry["success"])
+            err[0].append(100 * (entry["success"] - entry["ci_low"]))
+            err[1].append(100 * (entry["ci_high"] - entry["success"]))
+        ax.bar(xs, ys, width, yerr=err, capsize=2, label=name)
+    ax.set_xticks(range(len(suites)), suites)
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("success (%), Wilson 95% CI")
+    ax.set_title(f"layout={report.get('layout', 'libero')}, held_out={report.get('held_out')}, "
+                 f"{report.get('episodes_per_task')} episodes per task")  # fmt: skip
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, ncol=len(names), loc="upper center", bbox_to_anchor=(0.5, -0.12))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def write_outputs(report: dict, out: str | Path) -> dict[str, Path]:
-    """report.json, report.md, success_vs_nfe.png and latency_vs_nfe.png under ``out``."""
+    """report.json, report.md, success_by_suite.png, success_vs_nfe.png and latency_vs_nfe.png under ``out``."""
     out = Path(out)
     paths = {
         "report": write_report(report, out),
         "markdown": out / "report.md",
+        "suite_plot": out / "success_by_suite.png",
         "success_plot": out / "success_vs_nfe.png",
         "latency_plot": out / "latency_vs_nfe.png",
     }
     paths["markdown"].write_text(markdown_table(report))
+    _plot_suites(report, paths["suite_plot"])
     _plot(report, paths["success_plot"], "success", "success (%) with Wilson 95% CI")
     _plot(report, paths["latency_plot"], "latency_ms", "chunk latency p50 (ms)")
     return paths

@@ -262,7 +262,7 @@ def test_eval_two_samplers_closed_loop_report(runs, monkeypatch):
     assert report["workers"] == 2 and report["layout"] == "libero"
     assert report["samplers"]["teacher_10"]["nfe"] == 10 and report["samplers"]["snapflow_1"]["nfe"] == 1
     assert [e["init"] for e in report["episode_results"]["spatial"]["teacher_10"]] == [0, 1]
-    for name in ("report.md", "success_vs_nfe.png", "latency_vs_nfe.png"):
+    for name in ("report.md", "success_by_suite.png", "success_vs_nfe.png", "latency_vs_nfe.png"):
         assert (out / name).stat().st_size > 0
     with pytest.raises(SystemExit) as refused:  # the report above is kept: a second run into out is refused
         cli(
