@@ -1,14 +1,14 @@
 """snapflow-bench: latency of a SnapFlow student at tiny or real size, prefix vs denoise, torch vs ONNX Runtime.
 
 Everything is measured in one process, interleaved round-robin after warm-up (the variant order rotates every
-round, so drift and contention spread over all variants alike; DEPLOY.md 2):
+round, so drift and contention spread over all variants alike):
 
 * torch, each NFE: ``predict_action_chunk`` on an already preprocessed batch (tokenisation, normalisation and
   device transfer are outside e2e and timed separately as ``preprocess``), with the stages of
   ``snapflow.deploy.bench_timing`` timed inside the same call. NFE=1 is the student's one joint
   prefix+suffix pass (no KV cache); NFE=K>1 is upstream's cached Euler loop (prefill + K denoise steps).
 * torch, the 1-step *cached* path (prefill + one ``denoise_step``, numerically the same action as the joint
-  pass, LEROBOT.md 2.2) when NFE 1 and 10 are both asked for: its step is the 1-NFE expert time.
+  pass) when NFE 1 and 10 are both asked for: its step is the 1-NFE expert time.
 * onnxruntime (and onnxruntime_int8 with ``int8``): the exported 1-NFE graph (``export_onnx``, cached) on the
   same preprocessed inputs; tensorrt when ``trt_usable()``.
 * optional ``image_sizes``: SmolVLA 1-NFE torch with a smaller ``resize_imgs_with_padding`` (shrinking P).

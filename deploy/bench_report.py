@@ -17,7 +17,7 @@ import torch
 
 from snapflow.deploy.bench_timing import percentiles
 
-# METHOD.md 2.4: A800, batch 1, the paper's own figures (a different machine: for the shape of the ratios only).
+# SnapFlow paper (arXiv 2604.05656): A800, batch 1, the paper's own figures (a different machine: for the shape of the ratios only).
 PAPER_REFERENCE = {
     "smolvla": {"e2e_10_ms": 178.0, "e2e_1_ms": 50.0, "e2e_1_vs_10": 3.56, "expert_1_vs_10": None},
     "pi05": {"e2e_10_ms": 274.0, "e2e_1_ms": 83.0, "e2e_1_vs_10": 3.3, "expert_1_vs_10": 9.6},
@@ -222,7 +222,7 @@ def format_table(bench: dict) -> str:
             f"{r['family']:8} {r['runtime']:18} {r['nfe']:>3} {r.get('path', ''):6} {p(r['prefix_ms']):>11} "
             f"{p(r['step_ms']):>10} {p(r['e2e_ms']):>10} {r['e2e_ms']['p95']:>10.1f} {r.get('n', ''):>3}"
         )
-    lines += ["", "ratios (ours: this machine; paper: A800, METHOD.md 2.4 -- a different machine)"]
+    lines += ["", "ratios (ours: this machine; paper: A800 -- a different machine)"]
     for family, ratios in bench["speedup"].items():
         ref = PAPER_REFERENCE.get(family, {})
         for key, value in ratios.items():

@@ -4,7 +4,7 @@ Conventions: a chunk is (H, A) actions; row i is meant for the i-th control tick
 (row 0 = the tick at which the observation was read). A chunk that becomes available `delay_s` seconds
 after its observation is therefore `d = ceil(delay_s / dt_s)` ticks late, and its first `d` rows are
 stale: the robot has already been commanded for those ticks (from the previous chunk, or held). With
-`skip_stale=True` those rows are dropped (DEPLOY.md section 5.3 option (b); LeRobot's RTC `merge`).
+`skip_stale=True` those rows are dropped (as LeRobot's RTC `merge`).
 
 Merging *replaces* the pending actions with the new chunk's fresh rows. With `crossfade_steps = n > 0`
 the first n new rows are blended with what the old queue would have done on those ticks:

@@ -2,8 +2,8 @@
 
 All times are in seconds on a monotonic time base whose origin is arbitrary. The loop only ever asks
 for `now()` and sleeps until an *absolute* deadline with `sleep_until(deadline)`; it never sleeps for a
-relative duration, so per-tick sleep overshoot does not accumulate into drift (DEPLOY.md section 6.2:
-LeRobot's relative `sleep(period - elapsed)` loses 0.8 % of the rate at 50 Hz, absolute deadlines do not).
+relative duration, so per-tick sleep overshoot does not accumulate into drift
+(LeRobot's relative `sleep(period - elapsed)` loses 0.8 % of the rate at 50 Hz, absolute deadlines do not).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class MonotonicClock:
 
     `sleep_until` calls `time.sleep` for the bulk of the wait and, when `spin_s > 0`, busy-waits the
     last `spin_s` seconds. Busy-waiting cuts the median wake-up error from ~0.1 ms to ~µs but costs CPU
-    and is pre-empted on loaded hosts (DEPLOY.md section 6.2), so it is off by default.
+    and is pre-empted on loaded hosts, so it is off by default.
     """
 
     def __init__(self, spin_s: float = 0.0) -> None:
@@ -89,7 +89,7 @@ _PR_GET_TIMERSLACK = 30
 def realtime_scheduling(priority: int | None = 50, timer_slack_ns: int | None = 1) -> Iterator[list[str]]:
     """Run the calling thread under SCHED_FIFO `priority` with a `timer_slack_ns` timer slack (Linux).
 
-    Both cut wake-up tails from scheduler pre-emption on busy hosts (DEPLOY.md section 6.1). They need
+    Both cut wake-up tails from scheduler pre-emption on busy hosts. They need
     CAP_SYS_NICE / root; without it the loop runs as before and the yielded list says what failed.
     Only the calling thread is changed (threads started earlier keep their policy) and everything is
     restored on exit. Yields notes such as ["SCHED_FIFO 50", "timer slack 1 ns"].

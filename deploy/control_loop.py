@@ -12,7 +12,7 @@ One tick (period dt = 1 / hz seconds), on an absolute deadline grid t0 + k * dt:
     4. send the command; stop on success / episode end / fault when configured;
     5. advance the deadline. If the tick ran past the next deadline it counts one overrun and the
        deadlines it missed are skipped, never burst: the loop resumes on the original grid
-       (ros2_control style, DEPLOY.md section 5.4).
+       (ros2_control style).
 
 Fault handling: after `max_consecutive_errors` failed inference calls (exceptions, NaN or wrong-shape
 chunks) the loop stops requesting inference, drops the queue and forces the watchdog: no motion for

@@ -1,7 +1,7 @@
 """snapflow-export: a *_snapflow checkpoint -> model.onnx (+ .data), contract.json, parity.json.
 
 Export uses torch's dynamo exporter at opset 20 with a batch-2 example and a symbolic batch axis (a batch-1
-example silently fixes the batch at 1, DEPLOY.md 1.1), asserts the axis is symbolic and that no float64
+example silently fixes the batch at 1), asserts the axis is symbolic and that no float64
 is left in the graph (TensorRT has none), then checks ONNX Runtime against torch on several inputs and batch
 sizes and fails loudly above PARITY_ATOL. Optional dynamic int8 quantisation gets its own parity report.
 """
@@ -22,9 +22,9 @@ from snapflow.deploy.graph import InferenceGraph
 logger = logging.getLogger(__name__)
 
 # fp32 ORT vs eager torch differ by float reassociation only: ~1e-6 on the tiny models, up to ~2e-4 reported on
-# real checkpoints (DEPLOY.md 0.2). 1e-3 on normalised actions (O(1)) is far below any behavioural effect.
+# real checkpoints. 1e-3 on normalised actions (O(1)) is far below any behavioural effect.
 PARITY_ATOL = 1e-3
-# Dynamic int8 is an approximation: DEPLOY.md measured ~0.8 % relative L2 on a toy expert; it is judged by
+# Dynamic int8 is an approximation: it is judged by
 # task success, so its parity is reported against this looser bound and does not fail the export.
 INT8_ATOL = 0.1
 PARITY_BATCHES = (1, 3)
@@ -48,7 +48,7 @@ class Parity:
 
 
 def ort_session(path: str | Path, threads: int = 1) -> "object":
-    """An ONNX Runtime CPU session with explicit threads and no spinning (DEPLOY.md section 3)."""
+    """An ONNX Runtime CPU session with explicit threads and no spinning."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()

@@ -79,9 +79,7 @@ class OrtRuntime:
         self.contract: Contract = load_contract(self.dir)
         self.session = session or ort_session(self.dir / self.contract.onnx_file, threads)
         provider = self.session.get_providers()[0]
-        if (
-            provider != "CPUExecutionProvider"
-        ):  # a GPU-less host may claim CUDA yet run on CPU (DEPLOY.md 0.7)
+        if provider != "CPUExecutionProvider":  # a GPU-less host may claim CUDA yet run on CPU
             raise RuntimeError(f"expected the CPU execution provider, the live session uses {provider}")
         self.pre, self.post = load_processors(self.dir)
         self.rng = np.random.default_rng(seed)

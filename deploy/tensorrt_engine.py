@@ -1,7 +1,7 @@
 """TensorRT engines from an exported ONNX graph, and a ChunkRuntime that runs them.
 
 Imported lazily (``import snapflow...`` never imports tensorrt). Strongly typed networks: TensorRT 11 has
-only those, TensorRT 10 needs the STRONGLY_TYPED flag (DEPLOY.md 4.2); precision therefore comes from the
+only those, TensorRT 10 needs the STRONGLY_TYPED flag; precision therefore comes from the
 ONNX graph itself (fp32 here). Engines are cached by (TensorRT version, GPU name, input shapes) and only
 ever loaded from the cache this code wrote.
 """
@@ -26,7 +26,7 @@ class TensorRTUnavailable(RuntimeError):
 
 
 def trt_usable() -> tuple[bool, str]:
-    """(usable, reason): probes a real trt.Builder, which fails without a driver (DEPLOY.md 4.4)."""
+    """(usable, reason): probes a real trt.Builder, which fails without a driver."""
     try:
         import tensorrt as trt
     except ImportError as e:

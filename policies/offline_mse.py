@@ -3,8 +3,8 @@
 For frames of the chosen episodes (every ``stride``-th frame), the policy predicts a full action chunk
 (H, A) from the recorded observation and instruction; the error is the squared difference to the recorded
 actions a[t : t+H] in the dataset's own (unnormalised) units, averaged over action dims and over the valid
-(not past-the-end, ``action_is_pad``) steps of the chunk, then over frames. This is METHOD.md Table 2's
-metric; it is only a proxy (METHOD.md 5: naive 1-step can have lower MSE and lower closed-loop success).
+(not past-the-end, ``action_is_pad``) steps of the chunk, then over frames. This is the SnapFlow paper's Table 2
+metric; it is only a proxy (naive 1-step can have lower MSE and lower closed-loop success).
 Use demos the policy never trained on, e.g. a dataset collected with another seed.
 """
 

@@ -3,7 +3,7 @@
 These are the real LeRobot architectures at small width, built without the Hub:
 * SmolVLA reads its VLM config, tokenizer and processor from ``vlm_model_name``; we write a local
   "model id" directory holding a 4-layer, width-64 SmolVLM config, a WordLevel tokenizer with SmolVLM's
-  special tokens, and a SmolVLM processor (LEROBOT.md 3.3).
+  special tokens, and a SmolVLM processor.
 * PI0 / PI05 use the tiny gemma variants of ``snapflow.policies.tiny_paligemma`` and a local WordLevel
   tokenizer standing in for the gated PaliGemma one.
 They are the test fixtures and the basis of the embedded default model.

@@ -1,7 +1,7 @@
 """Build `lerobot-train` argument lists and run LeRobot's own training loop (optionally under accelerate).
 
 Used by `snapflow-train` and `snapflow-distill`; nothing here trains by itself. LeRobot facts relied on
-(LEROBOT.md 1.3, 7): a plugin student is started with ``--policy.type=<family>_snapflow
+(lerobot/scripts/lerobot_train.py): a plugin student is started with ``--policy.type=<family>_snapflow
 --policy.pretrained_path=<teacher>``, which loads *weights only*, so the teacher's architecture fields
 must be passed again (`architecture_flags`); resume is ``--resume=true --config_path=<ckpt>/train_config.json``
 and restores weights, optimizer, scheduler, RNG and the sampler position; the cosine schedule auto-scales

@@ -1,7 +1,7 @@
 """`snapflow-policy-server`: LeRobot's async gRPC policy server, accepting the SnapFlow policy types.
 
 LeRobot 0.6.1's server checks a hard-coded SUPPORTED_POLICIES list and does not load third-party plugins
-(LEROBOT.md 6.3), so this launcher imports the plugin, appends our types to that list and then runs the
+(lerobot/async_inference/constants.py), so this launcher imports the plugin, appends our types to that list and then runs the
 upstream server with the same command-line flags, e.g.
     snapflow-policy-server --host=127.0.0.1 --port=8080 --fps=20
 """

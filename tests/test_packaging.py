@@ -1,4 +1,4 @@
-"""Packaging and layering rules (DESIGN.md section 1, STYLE.md section 3.1)."""
+"""Packaging and layering rules."""
 
 import ast
 import importlib.metadata

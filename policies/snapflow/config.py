@@ -9,7 +9,7 @@ MULTISTEP_MODES = ("target_time", "euler")
 
 @dataclass
 class SnapFlowConfig:
-    """Hyper-parameters of SnapFlow self-distillation (METHOD.md section 1.3; defaults = the paper's).
+    """Hyper-parameters of SnapFlow self-distillation (defaults = the SnapFlow paper's recipe).
 
     Every field is overridable from LeRobot's CLI as ``--policy.snapflow.<field>=...``.
     """

@@ -1,4 +1,4 @@
-"""The SnapFlow objective: flow matching mixed with a two-step-Euler consistency target (METHOD.md 1.3).
+"""The SnapFlow objective: flow matching mixed with a two-step-Euler consistency target (SnapFlow paper, arXiv 2604.05656).
 
 Backbone-agnostic: the network is reached only through a ``RowVelocityFn``
 ``(x_t (N,H,A), t (N,), s (N,), rows (N,) long) -> F(x_t, t, s | c_rows)``, where ``rows`` index the batch

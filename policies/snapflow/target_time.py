@@ -1,4 +1,4 @@
-"""The zero-initialised target-time embedding phi(s) of SnapFlow (METHOD.md section 1.4).
+"""The zero-initialised target-time embedding phi(s) of SnapFlow (SnapFlow paper, arXiv 2604.05656).
 
 phi(s) = Linear2(SiLU(Linear1(sinusoid(s)))), with only Linear2 (weight and bias) zero-initialised, so the
 student is numerically the teacher at step 0 while Linear1 still receives gradients through Linear2 once it

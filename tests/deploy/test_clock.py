@@ -8,7 +8,7 @@ import pytest
 from snapflow.deploy.clock import Clock, MonotonicClock, SimulatedClock, realtime_scheduling
 
 # A real sleep may overshoot by scheduler latency; 50 ms covers a loaded 2-core CI box
-# (DEPLOY.md section 6.1 measured p99 overshoot ~3 ms under load) while still catching a clock
+# (p99 sleep overshoot of ~3 ms was measured under load on this CPU) while still catching a clock
 # that ignores the deadline (which would return ~20 ms early or sleep a relative duration twice).
 SLEEP_OVERSHOOT_TOL_S = 0.05
 

@@ -22,7 +22,7 @@ from .helpers import FAMILIES, raw_batch, tiny_student
 
 UPSTREAM = {"smolvla": SmolVLAPolicy, "pi0": PI0Policy, "pi05": PI05Policy}
 # A KV-cached denoise step and a joint uncached pass are the same maths in a different order of float32
-# operations; LEROBOT.md measured up to 2.4e-7 on tiny SmolVLA. 1e-5 leaves room without hiding a bug
+# operations; up to 2.4e-7 was measured on tiny SmolVLA. 1e-5 leaves room without hiding a bug
 # (a wrong time or mask changes outputs at the 1e-2 level).
 CACHE_VS_JOINT_ATOL = 1e-5
 
