@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 from lerobot.motors.motors_bus import Motor, MotorCalibration, MotorNormMode
-from lerobot.robots import Robot, RobotConfig
+from lerobot.robots import RobotConfig
 
 from snapflow.deploy.clock import SimulatedClock
 from snapflow.deploy.control_loop import ControlLoopConfig, run_control_loop
@@ -20,6 +20,7 @@ from snapflow.deploy.faults import FAULTS, FaultInjectingRuntime
 from snapflow.deploy.robots import LeRobotRobot, SimRobot
 from snapflow.deploy.runtime_base import ChunkResult
 from snapflow.deploy.safety import SafetyConfig
+from tests.deploy.test_robots import TwoJointRobot
 
 JOINTS = ("j1", "j2", "j3", "j4", "j5", "j6")
 MAX_REL = 2.5  # robot units per tick: the arm's max_relative_target
@@ -51,7 +52,7 @@ class FarArmConfig(RobotConfig):
     max_relative_target: float | None = MAX_REL
 
 
-class FarArm(Robot):
+class FarArm(TwoJointRobot):  # connect / calibrate / disconnect of the test robot; its own joints and bus
     """A position-controlled arm that moves at most 1.5 units per tick toward its target (tracking lag)."""
 
     config_class = FarArmConfig
@@ -69,23 +70,6 @@ class FarArm(Robot):
     def action_features(self) -> dict:
         return {f"{m}.pos": float for m in self.bus.motors}
 
-    @property
-    def is_connected(self) -> bool:
-        return self.connected
-
-    def connect(self, calibrate: bool = True) -> None:
-        self.connected = True
-
-    @property
-    def is_calibrated(self) -> bool:
-        return True
-
-    def calibrate(self) -> None:
-        pass
-
-    def configure(self) -> None:
-        pass
-
     def get_observation(self) -> dict:
         return {
             **{f"{m}.pos": v for m, v in self.bus.position.items()},
@@ -98,9 +82,6 @@ class FarArm(Robot):
             pos = self.bus.position[m]
             self.bus.position[m] = pos + float(np.clip(target - pos, -1.5, 1.5))
         return action
-
-    def disconnect(self) -> None:
-        self.connected = False
 
 
 class CheckedArm(LeRobotRobot):

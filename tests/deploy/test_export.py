@@ -19,6 +19,17 @@ from tests.policies.helpers import FAMILIES, TASK, image_size, raw_batch, tiny_s
 POLICY_ATOL = PARITY_ATOL
 
 
+def _raw_observation(family: str) -> dict:
+    """A raw sim observation (the env's keys, uint8 frames) of the family's image size."""
+    size = image_size(family)
+    frame = np.zeros((size, size, 3), np.uint8)
+    return {
+        "pixels": {"image": frame, "image2": frame.copy()},
+        "agent_pos": np.zeros(8, np.float32),
+        "task": TASK,
+    }
+
+
 def _observation(family: str) -> dict:
     size = image_size(family)
     return {
@@ -96,15 +107,7 @@ def test_onnx_policy_matches_the_torch_policy(exported):
 
 def test_runtimes_turn_raw_observations_into_unnormalised_chunks(exported):
     family, ckpt, out, _, _ = exported
-    size = image_size(family)
-    raw = {
-        "pixels": {
-            "image": np.zeros((size, size, 3), np.uint8),
-            "image2": np.zeros((size, size, 3), np.uint8),
-        },
-        "agent_pos": np.zeros(8, np.float32),
-        "task": TASK,
-    }
+    raw = _raw_observation(family)
     for runtime in (load_runtime(out), load_runtime(ckpt)):
         result = runtime.predict_chunk(raw)
         assert result.actions.shape == (10, 7) and np.isfinite(result.actions).all()
@@ -142,35 +145,32 @@ def test_tensorrt_engine_matches_onnx_runtime(exported):
     from snapflow.deploy.tensorrt_engine import TrtRuntime
 
     family, _, out, _, _ = exported
-    size = image_size(family)
-    raw = {
-        "pixels": {
-            "image": np.zeros((size, size, 3), np.uint8),
-            "image2": np.zeros((size, size, 3), np.uint8),
-        },
-        "agent_pos": np.zeros(8, np.float32),
-        "task": TASK,
-    }
+    raw = _raw_observation(family)
     result = TrtRuntime(out).predict_chunk(raw)
     assert result.actions.shape == (10, 7) and np.isfinite(result.actions).all()
 
 
-def test_snapflow_run_drives_the_sim_from_an_export(exported, tmp_path):
-    """A short real-time run of the CLI on the exported graph (loose checks: real clock, shared CPU)."""
+def _snapflow_run(export: object, *args: str) -> object:
+    """`snapflow-run` on the sim (spatial/0) as a subprocess; returns the CompletedProcess."""
     import subprocess
     import sys
     from pathlib import Path
 
-    _, _, out, _, _ = exported
     cmd = [
         str(Path(sys.executable).parent / "snapflow-run"),
-        f"policy={out}",
+        f"policy={export}",
         "robot=sim",
         "task=spatial/0",
-        "seconds=2",
-        f"out={tmp_path}",
-    ]  # resolution: read from the export (config.json)
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        *args,
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
+def test_snapflow_run_drives_the_sim_from_an_export(exported, tmp_path):
+    """A short real-time run of the CLI on the exported graph (loose checks: real clock, shared CPU)."""
+
+    _, _, out, _, _ = exported
+    proc = _snapflow_run(out, "seconds=2", f"out={tmp_path}")  # resolution: read from the export
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = json.loads((tmp_path / "run.json").read_text())
     for key in (
@@ -207,41 +207,19 @@ def test_snapflow_run_drives_the_sim_from_an_export(exported, tmp_path):
 )
 def test_snapflow_run_refuses_bad_settings_by_name(exported, tmp_path, args, code, message):
     """Refused settings end in one line naming the field (exit 2); a faulted run exits 1 with its reason."""
-    import subprocess
-    import sys
-    from pathlib import Path
 
     _, _, out, _, _ = exported
-    cmd = [
-        str(Path(sys.executable).parent / "snapflow-run"),
-        f"policy={out}",
-        "robot=sim",
-        "task=spatial/0",
-        "seconds=1",
-        f"out={tmp_path / 'run'}",
-        *args,
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    proc = _snapflow_run(out, "seconds=1", f"out={tmp_path / 'run'}", *args)
     assert proc.returncode == code, proc.stderr[-3000:]
     assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-3000:]
 
 
 @pytest.mark.parametrize("exported", ["smolvla"], indirect=True)
 def test_snapflow_run_keeps_earlier_results(exported, tmp_path):
-    import subprocess
-    import sys
-    from pathlib import Path
 
     _, _, out, _, _ = exported
     (tmp_path / "run.json").write_text("{}")
-    cmd = [
-        str(Path(sys.executable).parent / "snapflow-run"),
-        f"policy={out}",
-        "robot=sim",
-        "seconds=1",
-        f"out={tmp_path}",
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    proc = _snapflow_run(out, "seconds=1", f"out={tmp_path}")
     assert proc.returncode == 2 and "overwrite=true" in proc.stderr
     assert (tmp_path / "run.json").read_text() == "{}"
 
