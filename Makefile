@@ -41,10 +41,10 @@ demo: install
 
 # Reproduces the embedded default teacher (policies/assets/mini_libero_smolvla_teacher/README.md): 1600
 # demos, 40 per task of all four suites on the libero layout (~18 min on 2 cores), then lerobot-train on 2 CPU
-# cores (12000 steps, ~65 min idle). Re-running continues an interrupted run (resume=true). It overwrites
+# cores (10000 steps, ~55 min idle). Re-running continues an interrupted run (resume=true). It overwrites
 # policies/assets/mini_libero_smolvla_teacher/.
 TEACHER_RUN ?= outputs/teacher_run
-TEACHER_STEPS ?= 12000
+TEACHER_STEPS ?= 10000
 teacher: install
 	[ -d $(TEACHER_RUN)/data ] || $(VENV)/bin/snapflow-collect suite=all episodes_per_task=40 \
 		resolution=64 workers=2 seed=0 out=$(TEACHER_RUN)/data

@@ -4,8 +4,9 @@ A task's plan is a tuple of primitives (`PickPlace`, `OpenDrawer`, `CloseDrawer`
 expands into waypoints for the end effector (a goal position computed from the live simulator state, a
 gripper command and a tolerance). The expert drives a clipped P-controller towards the current waypoint
 while holding the gripper straight down, and moves on when the waypoint is reached or times out.
-Optional Gaussian action noise (DART-style) diversifies demonstrations; failed demos are filtered by the
-task's success predicate in `record.py`, not here.
+Optional Gaussian action noise diversifies demonstrations the DART way: the noisy action is executed, the
+clean one is the label (`ScriptedExpert.label`), so a policy learns the expert, not the noise. Failed demos
+are filtered by the task's success predicate in `record.py`, not here.
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ class ScriptedExpert:
         self._index, self._count, self._entered = 0, 0, False
         self._grasp_offset = np.zeros(3)
         self._anchor = np.zeros(3)
+        self.label = np.zeros(7, dtype=np.float32)
 
     @property
     def done(self) -> bool:
@@ -117,9 +119,15 @@ class ScriptedExpert:
         return self.data.body(name).xpos.copy()
 
     def act(self) -> np.ndarray:
-        """The next action, float32 (7,) in [-1, 1]; a hold-still open-hand action once `done`."""
+        """The next action to execute, float32 (7,) in [-1, 1]; a hold-still open-hand action once `done`.
+
+        With `noise_std > 0` the returned action is perturbed; the expert's own (clean) action of the same step
+        is kept in `label`. DART (Laskey et al., 2017) executes the perturbed action, so that the demos visit
+        the states a learner drifts into, and records the clean one as the training label.
+        """
         if self.done:
-            return np.array([0, 0, 0, 0, 0, 0, -1], dtype=np.float32)
+            self.label = np.array([0, 0, 0, 0, 0, 0, -1], dtype=np.float32)
+            return self.label.copy()
         wp = self._waypoints[self._index]
         if not self._entered:
             self._entered = True
@@ -133,6 +141,7 @@ class ScriptedExpert:
         action[:3] = np.clip(POS_GAIN * err / POS_SCALE, -wp.speed, wp.speed)
         action[3:6] = np.clip(quat_error(DOWN_QUAT, quat) / ROT_SCALE, -ROT_SPEED, ROT_SPEED)
         action[6] = wp.grip
+        self.label = np.clip(action, -1.0, 1.0).astype(np.float32)
         if self.noise_std > 0:
             action[:6] += self.rng.normal(0.0, self.noise_std, 6)
         self._count += 1
@@ -284,7 +293,8 @@ def run_expert(
     Args:
         env: a reset `MiniLiberoEnv` (the unwrapped env).
         noise_std, rng: action noise for diversity (see `ScriptedExpert`).
-        on_step: called with (observation, action) before each step, e.g. to record a frame.
+        on_step: called with (observation, label) before each step, e.g. to record a frame; the label is the
+            expert's clean action (`ScriptedExpert.label`), the executed one carries the noise.
         obs: the observation returned by the reset (passed to `on_step` for the first frame).
 
     Returns:
@@ -295,7 +305,7 @@ def run_expert(
     for step in range(env._max_episode_steps):
         action = expert.act()
         if on_step is not None:
-            on_step(obs, action)
+            on_step(obs, expert.label)
         obs, _, terminated, truncated, info = env.step(action)
         if terminated:
             return True, step + 1

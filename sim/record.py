@@ -28,7 +28,7 @@ from snapflow.sim.tasks import SUITE_NAMES, SUITES, canonical_suite
 
 DEMO_SEED_BASE = 100_000
 MAX_ATTEMPTS = 20  # retries per demo before giving up (experts succeed >= 95 %, so 20 never runs out)
-DEFAULT_NOISE_STD = 0.05  # normalised action units; diversifies demos, experts still succeed
+DEFAULT_NOISE_STD = 0.05  # normalised action units, executed only (labels are clean); experts still succeed
 
 
 def dataset_features(resolution: int, video: bool, object_state: bool = False) -> dict:

@@ -37,6 +37,31 @@ def test_expert_with_noise_on_held_out_seed() -> None:
     assert ok
 
 
+def test_noise_is_executed_but_labels_are_clean() -> None:
+    """DART: the recorded label is the expert's clean action, the executed one is perturbed."""
+    import numpy as np
+
+    env = MiniLiberoEnv("goal", 0, render=False)
+    env.reset(options={"init_state": 0})
+    executed, labels = [], []
+    env_step = env.step
+
+    def step(action):
+        executed.append(np.asarray(action).copy())
+        return env_step(action)
+
+    env.step = step  # a test-local spy on this env instance, not a change to the env class
+    run_expert(env, noise_std=0.05, rng=np.random.default_rng(0), on_step=lambda _o, a: labels.append(a.copy()))
+    executed_arr, labels_arr = np.stack(executed), np.stack(labels)
+    assert executed_arr.shape == labels_arr.shape
+    # The difference is exactly the noise stream the expert drew (same generator, one (6,) draw per step).
+    replay = np.random.default_rng(0)
+    noise = np.stack([replay.normal(0.0, 0.05, 6) for _ in range(len(labels_arr))])
+    np.testing.assert_allclose(executed_arr[:, :6], np.clip(labels_arr[:, :6] + noise, -1, 1), atol=1e-6)
+    assert np.abs(noise).mean() > 0.02  # so the check above is not trivially satisfied
+    np.testing.assert_array_equal(executed_arr[:, 6], labels_arr[:, 6])  # the gripper carries no noise
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("suite", SUITE_NAMES)
 def test_expert_sweep_frozen_states(suite: str) -> None:
