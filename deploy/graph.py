@@ -18,7 +18,7 @@ import torch
 from lerobot.utils.constants import OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS, OBS_STATE
 from torch import Tensor, nn
 
-from snapflow.policies.flow import SAMPLERS
+from snapflow.policies.snapflow.flow import SAMPLERS
 
 SNAPFLOW_TYPES = ("smolvla_snapflow", "pi0_snapflow", "pi05_snapflow")
 

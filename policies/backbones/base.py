@@ -1,12 +1,16 @@
 """What the SnapFlow plugin needs from an upstream flow-matching VLA (one adapter per model family).
 
-An adapter never copies upstream modeling code: it calls the upstream ``embed_prefix`` / ``embed_suffix`` and
-the backbone's joint ``forward(..., use_cache=False)``, exactly the pattern of the upstream training
-``forward``, and returns the velocity instead of a loss.
+An adapter builds on the upstream core model's own modules and helpers (``embed_prefix``, the projections and
+time MLPs, the backbone's ``forward``) and mirrors the upstream method it stands in for, named in each
+docstring. The one difference is the time-conditioning path: the suffix embedding takes the flow time ``t``
+*and* the target-time embedding ``time_cond = phi(s)`` as explicit arguments, and adds ``time_cond`` to the
+sinusoid of ``t`` before the time MLP (with ``time_cond = None`` it is the upstream embedding, bit for bit;
+tests pin this). No state is set on upstream modules, so the time MLP can run under upstream gradient
+checkpointing (its recomputation sees the same explicit inputs) and one policy can serve several threads.
 """
 
 from dataclasses import dataclass, fields
-from typing import Protocol
+from typing import Any, Protocol
 
 from torch import Tensor, nn
 
@@ -34,11 +38,8 @@ class Prefix:
 class BackboneAdapter(Protocol):
     """Family-specific glue; ``model`` is the upstream core module (``policy.model``)."""
 
-    # Name of the upstream nn.Linear whose input holds the sinusoidal time embedding.
-    time_layer_name: str
-
-    def time_slice(self, model: nn.Module) -> tuple[int, int]:
-        """(offset, width) of the time embedding within the time layer's input."""
+    def time_width(self, model: nn.Module) -> int:
+        """Width of the sinusoidal time embedding (the width of phi(s))."""
         ...
 
     def sample_args(self, policy: nn.Module, batch: dict[str, Tensor]) -> tuple:
@@ -56,6 +57,21 @@ class BackboneAdapter(Protocol):
         """Embed the prefix from the positional tensors upstream ``sample_actions`` receives."""
         ...
 
-    def velocity(self, model: nn.Module, prefix: Prefix, x_t: Tensor, t: Tensor) -> Tensor:
-        """One joint prefix+suffix pass without KV cache -> velocity (B, chunk, max_action_dim), float32."""
+    def velocity(
+        self, model: nn.Module, prefix: Prefix, x_t: Tensor, t: Tensor, time_cond: Tensor | None
+    ) -> Tensor:
+        """One joint prefix+suffix pass without KV cache -> velocity (B, chunk, max_action_dim), float32.
+
+        x_t (B, H, A_pad); t (B,) or (1,); time_cond (B or 1, time_width) or None."""
+        ...
+
+    def encode_prefix(self, model: nn.Module, prefix: Prefix) -> Any:
+        """The prefix's KV cache (one backbone pass over the prefix only), as upstream ``sample_actions``."""
+        ...
+
+    def velocity_cached(
+        self, model: nn.Module, prefix: Prefix, cache: Any, x_t: Tensor, t: Tensor, time_cond: Tensor | None
+    ) -> Tensor:
+        """One suffix-only pass attending to ``cache`` -> velocity, as upstream ``denoise_step``; the cache
+        is left as it was (reusable for the next step)."""
         ...

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from lerobot.configs.policies import PreTrainedConfig
 from lerobot.policies.pi05.configuration_pi05 import PI05Config
 
-from snapflow.policies.snapflow.config import SnapFlowConfig
+from snapflow.policies.snapflow.config import SnapFlowConfig, validate_student_fields
 from snapflow.policies.tiny_paligemma import validate_variants_with_tiny
 
 PALIGEMMA_TOKENIZER = "google/paligemma-3b-pt-224"
@@ -33,3 +33,4 @@ class PI05SnapFlowConfig(PI05Config):
 
     def __post_init__(self):
         validate_variants_with_tiny(self, super().__post_init__)
+        validate_student_fields(self, "num_inference_steps")

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from lerobot.configs.policies import PreTrainedConfig
 from lerobot.policies.smolvla.configuration_smolvla import SmolVLAConfig
 
-from snapflow.policies.snapflow.config import SnapFlowConfig
+from snapflow.policies.snapflow.config import SnapFlowConfig, validate_student_fields
 
 
 @PreTrainedConfig.register_subclass("smolvla_snapflow")
@@ -22,3 +22,10 @@ class SmolVLASnapFlowConfig(SmolVLAConfig):
     optimizer_lr: float = 2.5e-5
     scheduler_warmup_steps: int = 500
     scheduler_decay_lr: float = 2.5e-7
+    # Upstream SmolVLA has no such switch; here it recomputes each gradient-carrying velocity pass in backward
+    # (torch.utils.checkpoint) instead of storing its activations, as PI0/PI05's flag does inside upstream.
+    gradient_checkpointing: bool = False
+
+    def __post_init__(self):
+        super().__post_init__()
+        validate_student_fields(self, "num_steps")

@@ -2,11 +2,14 @@
 
 from typing import Any, ClassVar
 
+import torch
 from lerobot.configs.policies import PreTrainedConfig
+from lerobot.utils.constants import ACTION
 from torch import Tensor
 
 from snapflow.policies.lerobot_plugin.checkpoint import TARGET_TIME_PREFIX
 from snapflow.policies.lerobot_plugin.student import SnapFlowStudent
+from snapflow.policies.lerobot_plugin.validation import validate_batch
 from snapflow.policies.tiny_paligemma import (
     fix_tiny_projector,
     is_tiny,
@@ -35,3 +38,14 @@ class PaliGemmaStudent(SnapFlowStudent):
         return {
             k if k.startswith(("model.", TARGET_TIME_PREFIX)) else f"model.{k}": v for k, v in fixed.items()
         }
+
+    @torch.no_grad()
+    def predict_action_chunk(
+        self, batch: dict[str, Tensor], noise: Tensor | None = None, **kwargs: Any
+    ) -> Tensor:
+        """Upstream PI0/PI05 ``predict_action_chunk`` (also reached by ``select_action``) with the student's
+        sampler in place of ``model.sample_actions``; (B, chunk, action_dim)."""
+        validate_batch(self.config, batch, needs_action=False)
+        self.eval()
+        actions = self.sample_chunk(self.adapter.sample_args(self, batch), noise, **kwargs)
+        return actions[:, :, : self.config.output_features[ACTION].shape[0]]

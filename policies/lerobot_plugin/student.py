@@ -1,32 +1,38 @@
 """SnapFlowStudent: what the three plugin policies add to their upstream LeRobot policy.
 
 Mixed in before the upstream policy class (``class X(SnapFlowStudent, SmolVLAPolicy)``), it
-  * wraps the upstream time layer in a TimeConditionedLinear and adds the zero-initialised target-time
-    embedding phi(s) (policy-level parameters ``target_time_embedding.*``; the rest of the state dict keeps
-    the upstream names, so a flow-matching teacher checkpoint loads with only phi missing);
-  * trains with the SnapFlow loss in ``forward`` (frozen VLM by default, logs loss_fm / loss_sc / phi_gap);
-  * samples through upstream ``predict_action_chunk`` / ``select_action`` unchanged: only the core model's
-    ``sample_actions`` is replaced, by a dispatcher that runs NFE=1 as one joint prefix+suffix pass with no KV
-    cache, and NFE=K>1 through the upstream cached Euler loop with s set per step. ``snapflow.multistep_mode``
-    picks s: "target_time" (s = next grid time; at NFE=1 the t=1 -> s=0 jump) or "euler" (s = t).
+  * adds the zero-initialised target-time embedding phi(s) (policy-level parameters
+    ``target_time_embedding.*``; the rest of the state dict keeps the upstream names, so a flow-matching
+    teacher checkpoint loads with only phi missing);
+  * computes velocities F(x_t, t, s) through its backbone adapter with t and phi(s) as explicit arguments
+    (no state on modules: gradient checkpointing, ``torch.compile`` and concurrent callers see pure calls);
+  * trains with the SnapFlow loss in ``forward`` (frozen VLM by default, logs loss_fm / loss_sc / phi_gap),
+    the observation prefix encoded once per step for the two stop-gradient target passes;
+  * samples in ``predict_action_chunk`` / ``select_action`` with its own sampler: NFE=1 is one joint
+    prefix+suffix pass, NFE=K>1 a prefix KV cache and K suffix passes; both run through LeRobot's
+    ``euler_integrate``, so Real-Time Chunking (``rtc_config``) guides them as it guides the upstream loop.
+    ``snapflow.multistep_mode`` picks s: "target_time" (s = next grid time; at NFE=1 the t=1 -> s=0 jump)
+    or "euler" (s = t).
 """
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from lerobot.configs.policies import PreTrainedConfig
+from lerobot.policies.common.flow_matching import euler_integrate
 from lerobot.utils.constants import OBS_LANGUAGE_TOKENS
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 
 from snapflow.policies.backbones.base import BackboneAdapter, Prefix
-from snapflow.policies.flow import sample_euler, sample_one_step
 from snapflow.policies.lerobot_plugin.checkpoint import check_checkpoint_type, load_weights
 from snapflow.policies.lerobot_plugin.validation import validate_batch
+from snapflow.policies.snapflow.flow import target_time
 from snapflow.policies.snapflow.loss import snapflow_loss
 from snapflow.policies.snapflow.target_time import TargetTimeEmbedding
-from snapflow.policies.time_conditioning import TimeConditionedLinear, time_conditioning
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +45,9 @@ class SnapFlowStudent:
     adapter: ClassVar[BackboneAdapter]
     steps_field: ClassVar[str]  # upstream config field holding the number of denoising steps
     teacher_type: ClassVar[str]  # the upstream flow-matching type this student distils
+    # Whether the student checkpoints whole velocity passes itself (families whose upstream model has no
+    # gradient checkpointing of its own; PI0/PI05 checkpoint inside their backbone).
+    checkpoint_velocity: ClassVar[bool] = False
 
     def __init__(self, config: PreTrainedConfig, **kwargs: Any):
         super().__init__(config, **kwargs)
@@ -64,73 +73,74 @@ class SnapFlowStudent:
         return policy
 
     def _install_snapflow(self) -> None:
-        model = self.model
-        offset, width = self.adapter.time_slice(model)
-        layer = getattr(model, self.adapter.time_layer_name)
-        setattr(model, self.adapter.time_layer_name, TimeConditionedLinear.wrap(layer, offset, width))
+        width = self.adapter.time_width(self.model)
         self.target_time_embedding = TargetTimeEmbedding(
             width,
             self.config.snapflow.target_time_hidden_dim,
             min_period=self.config.min_period,
             max_period=self.config.max_period,
-        ).to(device=layer.weight.device)
-        self._upstream_sample_actions = model.sample_actions
-        model.sample_actions = self._sample_actions  # instance attribute shadows the upstream method
-
-    @property
-    def _time_layer(self) -> TimeConditionedLinear:
-        return getattr(self.model, self.adapter.time_layer_name)
+        ).to(device=self.model.action_in_proj.weight.device)
 
     # ----------------------------------------------------------------------------------------- velocity
     def velocity(self, prefix: Prefix, x_t: Tensor, t: Tensor, s: Tensor) -> Tensor:
-        """F(x_t, t, s | prefix): one joint pass with phi(s) added to the time embedding."""
-        with time_conditioning(self._time_layer, self.target_time_embedding(s)):
-            return self.adapter.velocity(self.model, prefix, x_t, t)
+        """F(x_t, t, s | prefix): one joint prefix+suffix pass, phi(s) added to the time embedding.
+
+        x_t (B, H, A_pad); t, s (B,) or (1,) in [0, 1] -> (B, H, A_pad) float32. Under
+        ``checkpoint_velocity`` with ``config.gradient_checkpointing`` in training, the pass is recomputed in
+        backward instead of storing its activations (its inputs are all explicit, so the recomputation is
+        the same pass)."""
+        time_cond = self.target_time_embedding(s)
+        if (
+            self.checkpoint_velocity
+            and self.training
+            and getattr(self.config, "gradient_checkpointing", False)
+        ):
+            return checkpoint(
+                self.adapter.velocity, self.model, prefix, x_t, t, time_cond, use_reentrant=False
+            )
+        return self.adapter.velocity(self.model, prefix, x_t, t, time_cond)
+
+    def cached_velocity(self, prefix: Prefix) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
+        """(x_t, t, s) -> F(x_t, t, s | prefix) on a KV cache of the prefix, encoded once here."""
+        cache = self.adapter.encode_prefix(self.model, prefix)
+
+        def velocity(x_t: Tensor, t: Tensor, s: Tensor) -> Tensor:
+            time_cond = self.target_time_embedding(s)
+            return self.adapter.velocity_cached(self.model, prefix, cache, x_t, t, time_cond)
+
+        return velocity
 
     @property
     def nfe(self) -> int:
         return int(getattr(self.config, self.steps_field))
 
     # ----------------------------------------------------------------------------------------- inference
-    def _sample_actions(
-        self, *args: Tensor, noise: Tensor | None = None, num_steps: int | None = None, **kwargs: Any
-    ) -> Tensor:
-        nfe = num_steps or self.nfe
+    def sample_chunk(self, sample_args: tuple, noise: Tensor | None = None, **rtc_kwargs: Any) -> Tensor:
+        """The padded action chunk (B, chunk, max_action_dim) for upstream ``sample_actions`` arguments.
+
+        ``rtc_kwargs`` (``inference_delay``, ``prev_chunk_left_over``, ``execution_horizon``) reach RTC's
+        guidance when ``config.rtc_config`` enables it; at NFE=1 it guides the single jump."""
+        nfe, mode = self.nfe, self.config.snapflow.multistep_mode
+        prefix = self.adapter.prefix_from_sample_args(self.model, *sample_args)
+        if noise is None:
+            shape = (prefix.embs.shape[0], self.config.chunk_size, self.config.max_action_dim)
+            noise = self.model.sample_noise(shape, prefix.embs.device)
+        # NFE=1: a joint pass costs what a prefill plus one suffix pass costs, and needs no cache.
         if nfe == 1:
-            if kwargs.get("inference_delay") is not None:
-                logger.warning("RTC guidance has no effect with one denoising step; it is skipped at NFE=1")
-            prefix = self.adapter.prefix_from_sample_args(self.model, *args)
-            if noise is None:
-                shape = (prefix.embs.shape[0], self.config.chunk_size, self.config.max_action_dim)
-                noise = self.model.sample_noise(shape, prefix.embs.device)
-            # target_time: the jump (t=1 -> s=0); euler: s = t, i.e. naive one-step Euler of a model trained with
-            # plain flow matching only (the alpha=1 control), whose phi never saw s != t.
-            sampler = sample_euler if self.config.snapflow.multistep_mode == "euler" else sample_one_step
-            return sampler(lambda x, t, s: self.velocity(prefix, x, t, s), noise, 1)
-        return self._sample_multistep(args, noise, nfe, kwargs)
-
-    def _sample_multistep(self, args: tuple, noise: Tensor | None, nfe: int, kwargs: dict) -> Tensor:
-        """Upstream cached Euler loop; each denoise_step gets phi(s) with s = t - 1/K (or s = t)."""
-        model = self.model
-        upstream_denoise = model.denoise_step
-        dt = -1.0 / nfe
-        euler = self.config.snapflow.multistep_mode == "euler"
-
-        def denoise_step(**step_kwargs: Any) -> Tensor:
-            t = step_kwargs["timestep"]
-            s = t if euler else (t + dt).clamp_min(0.0)
-            with time_conditioning(self._time_layer, self.target_time_embedding(s)):
-                return upstream_denoise(**step_kwargs)
-
-        model.denoise_step = denoise_step
-        try:
-            if self.steps_field == "num_inference_steps":
-                kwargs["num_steps"] = nfe
-            elif nfe != self.nfe:
-                raise ValueError(f"{type(self).__name__} takes its step count from config.{self.steps_field}")
-            return self._upstream_sample_actions(*args, noise=noise, **kwargs)
-        finally:
-            del model.denoise_step  # back to the class method
+            velocity = lambda x, t, s: self.velocity(prefix, x, t, s)  # noqa: E731
+        else:
+            velocity = self.cached_velocity(prefix)
+        rtc = self.model.rtc_processor
+        return euler_integrate(
+            lambda x, t: velocity(x, t, target_time(t, nfe, mode)),
+            noise,
+            nfe,
+            rtc_processor=rtc,
+            rtc_enabled=rtc is not None and self._rtc_enabled(),
+            inference_delay=rtc_kwargs.get("inference_delay"),
+            prev_chunk_left_over=rtc_kwargs.get("prev_chunk_left_over"),
+            execution_horizon=rtc_kwargs.get("execution_horizon"),
+        )
 
     @torch.no_grad()
     def predict_action_chunk(self, batch: dict[str, Tensor], *args: Any, **kwargs: Any) -> Tensor:
@@ -162,6 +172,8 @@ class SnapFlowStudent:
         loss, metrics = snapflow_loss(
             lambda x, t, s, rows: self.velocity(prefix.select(rows), x, t, s),
             actions,
+            # The two stop-gradient target passes share one KV cache of their rows' prefix.
+            target_passes=lambda rows: self.cached_velocity(prefix.select(rows)),
             sample_time=lambda n: self.model.sample_time(n, actions.device),
             cfg=self.config.snapflow,
             action_dim=self.config.output_features["action"].shape[0],

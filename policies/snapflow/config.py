@@ -45,3 +45,22 @@ class SnapFlowConfig:
             )
         if self.target_time_hidden_dim < 0:
             raise ValueError("snapflow.target_time_hidden_dim must be >= 0")
+
+
+def validate_student_fields(cfg: object, steps_field: str) -> None:
+    """Checks a ``*_snapflow`` config at construction (so a CLI fails before any env or dataset is built).
+
+    Raises ValueError naming the field: the NFE (``steps_field``) must be an integer >= 1; ``compile_model``
+    is refused because upstream compiles its own ``sample_actions``/``forward``, which the student does not
+    run (it samples and trains through its own explicit-time path; the exported ONNX/TensorRT graph is the
+    fast path).
+    """
+    nfe = getattr(cfg, steps_field)
+    if isinstance(nfe, bool) or not isinstance(nfe, int) or nfe < 1:
+        raise ValueError(f"policy.{steps_field} (the NFE) must be an integer >= 1, got {nfe!r}")
+    if getattr(cfg, "compile_model", False):
+        raise ValueError(
+            "policy.compile_model=true is not supported by *_snapflow policies: upstream compiles its own "
+            "sample_actions/forward, which the student does not use; export the student with snapflow-export "
+            "(ONNX Runtime / TensorRT) for fast inference"
+        )

@@ -12,7 +12,9 @@ Per step, with B_fm + B_sc = B:
                            L_sc = |F(x_1, 1, s=0) - (v_1 + v_half)/2|^2
   L = alpha * L_fm + (1 - alpha) * lambda * L_sc
 The two gradient-carrying evaluations run as one batched pass over all B rows (static shapes), the two
-target evaluations as B_sc-row passes under torch.no_grad: 1 + 2*B_sc/B expert passes per sample.
+target evaluations as B_sc-row passes under torch.no_grad: 1 + 2*B_sc/B expert passes per sample. A caller
+whose network can encode the observation once (a KV cache of the prefix) passes ``target_passes``: the
+two target passes then reuse that encoding instead of recomputing it.
 """
 
 from collections.abc import Callable
@@ -20,10 +22,12 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from snapflow.policies.flow import interpolate, target_velocity
 from snapflow.policies.snapflow.config import SnapFlowConfig
+from snapflow.policies.snapflow.flow import VelocityFn, interpolate, target_velocity
 
 RowVelocityFn = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
+# sc_rows (N,) -> a VelocityFn (x_t, t, s) -> F(x_t, t, s | c_sc_rows), called only under torch.no_grad.
+TargetVelocityFactory = Callable[[Tensor], VelocityFn]
 
 
 def split_rows(batch_size: int, cfg: SnapFlowConfig, device: torch.device) -> tuple[Tensor, Tensor]:
@@ -40,16 +44,17 @@ def split_rows(batch_size: int, cfg: SnapFlowConfig, device: torch.device) -> tu
     return perm[:n_fm], perm[n_fm:]
 
 
-def consistency_target(velocity: RowVelocityFn, x_1: Tensor, rows: Tensor, target_clamp: float) -> Tensor:
-    """Two-step Euler (trapezoid) average velocity from t=1 to 0, built from the model's own predictions."""
+def consistency_target(velocity: VelocityFn, x_1: Tensor, target_clamp: float) -> Tensor:
+    """Two-step Euler (trapezoid) average velocity from t=1 to 0, built from the model's own predictions:
+    v_1 = F(x_1, 1, 1), x_half = x_1 - v_1 / 2, v_half = F(x_half, 1/2, 1/2), target (v_1 + v_half) / 2."""
     ones = torch.ones(x_1.shape[0], device=x_1.device)
     with torch.no_grad():
-        v_1 = velocity(x_1, ones, ones, rows)
+        v_1 = velocity(x_1, ones, ones)
         if target_clamp > 0:
             v_1 = v_1.clamp(-target_clamp, target_clamp)
         x_half = x_1 - 0.5 * v_1
         half = 0.5 * ones
-        v_half = velocity(x_half, half, half, rows)
+        v_half = velocity(x_half, half, half)
         if target_clamp > 0:
             v_half = v_half.clamp(-target_clamp, target_clamp)
     return (0.5 * (v_1 + v_half)).detach()
@@ -64,6 +69,7 @@ def snapflow_loss(
     action_dim: int,
     valid: Tensor | None = None,
     reduction: str = "mean",
+    target_passes: TargetVelocityFactory | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """SnapFlow loss on a batch of (normalised, padded) action chunks.
 
@@ -76,6 +82,8 @@ def snapflow_loss(
         valid: optional (B, H) bool mask of in-episode steps (``~action_is_pad``); honoured in the FM branch
             exactly as SmolVLA does. The consistency branch never uses dataset actions, so it is unmasked.
         reduction: "mean" (scalar) or "none" (per-sample (B,), weighted so that its mean is the scalar loss).
+        target_passes: optional factory for the stop-gradient target passes (see the module docstring);
+            by default they call ``velocity`` with the SC rows.
 
     Returns:
         (loss, metrics) with Python-float metrics: loss, loss_fm, loss_sc, fm_fraction, sc_target_abs.
@@ -95,7 +103,12 @@ def snapflow_loss(
 
     # SC branch inputs: fresh pure noise at t=1, target from stop-gradient passes of the current weights.
     x_1 = torch.randn((n_sc, *actions.shape[1:]), device=device, dtype=actions.dtype)
-    v_tgt = consistency_target(velocity, x_1, sc_rows, cfg.target_clamp) if n_sc else x_1
+    if target_passes is None:
+        target_fn: VelocityFn = lambda x, t, s: velocity(x, t, s, sc_rows)  # noqa: E731
+    else:
+        with torch.no_grad():
+            target_fn = target_passes(sc_rows) if n_sc else None
+    v_tgt = consistency_target(target_fn, x_1, cfg.target_clamp) if n_sc else x_1
 
     # One gradient pass over all rows: FM rows at (t, s=t), SC rows at (t=1, s=0).
     v = velocity(
@@ -127,10 +140,13 @@ def snapflow_loss(
     }
     if reduction == "mean":
         return loss, metrics
-    # Per-sample losses whose batch mean equals the scalar loss (for LeRobot's RA-BC sample weighting).
+    # Per-sample losses whose batch mean equals the scalar loss, also with unequal padding (for LeRobot's
+    # RA-BC sample weighting).
     per_sample = actions.new_zeros(batch_size)
     if n_fm:
-        per_sample[fm_rows] = w_fm * err_fm.sum(dim=(1, 2)) / count_fm * batch_size / n_fm
+        # Each FM sample's summed error over the branch's pooled count: with unequal padding the per-sample
+        # means would weight short episodes up and no longer average to loss_fm.
+        per_sample[fm_rows] = w_fm * err_fm.sum(dim=(1, 2)) / count_fm.sum().clamp_min(1) * batch_size
     if n_sc:
         per_sample[sc_rows] = w_sc * err_sc.mean(dim=(1, 2)) * batch_size / n_sc
     return per_sample, metrics

@@ -1,10 +1,10 @@
-"""The time convention and the three samplers (policies/flow.py)."""
+"""The time convention and the samplers (policies/snapflow/flow.py)."""
 
 import pytest
 import torch
 from lerobot.policies.common.flow_matching import euler_integrate
 
-from snapflow.policies.flow import (
+from snapflow.policies.snapflow.flow import (
     interpolate,
     sample_euler,
     sample_one_step,

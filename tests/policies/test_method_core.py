@@ -1,4 +1,4 @@
-"""Target-time embedding, time conditioning and the SnapFlow loss on a small torch velocity network.
+"""Target-time embedding and the SnapFlow loss on a small torch velocity network.
 
 The method core is backbone-agnostic; these tests drive it with a small real network whose velocity
 depends on (x_t, t, s) the way a VLA expert does (the LeRobot backbones are tested in test_students.py).
@@ -6,22 +6,21 @@ depends on (x_t, t, s) the way a VLA expert does (the LeRobot backbones are test
 
 import pytest
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from snapflow.policies.snapflow.config import SnapFlowConfig
 from snapflow.policies.snapflow.loss import snapflow_loss, split_rows
 from snapflow.policies.snapflow.target_time import TargetTimeEmbedding
-from snapflow.policies.time_conditioning import TimeConditionedLinear, time_conditioning
 
 H, A, D = 4, 3, 16
 
 
 class SmallVelocityNet(nn.Module):
-    """x_t (B,H,A), sinusoid(t) + phi(s) -> velocity; the time layer is a TimeConditionedLinear."""
+    """x_t (B,H,A), sinusoid(t) + phi(s) -> velocity; phi(s) is added to the time embedding, as the adapters do."""
 
     def __init__(self):
         super().__init__()
-        self.time_in = TimeConditionedLinear(D, 32, time_offset=0, time_dim=D)
+        self.time_in = nn.Linear(D, 32)
         self.net = nn.Sequential(nn.Linear(A + 32, 64), nn.SiLU(), nn.Linear(64, A))
         self.phi = TargetTimeEmbedding(D)
         self.context = nn.Parameter(torch.randn(8, 1, A))  # per-sample "observation" (8 samples)
@@ -30,8 +29,7 @@ class SmallVelocityNet(nn.Module):
         from lerobot.policies.common.vla_utils import create_sinusoidal_pos_embedding
 
         emb = create_sinusoidal_pos_embedding(t, D, 4e-3, 4.0, device=t.device).float()
-        with time_conditioning(self.time_in, self.phi(s)):
-            h = self.time_in(emb)[:, None, :].expand(-1, H, -1)
+        h = self.time_in(emb + self.phi(s))[:, None, :].expand(-1, H, -1)
         return self.net(torch.cat([x_t + self.context[rows], h], dim=-1))
 
 
@@ -41,22 +39,6 @@ def test_target_time_embedding_zero_inits_only_its_last_layer():
     assert torch.count_nonzero(phi.in_proj.weight) > 0
     assert torch.equal(phi(torch.rand(5)), torch.zeros(5, D))
     assert phi.gap() == 0.0
-
-
-def test_time_conditioning_is_exact_at_zero_and_equals_adding_to_the_time_input():
-    base = nn.Linear(2 * D, 8)
-    layer = TimeConditionedLinear.wrap(base, time_offset=D, time_dim=D)
-    x, c = torch.randn(3, 5, 2 * D), torch.randn(3, D)
-    with time_conditioning(layer, torch.zeros(3, D)):
-        assert torch.equal(layer(x), base(x))
-    with time_conditioning(layer, c):
-        shifted = x.clone()
-        shifted[..., D:] += c[:, None, :]
-        assert torch.allclose(layer(x), base(shifted), atol=1e-6)
-    assert layer.time_cond is None  # the context manager always restores
-    assert layer.weight is base.weight  # parameters shared, state-dict names unchanged
-    with pytest.raises(ValueError, match="width"), time_conditioning(layer, torch.zeros(3, D + 1)):
-        pass
 
 
 def test_split_rows_partitions_the_batch():
@@ -134,6 +116,70 @@ def test_per_sample_reduction_averages_to_the_scalar_loss_and_masks_padding():
         net, moved, sample_time=lambda n: torch.rand(n), cfg=SnapFlowConfig(), action_dim=A, valid=valid
     )
     assert torch.allclose(again, scalar, atol=1e-6)
+
+
+class LinearField(nn.Module):
+    """F(x, t, s | c_rows) = a*x + b*t + d*s + c_rows: every call's inputs are recoverable from its output."""
+
+    A_X, B_T, D_S = 0.5, 2.0, -3.0
+
+    def __init__(self, batch: int):
+        super().__init__()
+        self.context = nn.Parameter(torch.arange(batch, dtype=torch.float32).view(batch, 1, 1) * 10.0)
+        self.calls: list[tuple[Tensor, Tensor, Tensor, Tensor, bool]] = []
+
+    def forward(self, x, t, s, rows):
+        self.calls.append((x.detach().clone(), t.clone(), s.clone(), rows.clone(), torch.is_grad_enabled()))
+        return self.A_X * x + self.B_T * t[:, None, None] + self.D_S * s[:, None, None] + self.context[rows]
+
+
+def test_consistency_target_has_the_analytic_value_on_a_linear_field():
+    """Pins (x, t, s, rows) of every call and the target's value: a sign flip in the half step, a wrong t in
+    a target pass, the target set to v_1/2 alone, or misaligned rows all change it."""
+    batch, cfg = 6, SnapFlowConfig(alpha=0.5, target_clamp=0.0)
+    net, actions = LinearField(batch), torch.randn(batch, H, A)
+    torch.manual_seed(5)
+    fm_rows, sc_rows = split_rows(batch, cfg, torch.device("cpu"))
+    torch.manual_seed(5)
+    _, m = snapflow_loss(net, actions, sample_time=lambda n: torch.rand(n), cfg=cfg, action_dim=A)
+    (x1, t1, s1, r1, g1), (xh, th, sh, rh, gh), (xg, tg, sg, rg, gg) = net.calls
+    n_sc = sc_rows.numel()
+    assert torch.equal(r1, sc_rows) and torch.equal(rh, sc_rows) and not g1 and not gh and gg
+    assert torch.equal(t1, torch.ones(n_sc)) and torch.equal(s1, torch.ones(n_sc))
+    assert torch.equal(th, torch.full((n_sc,), 0.5)) and torch.equal(sh, torch.full((n_sc,), 0.5))
+    c = net.context.detach()[sc_rows]
+    a, b, d = LinearField.A_X, LinearField.B_T, LinearField.D_S
+    v_1 = a * x1 + b + d + c
+    x_half = x1 - 0.5 * v_1
+    torch.testing.assert_close(xh, x_half)
+    v_half = a * x_half + 0.5 * b + 0.5 * d + c
+    target = 0.5 * (v_1 + v_half)
+    # The gradient pass: FM rows first at s = t, then the SC rows at (t=1, s=0) on the same x_1.
+    assert torch.equal(rg, torch.cat([fm_rows, sc_rows]))
+    n_fm = fm_rows.numel()
+    torch.testing.assert_close(xg[n_fm:], x1)
+    assert torch.equal(tg[n_fm:], torch.ones(n_sc)) and torch.equal(sg[n_fm:], torch.zeros(n_sc))
+    assert torch.equal(tg[:n_fm], sg[:n_fm])
+    student = a * x1 + b + c
+    assert m["loss_sc"] == pytest.approx((student - target).pow(2).mean().item(), rel=1e-5)
+    assert m["sc_target_abs"] == pytest.approx(target.abs().mean().item(), rel=1e-5)
+
+
+def test_per_sample_reduction_matches_the_scalar_loss_with_unequal_padding():
+    net, actions = SmallVelocityNet(), torch.randn(8, H, A)
+    valid = torch.ones(8, H, dtype=torch.bool)
+    valid[::2, 1:] = False  # half the samples keep one step, the others all four
+    kwargs = {
+        "sample_time": lambda n: torch.rand(n),
+        "cfg": SnapFlowConfig(),
+        "action_dim": A,
+        "valid": valid,
+    }
+    torch.manual_seed(4)
+    scalar, _ = snapflow_loss(net, actions, **kwargs)
+    torch.manual_seed(4)
+    per_sample, _ = snapflow_loss(net, actions, reduction="none", **kwargs)
+    assert torch.allclose(per_sample.mean(), scalar, atol=1e-6)
 
 
 def test_target_clamp_bounds_the_targets():

@@ -9,8 +9,8 @@ from lerobot.policies.pi0.modeling_pi0 import PI0Policy
 from lerobot.policies.pi05.modeling_pi05 import PI05Policy
 from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
 
-from snapflow.policies.flow import sample_target_time
 from snapflow.policies.lerobot_plugin.checkpoint import TARGET_TIME_PREFIX
+from snapflow.policies.snapflow.flow import sample_target_time
 from snapflow.policies.tiny_paligemma import (
     fix_tiny_projector,
     is_tiny,
@@ -72,7 +72,7 @@ def test_one_nfe_equals_upstream_one_step_euler(family_setup):
     setattr(teacher.config, student.steps_field, 1)
     batch = pre(raw_batch(family, batch_size=2, with_action=False))
     noise = torch.randn(2, student.config.chunk_size, student.config.max_action_dim)
-    ours = student.model.sample_actions(*_sample_args(student, batch), noise=noise)
+    ours = student.sample_chunk(_sample_args(student, batch), noise=noise)
     theirs = teacher.model.sample_actions(*_sample_args(student, batch), noise=noise, **_steps(family, 1))
     assert torch.allclose(ours, theirs, atol=CACHE_VS_JOINT_ATOL)
 
@@ -125,7 +125,7 @@ def test_multistep_uses_the_target_time_schedule(family_setup):
     noise = torch.randn(2, 10, student.config.max_action_dim)
     setattr(student.config, student.steps_field, 4)
     with torch.no_grad():
-        cached = student.model.sample_actions(*args, noise=noise)
+        cached = student.sample_chunk(args, noise=noise)
         prefix = student.adapter.prefix_from_sample_args(student.model, *args)
         reference = sample_target_time(lambda x, t, s: student.velocity(prefix, x, t, s), noise, 4)
     assert torch.allclose(cached, reference, atol=10 * CACHE_VS_JOINT_ATOL)
@@ -182,8 +182,8 @@ def test_save_load_round_trip(family_setup, tmp_path):
     assert type(loaded) is type(student) and loaded.config.snapflow == student.config.snapflow
     batch = pre(raw_batch(family, with_action=False))
     noise = torch.randn(2, 10, student.config.max_action_dim)
-    a = student.model.sample_actions(*_sample_args(student, batch), noise=noise)
-    b = loaded.model.sample_actions(*_sample_args(loaded, batch), noise=noise)
+    a = student.sample_chunk(_sample_args(student, batch), noise=noise)
+    b = loaded.sample_chunk(_sample_args(loaded, batch), noise=noise)
     assert torch.equal(a, b)
 
 
@@ -197,8 +197,69 @@ def test_euler_mode_at_one_step_is_naive_euler_with_s_equal_t(family_setup):
     noise = torch.randn(2, 10, student.config.max_action_dim)
     setattr(student.config, student.steps_field, 1)
     with torch.no_grad():
-        got = student.model.sample_actions(*args, noise=noise)
+        got = student.sample_chunk(args, noise=noise)
         prefix = student.adapter.prefix_from_sample_args(student.model, *args)
         ones = torch.ones(2)
         expected = noise - student.velocity(prefix, noise, ones, ones)
     assert torch.equal(got, expected)
+
+
+def _time_mlp(family, model):
+    return model.time_mlp_in if family == "pi05" else model.action_time_mlp_in
+
+
+def _loss_and_grads(student, family, batch, checkpointing):
+    student = copy.deepcopy(student).train()
+    student.config.gradient_checkpointing = checkpointing
+    if family != "smolvla":  # upstream PI0/PI05 switch their own backbone checkpointing
+        toggle = "enable" if checkpointing else "disable"
+        getattr(student.model, f"gradient_checkpointing_{toggle}")()
+    calls = []
+    hook = _time_mlp(family, student.model).register_forward_hook(lambda *a: calls.append(1))
+    torch.manual_seed(0)
+    loss, _ = student.forward(dict(batch))
+    forward_calls = len(calls)
+    loss.backward()
+    hook.remove()
+    grads = {n: p.grad.clone() for n, p in student.named_parameters() if p.grad is not None}
+    return loss.detach(), grads, len(calls) - forward_calls
+
+
+def test_gradient_checkpointing_trains_with_the_same_loss_and_gradients(family_setup):
+    """Upstream recomputes the time MLP in backward; with time as an explicit input the recomputation is the
+    same pass (it used to raise torch's CheckpointError when s lived on a module)."""
+    family, student, pre, _ = family_setup
+    batch = pre(raw_batch(family, batch_size=4))
+    loss, grads, recomputed_off = _loss_and_grads(student, family, batch, checkpointing=False)
+    loss_gc, grads_gc, recomputed_on = _loss_and_grads(student, family, batch, checkpointing=True)
+    assert recomputed_off == 0 and recomputed_on >= 1  # checkpointing really recomputed in backward
+    assert torch.equal(loss, loss_gc)
+    assert grads.keys() == grads_gc.keys() and grads
+    for name, g in grads.items():
+        torch.testing.assert_close(grads_gc[name], g, rtol=0, atol=1e-6, msg=name)
+
+
+def test_no_upstream_method_is_replaced_and_no_time_state_lives_on_modules(family_setup):
+    _, student, _, _ = family_setup
+    for name in ("sample_actions", "denoise_step", "embed_suffix", "forward"):
+        assert name not in vars(student.model), name
+    for module in student.modules():
+        assert not hasattr(module, "time_cond"), type(module).__name__
+
+
+@pytest.mark.parametrize("bad", [0, -1])
+def test_nfe_below_one_is_refused_when_the_config_is_built(bad):
+    from snapflow.policies.lerobot_plugin.configuration_pi05_snapflow import PI05SnapFlowConfig
+    from snapflow.policies.lerobot_plugin.configuration_smolvla_snapflow import SmolVLASnapFlowConfig
+
+    with pytest.raises(ValueError, match="num_steps"):
+        SmolVLASnapFlowConfig(num_steps=bad)
+    with pytest.raises(ValueError, match="num_inference_steps"):
+        PI05SnapFlowConfig(num_inference_steps=bad)
+
+
+def test_compile_model_is_refused_with_a_reason():
+    from snapflow.policies.lerobot_plugin.configuration_smolvla_snapflow import SmolVLASnapFlowConfig
+
+    with pytest.raises(ValueError, match=r"compile_model.*snapflow-export"):
+        SmolVLASnapFlowConfig(compile_model=True)

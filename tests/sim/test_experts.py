@@ -51,7 +51,9 @@ def test_noise_is_executed_but_labels_are_clean() -> None:
         return env_step(action)
 
     env.step = step  # a test-local spy on this env instance, not a change to the env class
-    run_expert(env, noise_std=0.05, rng=np.random.default_rng(0), on_step=lambda _o, a: labels.append(a.copy()))
+    run_expert(
+        env, noise_std=0.05, rng=np.random.default_rng(0), on_step=lambda _o, a: labels.append(a.copy())
+    )
     executed_arr, labels_arr = np.stack(executed), np.stack(labels)
     assert executed_arr.shape == labels_arr.shape
     # The difference is exactly the noise stream the expert drew (same generator, one (6,) draw per step).

@@ -82,6 +82,21 @@ def sample_euler(
     return x_t
 
 
+def target_time(t: Tensor, num_steps: int, mode: str) -> Tensor:
+    """The target time s a K-step sampler pairs with the flow time t on the grid above.
+
+    "target_time": s = t - 1/K (clamped at 0), so step k jumps t_k -> t_{k+1} (at K = 1 the t=1 -> s=0 jump);
+    "euler": s = t (the instantaneous velocity, as a plain flow-matching model is trained).
+    """
+    if num_steps < 1:
+        raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+    if mode == "euler":
+        return t
+    if mode != "target_time":
+        raise ValueError(f"mode must be 'target_time' or 'euler', got {mode!r}")
+    return (t - 1.0 / num_steps).clamp_min(0.0)
+
+
 SAMPLERS: dict[str, Callable[[VelocityFn, Tensor, int], Tensor]] = {
     "one_step": sample_one_step,
     "target_time": sample_target_time,
