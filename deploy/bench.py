@@ -7,7 +7,7 @@ round, so drift and contention spread over all variants alike):
   device transfer are outside e2e and timed separately as ``preprocess``), with the stages of
   ``snapflow.deploy.bench_timing`` timed inside the same call. NFE=1 is the student's one joint
   prefix+suffix pass (no KV cache); NFE=K>1 is upstream's cached Euler loop (prefill + K denoise steps).
-* torch, the 1-step *cached* path (prefill + one ``denoise_step``, numerically the same action as the joint
+* torch, the 1-step *cached* path (prefill + one suffix pass, numerically the same action as the joint
   pass) when NFE 1 and 10 are both asked for: its step is the 1-NFE expert time.
 * onnxruntime (and onnxruntime_int8 with ``int8``): the exported 1-NFE graph (``export_onnx``, cached) on the
   same preprocessed inputs; tensorrt when ``trt_usable()``.
@@ -52,6 +52,7 @@ class BenchConfig:
     )
     cache_dir: str = "~/.cache/snapflow/bench"  # exports are cached here, keyed by the model's shapes
     seed: int = 0
+    train: bool = False  # also time one SnapFlow training step against one FM step (deploy/bench_train.py)
 
     def __post_init__(self) -> None:
         if self.size not in ("tiny", "real"):
@@ -255,8 +256,15 @@ def _torch_variant(
 
 @torch.no_grad()
 def _cached_one_step(policy: torch.nn.Module, batch: dict) -> torch.Tensor:
+    """The 1-NFE jump on the K > 1 code path: a prefix KV cache, then one suffix pass."""
+    from snapflow.policies.snapflow.flow import sample_one_step
+
     args = policy.adapter.sample_args(policy, batch)
-    return policy._sample_multistep(args, None, 1, {})
+    prefix = policy.adapter.prefix_from_sample_args(policy.model, *args)
+    shape = (prefix.embs.shape[0], policy.config.chunk_size, policy.config.max_action_dim)
+    return sample_one_step(
+        policy.cached_velocity(prefix), policy.model.sample_noise(shape, prefix.embs.device)
+    )
 
 
 def _ort_variant(family: str, runtime: str, session: object, feeds: dict) -> Variant:
@@ -387,7 +395,18 @@ def run_bench(cfg: BenchConfig) -> dict:
         "total_s": round(time.perf_counter() - start, 1),
     }
     params = sum(p.numel() for p in policy.parameters())
-    return assemble(
+    train = None
+    if cfg.train:
+        from snapflow.deploy.bench_train import time_training_steps, training_batch
+
+        raw_train = training_batch(
+            raw, policy.config.chunk_size, policy.config.action_feature.shape[0], cfg.seed
+        )
+        train = {
+            family: time_training_steps(policy, pre(raw_train), device, cfg.repeats, cfg.warmup, cfg.seed)
+        }
+        logger.info("training steps timed: %s", train[family])
+    bench = assemble(
         cfg,
         family,
         device,
@@ -400,3 +419,6 @@ def run_bench(cfg: BenchConfig) -> dict:
         prompt_tokens=int(batch["observation.language.attention_mask"][0].sum()),
         lang_length=int(batch["observation.language.tokens"].shape[1]),
     )
+    if train is not None:
+        bench["train"] = train
+    return bench

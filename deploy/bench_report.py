@@ -201,6 +201,10 @@ def validate_bench(bench: dict) -> dict:
         for key in SPEEDUP_KEYS:
             if key in ratios and not (isinstance(ratios[key], (int, float)) and ratios[key] > 0):
                 raise ValueError(f"speedup.{family}.{key} must be a positive number, got {ratios[key]!r}")
+    for family, t in bench.get("train", {}).items():
+        for key in ("fm_step_ms", "snapflow_step_ms", "ratio"):
+            if not (isinstance(t.get(key), (int, float)) and t[key] > 0):
+                raise ValueError(f"train.{family}.{key} must be a positive number, got {t.get(key)!r}")
     return bench
 
 
@@ -236,6 +240,11 @@ def format_table(bench: dict) -> str:
                 f"  {family:8} paper e2e (A800): {ref['e2e_10_ms']:.0f} ms (10 steps) -> "
                 f"{ref['e2e_1_ms']:.0f} ms (1-NFE)"
             )
+    for family, t in bench.get("train", {}).items():
+        lines.append(
+            f"  {family:8} training step (batch {t['batch']}): FM {t['fm_step_ms']:.0f} ms, "
+            f"SnapFlow {t['snapflow_step_ms']:.0f} ms, ratio {t['ratio']:.2f}x"
+        )
     return "\n".join(lines)
 
 

@@ -1,8 +1,7 @@
 """Timing probes for snapflow-bench: wall-clock time of the named stages inside one ``predict_action_chunk``.
 
-``StageTimer`` shadows a few upstream methods with timing wrappers, as instance attributes, for the duration
-of one call (the student's multi-step sampler deletes its own ``denoise_step`` attribute afterwards, so the
-probes are installed per call and removed in ``finally``). On CUDA every probe synchronises before and after,
+``StageTimer`` shadows a few methods with timing wrappers, as instance attributes, for the duration of one
+call (a measurement probe only: installed per call and removed in ``finally``). On CUDA every probe synchronises before and after,
 so a stage's time is its device time, not its launch time. Stages (ms):
 
   image_prep    policy.prepare_images / _preprocess_images (resize with padding, [-1, 1] scaling)
@@ -11,7 +10,7 @@ so a stage's time is its device time, not its launch time. Stages (ms):
   embed_prefix  model.embed_prefix (vision + language (+ state) embeddings; contains vision and lang_embed)
   prefill       backbone.forward over the prefix only (VLM layers; builds the KV cache; K > 1 path)
   joint         backbone.forward over prefix + suffix at once (the 1-NFE pass: VLM layers and expert)
-  step          model.denoise_step, one sample per step (expert on the cached prefix; K > 1 path)
+  step          the adapter's velocity_cached, one sample per step (expert on the cached prefix; K > 1 path)
 """
 
 import time
@@ -92,7 +91,7 @@ class StageTimer:
             (backbone, "embed_language_tokens", "lang_embed"),
             (model, "embed_prefix", "embed_prefix"),
             (backbone, "forward", _forward_stage),
-            (model, "denoise_step", "step"),
+            (policy.adapter, "velocity_cached", "step"),
         ]
         for owner, attr, stage in targets:
             self._wrap(owner, attr, stage, record)

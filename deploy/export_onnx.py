@@ -99,6 +99,23 @@ def measure_parity(
     return Parity(max_abs, max_rel, tolerance, max_abs <= tolerance, list(PARITY_BATCHES), PARITY_DRAWS)
 
 
+def as_float32(policy: torch.nn.Module) -> torch.nn.Module:
+    """The policy with float32 weights (converted in place), saying so when it held other float dtypes.
+
+    Released PI0/PI05 checkpoints and ``--policy.dtype=bfloat16`` trainings are bf16, but ONNX Runtime's CPU
+    provider has no bf16 kernel for ops such as Mul, so a bf16 graph exports and then cannot be run. The
+    exported graph is float32; its parity is measured against this float32 policy.
+    """
+    dtypes = {p.dtype for p in policy.parameters() if p.is_floating_point()}
+    if dtypes - {torch.float32}:
+        names = ", ".join(sorted(str(d).removeprefix("torch.") for d in dtypes))
+        print(f"the checkpoint holds {names} weights; exporting in float32 (ONNX Runtime runs float32)")
+        policy = policy.float()
+        if getattr(policy.config, "dtype", None) == "bfloat16":
+            policy.config.dtype = "float32"  # upstream casts activations by this field
+    return policy
+
+
 def normalization_of(preprocessor: object) -> dict[str, dict]:
     """{feature: {"mode"}} for the normalised features of a LeRobot preprocessor.
 
@@ -167,7 +184,7 @@ def export_onnx(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    policy = policy.eval()
+    policy = as_float32(policy.eval())
     length = int(policy.config.tokenizer_max_length)
     graph = InferenceGraph(policy, nfe=nfe, lang_length=length).eval()
     lang = reference_language(preprocessor, observation, length)

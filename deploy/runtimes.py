@@ -22,11 +22,14 @@ def load_processors(directory: str | Path, device: str = "cpu") -> tuple[object,
     from lerobot.policies.factory import make_pre_post_processors
 
     import lerobot_policy_snapflow  # noqa: F401  (registers our config types and processor steps)
+    from snapflow.policies.lerobot_plugin.validation import validate_processor_stats
 
     cfg = PreTrainedConfig.from_pretrained(directory)
-    return make_pre_post_processors(
+    processors = make_pre_post_processors(
         cfg, pretrained_path=str(directory), preprocessor_overrides={"device_processor": {"device": device}}
     )
+    validate_processor_stats(processors, directory)
+    return processors
 
 
 def _ms(start: float) -> float:
@@ -49,7 +52,9 @@ class TorchRuntime:
         cfg = PreTrainedConfig.from_pretrained(path)
         cfg.device = device
         if nfe is not None:
-            setattr(cfg, "num_steps" if hasattr(cfg, "num_steps") else "num_inference_steps", nfe)
+            from snapflow.policies.lerobot_plugin.sampler_config import configure_sampler
+
+            configure_sampler(cfg, nfe)
         policy = get_policy_class(cfg.type).from_pretrained(path, config=cfg)
         return cls(policy, *load_processors(path, device))
 

@@ -4,6 +4,11 @@
         [samplers=[teacher_10,naive_1,snapflow_1]] [n_action_steps=10] [held_out=false] [resolution=128]
         [batch_size=10] [max_steps=null] [latency_calls=20] [dataset=<held-out demos> episodes_for_mse=5]
         [layout=libero|wide]
+        [chunking=[sync,async,crossfade,ensemble,rtc] inference_delay=[0,1,2,4] execute_steps=5]
+
+With ``chunking`` (one sampler only), every scheme is also run at every simulated inference delay on the
+first suite (sim/chunking.py) and the report gains ``chunking -> <scheme> -> <delay>`` and
+success_vs_delay.png.
 
 Each sampler (configs/eval.yaml `sampler_defs`: checkpoint, NFE, multi-step mode) is loaded the way
 lerobot-eval loads a policy and rolled out in MuJoCo; writes <out>/report.json (schema in sim/report.py),
@@ -53,6 +58,49 @@ def _samplers(cfg: DictConfig) -> dict:
     return out
 
 
+def _chunking_grid(cfg: DictConfig, specs: dict) -> list:
+    """The (scheme, delay) points of ``chunking`` x ``inference_delay``; [] without ``chunking``."""
+    from snapflow.sim.chunking import Chunking
+
+    if not cfg.chunking:
+        return []
+    if len(specs) != 1:
+        raise ValueError(f"chunking= sweeps one sampler; pick it with samplers=[...] (got {sorted(specs)})")
+    from lerobot.configs.policies import PreTrainedConfig
+
+    (spec,) = specs.values()
+    chunk_size = PreTrainedConfig.from_pretrained(spec.policy).chunk_size
+    delays = [int(d) for d in cfg.inference_delay]
+    grid = [
+        Chunking(str(scheme), d, int(cfg.execute_steps), int(cfg.crossfade_steps))
+        for scheme in cfg.chunking
+        for d in delays
+    ]
+    for point in grid:
+        point.check(chunk_size)
+    return grid
+
+
+def _chunking_sweep(
+    cfg: DictConfig, specs: dict, suite: str, settings: object, grid: list, task_ids
+) -> tuple:
+    from snapflow.sim.chunking_report import chunking_section
+    from snapflow.sim.eval_pool import evaluate_chunking
+
+    (spec,) = specs.values()
+    results = evaluate_chunking(spec, suite, settings, grid, task_ids, workers=int(cfg.workers))
+    meta = {
+        "sampler": spec.name,
+        "suite": suite,
+        "execute_steps": int(cfg.execute_steps),
+        "crossfade_steps": int(cfg.crossfade_steps),
+        "ensemble_decay": grid[0].ensemble_decay,
+        "episodes_per_task": int(cfg.episodes),
+        "held_out": bool(cfg.held_out),
+    }
+    return chunking_section(results), meta
+
+
 @hydra.main(version_base=None, config_path="../configs", config_name="eval")
 def _main(cfg: DictConfig) -> None:
     from snapflow.scripts.outputs import run_cli
@@ -84,7 +132,9 @@ def _eval(cfg: DictConfig) -> None:
         int(cfg.seed), str(cfg.layout), int(cfg.n_action_steps), str(cfg.device), int(cfg.threads),
     )  # fmt: skip
     specs = {name: spec for name, (spec, _) in samplers.items()}
+    grid = _chunking_grid(cfg, specs)  # validated before any rollout
     results = evaluate_many(specs, suites, settings, task_ids=task_ids, workers=int(cfg.workers))
+    sweep = _chunking_sweep(cfg, specs, suites[0], settings, grid, task_ids) if grid else None
     for name, (spec, role) in samplers.items():
         lp = cached_policy(spec, settings)  # loaded here after the pool (or reused when workers=1)
         info[name] = {
@@ -138,9 +188,18 @@ def _eval(cfg: DictConfig) -> None:
         "created": datetime.now(UTC).isoformat(),
     }
     report = build_report(results, info, mse, meta, bench)
+    if sweep is not None:
+        report["chunking"], report["chunking_meta"] = sweep
     with atomic_out(cfg.out, bool(cfg.overwrite)) as tmp:
         write_outputs(report, tmp)
+        if sweep is not None:
+            from snapflow.sim.chunking_report import chunking_table, plot_chunking
+
+            plot_chunking(*sweep, tmp / "success_vs_delay.png")
+            (tmp / "chunking.md").write_text(chunking_table(*sweep))
     print(markdown_table(report))
+    if sweep is not None:
+        print(chunking_table(*sweep))
     print(f"outputs: {cfg.out}")
 
 

@@ -1,6 +1,6 @@
 """`snapflow-export`: ONNX (and TensorRT) export of a *_snapflow checkpoint with a parity report.
 
-    snapflow-export policy=<pretrained_model dir> out=<dir> [nfe=1] [opset=20] [int8=false] [tensorrt=false]
+    snapflow-export policy=<pretrained_model dir> out=<dir> [nfe=1] [opset=20] [quantize=none|int8] [tensorrt=false]
 
 Writes <out>/model.onnx (+ model.onnx.data), contract.json, parity.json, the checkpoint's processors and a
 `snapflow_onnx` config.json (so `lerobot-eval --policy.path=<out>` runs the exported graph).
@@ -34,6 +34,13 @@ def _body(cfg: DictConfig) -> None:
 
     if int(cfg.nfe) < 1:
         raise ValueError(f"nfe={cfg.nfe}: the number of function evaluations must be >= 1")
+    if cfg.get("int8") is not None:
+        raise ValueError("int8= is replaced by quantize=int8 (deploys the int8 graph) or quantize=none")
+    if str(cfg.quantize) not in ("none", "int8"):
+        raise ValueError(
+            f"quantize={cfg.quantize!r}: choose none (float32 graph) or int8 (dynamic int8 graph)"
+        )
+    int8 = str(cfg.quantize) == "int8"
     check_out(cfg.out, bool(cfg.overwrite))  # before the minute-long export, not after
     policy = resolve_pretrained(cfg.policy)
     print(f"[1/3] loading {policy}", flush=True)
@@ -49,12 +56,14 @@ def _body(cfg: DictConfig) -> None:
                 source_dir=policy,
                 nfe=int(cfg.nfe),
                 opset=int(cfg.opset),
-                int8=bool(cfg.int8),
+                int8=int8,
                 fps=float(cfg.fps),
             )
         except ExportParityError as e:
             sys.exit(f"export failed the parity check: {e} (see {tmp}/parity.json; {cfg.out} unchanged)")
     print(f"[3/3] wrote {cfg.out}/{contract.onnx_file}, contract.json (file hashes), parity.json")
+    kind = "dynamic int8 (quantize=int8); model.onnx is the float32 graph" if int8 else "float32"
+    print(f"deployed graph (contract.json): {contract.onnx_file}, {kind}")
     if cfg.tensorrt:
         from snapflow.deploy.tensorrt_engine import TensorRTUnavailable, build_engine
 

@@ -44,6 +44,19 @@ def atomic_out(out: str | Path, overwrite: bool) -> Iterator[Path]:
     partial.rename(path)
 
 
+# Third-party loggers that print hundreds of routine INFO lines in our commands (the ONNX exporter's
+# optimiser passes log one "Replaced initializer ..." line per de-duplicated weight); warnings still show.
+NOISY_LOGGERS = ("onnx_ir", "onnxscript", "torch.onnx", "torch._dynamo", "torch.export", "httpx")
+
+
+def quiet_third_party_logs() -> None:
+    """Raise the noisy third-party loggers to WARNING (`debug=true` keeps them as they are)."""
+    import logging
+
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def run_cli(body: Callable[[], int | None], debug: bool = False) -> None:
     """Run a command body; a refused input ends in `error: <message>` and exit 2 (traceback with debug=true).
 
@@ -52,6 +65,8 @@ def run_cli(body: Callable[[], int | None], debug: bool = False) -> None:
     """
     from omegaconf.errors import MissingMandatoryValue
 
+    if not debug:
+        quiet_third_party_logs()
     try:
         code = body()
     except MissingMandatoryValue as e:  # a required key= left at ??? on the command line

@@ -14,10 +14,11 @@ import multiprocessing as mp
 import os
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tqdm import tqdm
 
+from snapflow.sim.chunking import Chunking
 from snapflow.sim.evaluate import (
     EpisodeResult,
     LoadedPolicy,
@@ -46,6 +47,7 @@ class EvalSettings:
     n_action_steps: int = 10
     device: str = "cpu"
     threads: int = 1  # torch intra-op threads per process (more than the free cores collapses torch's pool)
+    chunking: Chunking | None = None  # a chunk-scheduling scheme with a simulated delay (sim/chunking.py)
 
 
 def cached_policy(spec: SamplerSpec, settings: EvalSettings) -> LoadedPolicy:
@@ -68,29 +70,30 @@ def _job(spec: SamplerSpec, suite: str, task_id: int, settings: EvalSettings) ->
     result = evaluate_suite(
         lp, suite, settings.episodes, task_ids=[task_id], held_out=settings.held_out,
         resolution=settings.resolution, batch_size=settings.batch_size, max_steps=settings.max_steps,
-        seed=settings.seed, progress=False, layout=settings.layout,
+        seed=settings.seed, progress=False, layout=settings.layout, chunking=settings.chunking,
     )  # fmt: skip
     return spec.name, suite, task_id, result
 
 
-def _jobs(specs: dict[str, SamplerSpec], suites: list[str], task_ids: list[int] | None) -> list[tuple]:
+def _jobs(
+    specs: dict[str, SamplerSpec], suites: list[str], task_ids: list[int] | None, settings: EvalSettings
+) -> list[tuple]:
     jobs = []
     for suite in suites:
         ids = list(range(len(SUITES[suite]))) if task_ids is None else [int(t) for t in task_ids]
-        jobs += [(spec, suite, t) for t in ids for spec in specs.values()]  # samplers interleaved per task
+        jobs += [(spec, suite, t, settings) for t in ids for spec in specs.values()]  # interleaved per task
     return jobs
 
 
-def _results(jobs: list[tuple], settings: EvalSettings, workers: int) -> Iterator[tuple]:
+def _results(jobs: list[tuple], workers: int) -> Iterator[tuple]:
+    threads = jobs[0][-1].threads
     if workers <= 1:
-        _set_threads(settings.threads)
-        yield from (_job(*job, settings) for job in jobs)
+        _set_threads(threads)
+        yield from (_job(*job) for job in jobs)
         return
     ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(
-        workers, mp_context=ctx, initializer=_set_threads, initargs=(settings.threads,)
-    ) as pool:
-        futures = [pool.submit(_job, *job, settings) for job in jobs]
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_set_threads, initargs=(threads,)) as pool:
+        futures = [pool.submit(_job, *job) for job in jobs]
         for future in futures:  # in submission order: deterministic aggregation, steady progress
             yield future.result()
 
@@ -112,15 +115,15 @@ def evaluate_many(
     check_layout(settings.layout)
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    jobs = _jobs(specs, suites, task_ids)
-    bad = sorted({t for _, s, t in jobs if not 0 <= t < len(SUITES[s])})
+    jobs = _jobs(specs, suites, task_ids, settings)
+    bad = sorted({t for _, s, t, _ in jobs if not 0 <= t < len(SUITES[s])})
     if bad:
         raise ValueError(f"task_ids {bad} out of range (valid: 0..9)")
     out: dict[str, dict[str, RolloutResult]] = {s: {n: RolloutResult() for n in specs} for s in suites}
     total = len(jobs) * settings.episodes
     kind = "held-out seeds" if settings.held_out else "frozen states"
     with tqdm(total=total, desc=f"eval {kind} ({settings.layout})", unit="ep", disable=not progress) as bar:
-        for name, suite, _task, result in _results(jobs, settings, workers):
+        for name, suite, _task, result in _results(jobs, workers):
             target = out[suite][name]
             target.episodes += result.episodes
             target.latencies_ms += result.latencies_ms
@@ -133,4 +136,38 @@ def evaluate_many(
     return out
 
 
-__all__ = ["EpisodeResult", "EvalSettings", "cached_policy", "evaluate_many"]
+def evaluate_chunking(
+    spec: SamplerSpec,
+    suite: str,
+    settings: EvalSettings,
+    grid: list[Chunking],
+    task_ids: list[int] | None = None,
+    workers: int = 1,
+    progress: bool = True,
+) -> dict[Chunking, RolloutResult]:
+    """{chunking: RolloutResult} of one sampler on one suite for every scheme/delay of ``grid`` (the same
+    episodes and noise seeds for every point). ValueError for a point the policy's chunk cannot serve."""
+    suite = canonical_suite(suite)
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    jobs = []
+    for chunking in grid:
+        jobs += _jobs({spec.name: spec}, [suite], task_ids, replace(settings, chunking=chunking))
+    out = {c: RolloutResult() for c in grid}
+    by_settings = {replace(settings, chunking=c): c for c in grid}
+    with tqdm(
+        total=len(jobs) * settings.episodes, desc="chunking sweep", unit="ep", disable=not progress
+    ) as bar:
+        for (_spec, _suite, _task, job_settings), (_, _, _, result) in zip(
+            jobs, _results(jobs, workers), strict=True
+        ):
+            target = out[by_settings[job_settings]]
+            target.episodes += result.episodes
+            target.latencies_ms += result.latencies_ms
+            bar.update(len(result.episodes))
+    for r in out.values():
+        r.episodes.sort(key=lambda e: (e.task_id, e.episode))
+    return out
+
+
+__all__ = ["EpisodeResult", "EvalSettings", "cached_policy", "evaluate_chunking", "evaluate_many"]

@@ -27,11 +27,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from snapflow.sim.chunking import Chunking
 from snapflow.sim.init_states import HELDOUT_SEED_START, N_FROZEN
 from snapflow.sim.layouts import DEFAULT_LAYOUT, check_layout
 from snapflow.sim.tasks import SUITES, canonical_suite
-
-STEP_FIELDS = ("num_steps", "num_inference_steps")  # SmolVLA's / PI0's and PI05's NFE field
 
 
 @dataclass(frozen=True)
@@ -85,6 +84,9 @@ def load_policy(spec: SamplerSpec, n_action_steps: int, device: str = "cpu") -> 
     from lerobot.policies.factory import get_policy_class, make_pre_post_processors
     from lerobot.utils.import_utils import register_third_party_plugins
 
+    from snapflow.policies.lerobot_plugin.sampler_config import configure_sampler
+    from snapflow.policies.lerobot_plugin.validation import validate_processor_stats
+
     register_third_party_plugins()  # finds lerobot_policy_snapflow (our policy types and env type)
     path = Path(spec.policy)
     if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
@@ -95,29 +97,21 @@ def load_policy(spec: SamplerSpec, n_action_steps: int, device: str = "cpu") -> 
     if spec.nfe < 1:
         raise ValueError(f"sampler {spec.name!r}: nfe must be >= 1, got {spec.nfe}")
     cfg = PreTrainedConfig.from_pretrained(path)
-    steps_field = next((f for f in STEP_FIELDS if hasattr(cfg, f)), None)
-    if steps_field is None:
-        raise ValueError(
-            f"sampler {spec.name!r}: {path} is a {cfg.type!r} policy, not a flow-matching "
-            f"policy with one of {STEP_FIELDS}"
-        )
-    setattr(cfg, steps_field, int(spec.nfe))
     if not 1 <= n_action_steps <= cfg.chunk_size:
         raise ValueError(
             f"n_action_steps={n_action_steps} must be in [1, chunk_size={cfg.chunk_size}] of {path}"
         )
     cfg.n_action_steps = int(n_action_steps)
-    if spec.mode is not None:
-        if not hasattr(cfg, "snapflow"):
-            raise ValueError(
-                f"sampler {spec.name!r}: mode={spec.mode!r} needs a *_snapflow student, got {cfg.type!r}"
-            )
-        cfg.snapflow.multistep_mode = spec.mode
+    try:
+        configure_sampler(cfg, int(spec.nfe), spec.mode)  # the policy side owns its sampler fields
+    except ValueError as e:
+        raise ValueError(f"sampler {spec.name!r} ({path}): {e}") from e
     cfg.device = device
     policy = get_policy_class(cfg.type).from_pretrained(path, config=cfg)
     policy.eval()
     overrides = {"device_processor": {"device": device}}
     pre, post = make_pre_post_processors(cfg, pretrained_path=str(path), preprocessor_overrides=overrides)
+    validate_processor_stats((pre, post), path)
     return LoadedPolicy(spec, policy, pre, post, cfg)
 
 
@@ -241,10 +235,13 @@ def evaluate_suite(
     seed: int = 0,
     progress: bool = True,
     layout: str = DEFAULT_LAYOUT,
+    chunking: Chunking | None = None,
 ) -> RolloutResult:
     """Closed-loop success, episode length and chunk latency of one sampler on one suite.
 
     `layout` picks the init states: "libero" (per-task regions) or "wide" (the whole-table probe).
+    `chunking` runs the episodes under a chunk-scheduling scheme with a simulated inference delay
+    (sim/chunking.py) instead of executing `n_action_steps` per chunk with no delay.
     """
     from lerobot.envs.factory import make_env_pre_post_processors
 
@@ -259,6 +256,8 @@ def evaluate_suite(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     check_layout(layout)
+    if chunking is not None:
+        chunking.check(lp.config.chunk_size)
     inits = episode_inits(episodes, held_out)
     env_pre, env_post = make_env_pre_post_processors(
         MiniLiberoEnvConfig(task=suite, resolution=resolution), lp.config
@@ -289,7 +288,13 @@ def evaluate_suite(
             for start in range(0, episodes, batch_size):
                 chunk = inits[start : start + batch_size]
                 torch.manual_seed(seed + 7919 * task_id + start)  # same noise stream for every sampler
-                outcomes = _run_batch(lp, envs, env_pre, env_post, chunk, held_out, result.latencies_ms)
+                args = (lp, envs, env_pre, env_post, chunk, held_out, result.latencies_ms)
+                if chunking is None:
+                    outcomes = _run_batch(*args)
+                else:
+                    from snapflow.sim.delayed_rollout import run_batch_delayed
+
+                    outcomes = run_batch_delayed(*args, chunking)
                 for k, (ok, steps) in enumerate(outcomes):
                     result.episodes.append(EpisodeResult(task_id, start + k, chunk[k], ok, steps))
                 bar.update(len(chunk))

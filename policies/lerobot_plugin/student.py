@@ -6,7 +6,8 @@ Mixed in before the upstream policy class (``class X(SnapFlowStudent, SmolVLAPol
     teacher checkpoint loads with only phi missing);
   * computes velocities F(x_t, t, s) through its backbone adapter with t and phi(s) as explicit arguments
     (no state on modules: gradient checkpointing, ``torch.compile`` and concurrent callers see pure calls);
-  * trains with the SnapFlow loss in ``forward`` (frozen VLM by default, logs loss_fm / loss_sc / phi_gap),
+  * trains with the SnapFlow loss in ``forward`` (frozen VLM by default, logs loss_fm / loss_sc / phi_gap and
+    phi_gap_ppm, the same in parts per million so that LeRobot's 3-decimal console log shows it early),
     the observation prefix encoded once per step for the two stop-gradient target passes;
   * samples in ``predict_action_chunk`` / ``select_action`` with its own sampler: NFE=1 is one joint
     prefix+suffix pass, NFE=K>1 a prefix KV cache and K suffix passes; both run through LeRobot's
@@ -15,6 +16,7 @@ Mixed in before the upstream policy class (``class X(SnapFlowStudent, SmolVLAPol
     or "euler" (s = t).
 """
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -32,11 +34,27 @@ from snapflow.policies.lerobot_plugin.checkpoint import check_checkpoint_type, l
 from snapflow.policies.lerobot_plugin.validation import validate_batch
 from snapflow.policies.snapflow.flow import target_time
 from snapflow.policies.snapflow.loss import snapflow_loss
+from snapflow.policies.snapflow.rtc import few_step_rtc
 from snapflow.policies.snapflow.target_time import TargetTimeEmbedding
 
 logger = logging.getLogger(__name__)
 
 _POLICY_KWARGS = ("dataset_stats", "dataset_meta")  # what make_policy passes on to the policy constructor
+
+
+def student_config_from(teacher: PreTrainedConfig, student_cls: type) -> PreTrainedConfig:
+    """The student config for a teacher's config: every field the two share is the teacher's value, except
+    where the student type's default differs from the teacher type's (the method's recipe: NFE, lr, frozen
+    VLM), which stays the student's default."""
+    teacher_defaults, student_defaults = type(teacher)(), student_cls()
+    values = {}
+    for f in dataclasses.fields(student_cls):
+        if not f.init or not hasattr(teacher, f.name):
+            continue
+        if getattr(student_defaults, f.name) != getattr(teacher_defaults, f.name, None):
+            continue  # a recipe default of the student type
+        values[f.name] = getattr(teacher, f.name)
+    return student_cls(**values)
 
 
 class SnapFlowStudent:
@@ -63,11 +81,21 @@ class SnapFlowStudent:
     ) -> "SnapFlowStudent":
         """A teacher checkpoint of ``teacher_type`` or a student checkpoint of this type (strict, see
         checkpoint.py); the config comes from ``config`` (LeRobot's CLI) or the checkpoint."""
-        check_checkpoint_type(pretrained_name_or_path, (cls.teacher_type, cls.name), **kwargs)
+        ckpt_type = check_checkpoint_type(pretrained_name_or_path, (cls.teacher_type, cls.name), **kwargs)
         if config is None:
             config = PreTrainedConfig.from_pretrained(pretrained_name_or_path, **kwargs)
+            if not isinstance(config, cls.config_class):  # a teacher's config: derive the student's
+                config = student_config_from(config, cls.config_class)
         policy = cls(config, **{k: v for k, v in kwargs.items() if k in _POLICY_KWARGS})
-        load_weights(policy, pretrained_name_or_path, remap=policy._remap_keys, **kwargs)
+        missing = load_weights(policy, pretrained_name_or_path, remap=policy._remap_keys, **kwargs)
+        if ckpt_type == cls.name and not missing and policy.target_time_embedding.gap() > 0:
+            logger.warning(
+                "%s is a %s student whose target-time embedding is already trained (phi gap %.2e): "
+                "distilling from it does not start at a flow-matching teacher",
+                pretrained_name_or_path,
+                cls.name,
+                policy.target_time_embedding.gap(),
+            )
         policy.to(config.device)
         policy.eval()
         return policy
@@ -119,7 +147,8 @@ class SnapFlowStudent:
         """The padded action chunk (B, chunk, max_action_dim) for upstream ``sample_actions`` arguments.
 
         ``rtc_kwargs`` (``inference_delay``, ``prev_chunk_left_over``, ``execution_horizon``) reach RTC's
-        guidance when ``config.rtc_config`` enables it; at NFE=1 it guides the single jump."""
+        guidance when ``config.rtc_config`` enables it, with the guidance weight clamped at the NFE
+        (``policies/snapflow/rtc.py``): at NFE=1 the single jump inpaints the previous chunk's leftover."""
         nfe, mode = self.nfe, self.config.snapflow.multistep_mode
         prefix = self.adapter.prefix_from_sample_args(self.model, *sample_args)
         if noise is None:
@@ -131,12 +160,15 @@ class SnapFlowStudent:
         else:
             velocity = self.cached_velocity(prefix)
         rtc = self.model.rtc_processor
+        rtc_enabled = rtc is not None and self._rtc_enabled()
+        if rtc_enabled:  # guidance clamped so that no step overshoots the previous chunk (see rtc.py)
+            rtc = few_step_rtc(rtc, nfe)
         return euler_integrate(
             lambda x, t: velocity(x, t, target_time(t, nfe, mode)),
             noise,
             nfe,
             rtc_processor=rtc,
-            rtc_enabled=rtc is not None and self._rtc_enabled(),
+            rtc_enabled=rtc_enabled,
             inference_delay=rtc_kwargs.get("inference_delay"),
             prev_chunk_left_over=rtc_kwargs.get("prev_chunk_left_over"),
             execution_horizon=rtc_kwargs.get("execution_horizon"),
@@ -181,6 +213,9 @@ class SnapFlowStudent:
             reduction=reduction,
         )
         metrics["phi_gap"] = self.target_time_embedding.gap()
+        # LeRobot's console log prints every metric with 3 decimals, so a gap of 1e-4 shows as 0.000 for the
+        # first hundreds of steps; in parts per million it reads 100.000 (W&B gets phi_gap at full precision).
+        metrics["phi_gap_ppm"] = metrics["phi_gap"] * 1e6
         return loss, metrics
 
     def get_optim_params(self) -> list[torch.nn.Parameter]:

@@ -53,3 +53,33 @@ def validate_batch(config: object, batch: dict[str, Tensor], *, needs_action: bo
             )
         if not torch.isfinite(batch[ACTION]).all():
             raise ValueError(f"{ACTION} contains NaN or infinite values")
+
+
+def validate_processor_stats(processors: tuple[object, ...], source: object) -> None:
+    """Refuse processors whose (un)normaliser has no statistics for a feature it must (un)normalise.
+
+    LeRobot's NormalizerProcessorStep / UnnormalizerProcessorStep skip such a feature silently, so a checkpoint
+    whose stats are keyed under other names (e.g. a robot-prefixed ``so100.buffer.action``) would run and
+    export with raw, unnormalised actions. Raises ValueError naming the missing and the present keys.
+    """
+    from lerobot.configs.types import NormalizationMode
+    from lerobot.processor.normalize_processor import NormalizerProcessorStep, UnnormalizerProcessorStep
+
+    for processor in processors:
+        for step in getattr(processor, "steps", []):
+            if not isinstance(step, (NormalizerProcessorStep, UnnormalizerProcessorStep)):
+                continue
+            stats = step.stats or {}
+            missing = [
+                key
+                for key, ft in step.features.items()
+                if step.norm_map.get(ft.type, NormalizationMode.IDENTITY) != NormalizationMode.IDENTITY
+                and (step.normalize_observation_keys is None or key in step.normalize_observation_keys)
+                and key not in stats
+            ]
+            if missing:
+                raise ValueError(
+                    f"{source}: the {type(step).__name__} has no statistics for {missing} "
+                    f"(its stats are keyed {sorted(stats)}); the features would pass unnormalised. "
+                    "Re-save the processors with stats keyed by the policy's feature names"
+                )

@@ -129,6 +129,37 @@ def test_int8_export_reports_its_own_parity(tiny_assets, tmp_path):
     assert any(n.op_type in ("MatMulInteger", "DynamicQuantizeLinear") for n in graph.node)
 
 
+def test_stats_keyed_under_other_names_are_refused_by_name(exported, tmp_path):
+    """A checkpoint whose (un)normaliser stats do not match its features would act unnormalised."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from snapflow.deploy.runtimes import load_processors
+
+    _family, ckpt, *_ = exported
+    bad = tmp_path / "ckpt"
+    shutil.copytree(ckpt, bad)
+    for path in bad.glob("*normalizer_processor.safetensors"):
+        save_file({f"so100.buffer.{k}": v for k, v in load_file(str(path)).items()}, str(path))
+    with pytest.raises(ValueError, match=r"no statistics for .*observation.state"):
+        load_processors(bad)
+
+
+def test_bf16_checkpoint_exports_a_float32_graph_that_runs(tiny_assets, tmp_path, capsys):
+    policy, pre, _post = tiny_student("pi05", tiny_assets, dtype="bfloat16")
+    assert any(p.dtype == torch.bfloat16 for p in policy.parameters())
+    policy.save_pretrained(tmp_path / "ckpt")
+    pre.save_pretrained(tmp_path / "ckpt")
+    _contract, parity = export_onnx(
+        policy.eval(), pre, _observation("pi05"), tmp_path / "out", source_dir=tmp_path / "ckpt"
+    )
+    assert "exporting in float32" in capsys.readouterr().out
+    assert parity.passed and (tmp_path / "out" / "contract.json").is_file()
+    graph = onnx.load(str(tmp_path / "out" / "model.onnx"), load_external_data=False).graph
+    assert all(i.data_type != onnx.TensorProto.BFLOAT16 for i in graph.initializer)
+
+
 def test_tensorrt_says_clearly_when_it_cannot_run(exported):
     usable, reason = trt_usable()
     if usable:
@@ -317,3 +348,8 @@ def test_snapflow_export_cli_stages_refusals_and_atomic_out(exported, tmp_path):
     zero = subprocess.run([exe, f"policy={ckpt}", f"out={tmp_path / 'z'}", "nfe=0"], capture_output=True, text=True,
                           timeout=600)  # fmt: skip
     assert zero.returncode == 2 and "nfe=0" in zero.stderr and "Traceback" not in zero.stderr
+    assert "deployed graph (contract.json): model.onnx, float32" in proc.stdout
+    for bad, named in (("quantize=fp4", "quantize="), ("int8=true", "quantize=int8")):
+        refused = subprocess.run([exe, f"policy={ckpt}", f"out={tmp_path / 'q'}", bad], capture_output=True,
+                                 text=True, timeout=600)  # fmt: skip
+        assert refused.returncode == 2 and named in refused.stderr and "Traceback" not in refused.stderr

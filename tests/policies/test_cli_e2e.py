@@ -128,6 +128,9 @@ def test_smolvla_teacher_then_snapflow_student_through_lerobot_cli(dataset, tiny
     )
     assert "target-time parameters start from zero-init" in log
     assert re.search(r"loss_fm", log) and re.search(r"loss_sc", log) and re.search(r"phi_gap", log)
+    # The target-time embedding's gap is readable in the console log from the first log steps (it is ~1e-4).
+    ppm = [float(v) for v in re.findall(r"phi_gap_ppm:([0-9.]+)", log)]
+    assert ppm and ppm[-1] > 0.0, ppm
     student = tmp_path / "student" / "checkpoints" / "last" / "pretrained_model"
     out = run([sys.executable, "-c", LOAD_AND_ACT, str(student)])
     assert "TYPE smolvla_snapflow NFE 1 CHUNK (1, 10, 7) FINITE True" in out

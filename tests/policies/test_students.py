@@ -263,3 +263,70 @@ def test_compile_model_is_refused_with_a_reason():
 
     with pytest.raises(ValueError, match=r"compile_model.*snapflow-export"):
         SmolVLASnapFlowConfig(compile_model=True)
+
+
+def test_from_pretrained_of_a_teacher_without_config_derives_the_student_config(family_setup, tmp_path):
+    family, student, pre, _ = family_setup
+    teacher = upstream_teacher(family, student)
+    teacher.save_pretrained(tmp_path)
+    loaded = type(student).from_pretrained(tmp_path)
+    assert isinstance(loaded.config, type(student.config))
+    assert loaded.nfe == 1  # the student's NFE, not the teacher's step count
+    assert loaded.config.input_features == teacher.config.input_features
+    assert loaded.config.chunk_size == teacher.config.chunk_size
+    batch = pre(raw_batch(family, with_action=False))
+    noise = torch.randn(2, 10, student.config.max_action_dim)
+    assert torch.equal(
+        loaded.sample_chunk(_sample_args(loaded, batch), noise=noise),
+        student.sample_chunk(_sample_args(student, batch), noise=noise),
+    )
+
+
+def test_a_student_with_trained_phi_is_named_when_loaded(family_setup, tmp_path, caplog):
+    _family, student, _, _ = family_setup
+    trained = copy.deepcopy(student)
+    torch.nn.init.normal_(trained.target_time_embedding.out_proj.weight, std=0.1)
+    trained.save_pretrained(tmp_path)
+    with caplog.at_level("WARNING"):
+        type(student).from_pretrained(tmp_path)
+    assert "already trained" in caplog.text
+
+
+def test_rtc_at_one_nfe_inpaints_the_previous_chunk(family_setup):
+    """RTC's guidance clamped at the NFE: the single jump lands on the leftover where its prefix weight is 1
+    (the actions executed during inference) and is unguided past the execution horizon."""
+    from lerobot.policies.rtc.configuration_rtc import RTCConfig
+
+    family, student, pre, _ = family_setup
+    student = copy.deepcopy(student)
+    student.config.rtc_config = RTCConfig(execution_horizon=6)
+    student.init_rtc_processor()
+    batch = pre(raw_batch(family, with_action=False))
+    noise = torch.randn(2, 10, student.config.max_action_dim)
+    free = student.predict_action_chunk(dict(batch), noise=noise)
+    leftover = torch.randn(2, 8, free.shape[-1])
+    guided = student.predict_action_chunk(
+        dict(batch), noise=noise, inference_delay=2, prev_chunk_left_over=leftover
+    )
+    torch.testing.assert_close(guided[:, :2], leftover[:, :2], rtol=0, atol=1e-5)
+    torch.testing.assert_close(guided[:, 6:], free[:, 6:], rtol=0, atol=1e-5)
+    between = (guided[:, 2:6] - free[:, 2:6]).abs().amax()
+    assert between > 1e-3  # the blend region moved towards the leftover
+
+
+def test_concurrent_callers_get_the_sequential_results(family_setup):
+    """The async policy server's worker threads share one policy: no per-call state may leak between them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    family, student, pre, _ = family_setup
+    student = copy.deepcopy(student)
+    torch.nn.init.normal_(student.target_time_embedding.out_proj.weight, std=0.1)
+    batch = pre(raw_batch(family, with_action=False))
+    args = _sample_args(student, batch)
+    noises = [torch.randn(2, 10, student.config.max_action_dim) for _ in range(6)]
+    with torch.no_grad():
+        sequential = [student.sample_chunk(args, noise=n) for n in noises]
+        with ThreadPoolExecutor(3) as pool:
+            concurrent = list(pool.map(lambda n: student.sample_chunk(args, noise=n), noises))
+    for a, b in zip(sequential, concurrent, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)

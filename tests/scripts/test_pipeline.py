@@ -306,6 +306,45 @@ def test_eval_pool_matches_one_process_and_layout_reaches_the_envs(runs, monkeyp
         )
 
 
+def test_eval_chunking_sweep_writes_every_scheme_and_delay(runs, monkeypatch, tmp_path):
+    """snapflow-eval chunking=... on the tiny student: every (scheme, delay) point in report.json, RTC run
+    through the student's predict_action_chunk with the leftover of the current chunk."""
+    from snapflow.policies.lerobot_plugin.modeling_smolvla_snapflow import SmolVLASnapFlowPolicy
+
+    calls = []
+    original = SmolVLASnapFlowPolicy.sample_chunk
+
+    def recording(self, args, noise=None, **rtc):
+        calls.append((rtc.get("inference_delay"), None if rtc.get("prev_chunk_left_over") is None else
+                      tuple(rtc["prev_chunk_left_over"].shape), self._rtc_enabled()))  # fmt: skip
+        return original(self, args, noise, **rtc)
+
+    monkeypatch.setattr(SmolVLASnapFlowPolicy, "sample_chunk", recording)
+    out = tmp_path / "sweep"
+    cli(
+        eval_script.main, monkeypatch, f"student={runs['student']}", "samplers=[snapflow_1]", "suites=[spatial]",
+        "task_ids=[0]", "episodes=2", "batch_size=2", "resolution=64", "max_steps=12", "latency_calls=0",
+        "chunking=[sync,async,crossfade,ensemble,rtc]", "inference_delay=[0,2]", "execute_steps=5", f"out={out}",
+    )  # fmt: skip
+    report = json.loads((out / "report.json").read_text())
+    assert list(report["chunking"]) == ["sync", "async", "crossfade", "ensemble", "rtc"]
+    for per_delay in report["chunking"].values():
+        assert list(per_delay) == ["0", "2"]
+        assert all(e["episodes"] == 2 and 0 <= e["ci_low"] <= e["success"] <= e["ci_high"] <= 1
+                   for e in per_delay.values())  # fmt: skip
+    assert report["chunking_meta"]["execute_steps"] == 5
+    assert (out / "success_vs_delay.png").stat().st_size > 0
+    rtc = [c for c in calls if c[2]]
+    assert rtc and {c[0] for c in rtc if c[1] is not None} == {0, 2}
+    assert all(c[1] == (2, 5, 7) for c in rtc if c[1] is not None)  # the rest of a 10-action chunk after 5
+    with pytest.raises(SystemExit) as refused:  # delay + execute_steps beyond the chunk: a usage error
+        cli(
+            eval_script.main, monkeypatch, f"student={runs['student']}", "samplers=[snapflow_1]",
+            "chunking=[async]", "inference_delay=[8]", f"out={tmp_path / 'bad'}",
+        )  # fmt: skip
+    assert refused.value.code == 2
+
+
 def test_eval_rejects_bad_input(runs, monkeypatch, tmp_path):
     from hydra import compose, initialize_config_dir
 
