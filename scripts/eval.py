@@ -67,7 +67,9 @@ def _chunking_grid(cfg: DictConfig, specs: dict) -> list:
     if len(specs) != 1:
         raise ValueError(f"chunking= sweeps one sampler; pick it with samplers=[...] (got {sorted(specs)})")
     from lerobot.configs.policies import PreTrainedConfig
+    from lerobot.utils.import_utils import register_third_party_plugins
 
+    register_third_party_plugins()  # our policy types, before reading the sampler's config
     (spec,) = specs.values()
     chunk_size = PreTrainedConfig.from_pretrained(spec.policy).chunk_size
     delays = [int(d) for d in cfg.inference_delay]

@@ -77,3 +77,12 @@ def test_bad_scheme_or_values_are_named():
         Chunking("wait")
     with pytest.raises(ValueError, match="inference_delay"):
         Chunking("sync", delay=-1)
+
+
+def test_snapflow_run_auto_picks_sync_up_to_the_measured_delay():
+    from snapflow.scripts.run import SYNC_MAX_DELAY_TICKS, auto_mode
+
+    tick_ms = 50.0  # 20 Hz
+    assert auto_mode(8.0, 20) == "inline_blocking"  # within one tick
+    assert auto_mode(SYNC_MAX_DELAY_TICKS * tick_ms, 20) == "inline_blocking"  # 4 ticks: sync measured best
+    assert auto_mode(SYNC_MAX_DELAY_TICKS * tick_ms + 1, 20) == "thread"  # beyond what was measured
