@@ -167,3 +167,25 @@ def test_pi05_snapflow_trains_from_a_teacher_through_lerobot_cli(dataset, tiny_a
 
 def test_dataset_stats_helper_is_consistent():
     assert set(dataset_stats()) == {"observation.state", "action"}
+
+
+@pytest.mark.slow
+def test_gradient_checkpointing_through_lerobot_train_gives_the_same_losses(dataset, tiny_assets, tmp_path):
+    """`--policy.gradient_checkpointing=true` trains smolvla_snapflow through lerobot-train with the losses of
+    the run without it (same seed); the unit test in test_students.py covers all three families."""
+    losses = {}
+    for gc in ("false", "true"):
+        log = run(
+            train_cmd(
+                dataset,
+                tmp_path / f"gc_{gc}",
+                [
+                    "--policy.type=smolvla_snapflow",
+                    *smolvla_args(tiny_assets),
+                    f"--policy.gradient_checkpointing={gc}",
+                    "--seed=1000",
+                ],
+            )
+        )
+        losses[gc] = re.findall(r"loss:([0-9.]+)", log)
+    assert len(losses["true"]) >= 2 and losses["true"] == losses["false"], losses

@@ -292,6 +292,14 @@ def test_a_student_with_trained_phi_is_named_when_loaded(family_setup, tmp_path,
     assert "already trained" in caplog.text
 
 
+def test_lerobot_rollout_accepts_the_students_for_rtc(family_setup):
+    """lerobot-rollout --inference.type=rtc checks exactly this before it drives a policy."""
+    from lerobot.rollout.inference.rtc import supports_rtc_inference
+
+    _, student, _, _ = family_setup
+    assert supports_rtc_inference(student)
+
+
 def test_rtc_at_one_nfe_inpaints_the_previous_chunk(family_setup):
     """RTC's guidance clamped at the NFE: the single jump lands on the leftover where its prefix weight is 1
     (the actions executed during inference) and is unguided past the execution horizon."""
