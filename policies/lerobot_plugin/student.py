@@ -18,6 +18,7 @@ Mixed in before the upstream policy class (``class X(SnapFlowStudent, SmolVLAPol
 
 import dataclasses
 import logging
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -89,13 +90,8 @@ class SnapFlowStudent:
         policy = cls(config, **{k: v for k, v in kwargs.items() if k in _POLICY_KWARGS})
         missing = load_weights(policy, pretrained_name_or_path, remap=policy._remap_keys, **kwargs)
         if ckpt_type == cls.name and not missing and policy.target_time_embedding.gap() > 0:
-            logger.warning(
-                "%s is a %s student whose target-time embedding is already trained (phi gap %.2e): "
-                "distilling from it does not start at a flow-matching teacher",
-                pretrained_name_or_path,
-                cls.name,
-                policy.target_time_embedding.gap(),
-            )
+            # Said on the first training step (evaluating or exporting a trained student is the normal use).
+            policy._trained_phi_source = (str(pretrained_name_or_path), policy.target_time_embedding.gap())
         policy.to(config.device)
         policy.eval()
         return policy
@@ -195,6 +191,14 @@ class SnapFlowStudent:
         """SnapFlow loss (``noise``/``time`` are accepted for signature compatibility and not used: the
         method draws its own per-branch noise and times)."""
         validate_batch(self.config, batch, needs_action=True)
+        source = self.__dict__.pop("_trained_phi_source", None)
+        if source is not None:  # a warning, not a log line: CLIs may have disabled module loggers
+            warnings.warn(
+                f"training from {source[0]}, a {self.name} student whose target-time embedding is already "
+                f"trained (phi gap {source[1]:.2e}): distillation does not start at a flow-matching teacher",
+                UserWarning,
+                stacklevel=2,
+            )
         if OBS_LANGUAGE_TOKENS not in batch:
             raise ValueError(
                 "batch has no language tokens: run the policy preprocessor on a batch with 'task'"

@@ -282,14 +282,18 @@ def test_from_pretrained_of_a_teacher_without_config_derives_the_student_config(
     )
 
 
-def test_a_student_with_trained_phi_is_named_when_loaded(family_setup, tmp_path, caplog):
-    _family, student, _, _ = family_setup
+def test_training_from_a_student_with_trained_phi_is_named(family_setup, tmp_path):
+    family, student, pre, _ = family_setup
     trained = copy.deepcopy(student)
     torch.nn.init.normal_(trained.target_time_embedding.out_proj.weight, std=0.1)
     trained.save_pretrained(tmp_path)
-    with caplog.at_level("WARNING"):
-        type(student).from_pretrained(tmp_path)
-    assert "already trained" in caplog.text
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*already trained")  # loading it (to evaluate) is silent
+        loaded = type(student).from_pretrained(tmp_path)
+    with pytest.warns(UserWarning, match="already trained"):
+        loaded.train().forward(pre(raw_batch(family, batch_size=2)))
 
 
 def test_lerobot_rollout_accepts_the_students_for_rtc(family_setup):
