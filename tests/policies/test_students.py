@@ -304,13 +304,16 @@ def test_lerobot_rollout_accepts_the_students_for_rtc(family_setup):
     assert supports_rtc_inference(student)
 
 
-def test_rtc_at_one_nfe_inpaints_the_previous_chunk(family_setup):
-    """RTC's guidance clamped at the NFE: the single jump lands on the leftover where its prefix weight is 1
-    (the actions executed during inference) and is unguided past the execution horizon."""
+@pytest.mark.parametrize("nfe", [1, 2])
+def test_rtc_at_few_nfe_inpaints_the_previous_chunk(family_setup, nfe):
+    """RTC's guidance clamped at the NFE: the 1-NFE jump (and the 2-step target-time schedule) lands on the
+    leftover where its prefix weight is 1 (the actions executed during inference) and is unguided past the
+    execution horizon."""
     from lerobot.policies.rtc.configuration_rtc import RTCConfig
 
     family, student, pre, _ = family_setup
     student = copy.deepcopy(student)
+    setattr(student.config, student.steps_field, nfe)
     student.config.rtc_config = RTCConfig(execution_horizon=6)
     student.init_rtc_processor()
     batch = pre(raw_batch(family, with_action=False))
@@ -321,7 +324,8 @@ def test_rtc_at_one_nfe_inpaints_the_previous_chunk(family_setup):
         dict(batch), noise=noise, inference_delay=2, prev_chunk_left_over=leftover
     )
     torch.testing.assert_close(guided[:, :2], leftover[:, :2], rtol=0, atol=1e-5)
-    torch.testing.assert_close(guided[:, 6:], free[:, 6:], rtol=0, atol=1e-5)
+    if nfe == 1:  # with more steps the guided first step changes what the later steps attend to
+        torch.testing.assert_close(guided[:, 6:], free[:, 6:], rtol=0, atol=1e-5)
     between = (guided[:, 2:6] - free[:, 2:6]).abs().amax()
     assert between > 1e-3  # the blend region moved towards the leftover
 
