@@ -149,6 +149,11 @@ def load_runtime(
         return TorchRuntime.from_checkpoint(path, device=device, nfe=nfe)
     if not is_export:
         raise ValueError(f"runtime={runtime} needs an export directory (with {CONTRACT_FILE}); got {path}")
+    if nfe is not None:
+        raise ValueError(
+            f"nfe={nfe} applies to a torch checkpoint; an export's NFE is fixed when it is exported "
+            f"({path / CONTRACT_FILE}); export again with snapflow-export nfe={nfe}"
+        )
     if runtime == "onnxruntime":
         return OrtRuntime(path, threads=threads)
     if runtime == "tensorrt":

@@ -1,7 +1,7 @@
 """`snapflow-eval`: closed-loop mini-LIBERO evaluation of several samplers in one run.
 
     snapflow-eval teacher=<ckpt> student=<ckpt> [fm=<ckpt>] suites=[spatial] episodes=50 out=<dir>
-        [samplers=[teacher_10,naive_1,snapflow_1]] [n_action_steps=10] [held_out=false] [resolution=128]
+        [samplers=[teacher_10,naive_1,snapflow_1]] [n_action_steps=10] [held_out=false] [resolution=<the policy's>]
         [batch_size=10] [max_steps=null] [latency_calls=20] [dataset=<held-out demos> episodes_for_mse=5]
         [layout=libero|wide]
         [chunking=[sync,async,crossfade,ensemble,rtc] inference_delay=[0,1,2,4] execute_steps=5]
@@ -56,6 +56,18 @@ def _samplers(cfg: DictConfig) -> dict:
         spec = SamplerSpec(name, resolve_pretrained(d["policy"]), int(d["nfe"]), d.get("mode"))
         out[name] = (spec, d.get("role") or name)
     return out
+
+
+def _resolution(cfg: DictConfig, samplers: dict) -> int:
+    """The camera size: ``resolution=`` if given, else the one every sampler's policy was trained at."""
+    from snapflow.deploy.preflight import policy_resolution
+
+    if cfg.resolution is not None:
+        return int(cfg.resolution)
+    sizes = {name: policy_resolution(spec.policy) for name, (spec, _) in samplers.items()}
+    if None in sizes.values() or len(set(sizes.values())) != 1:
+        raise ValueError(f"the samplers' camera sizes differ or are not square ({sizes}); set resolution=")
+    return next(iter(sizes.values()))
 
 
 def _chunking_grid(cfg: DictConfig, specs: dict) -> list:
@@ -125,12 +137,13 @@ def _eval(cfg: DictConfig) -> None:
     check_layout(str(cfg.layout))
     episode_inits(int(cfg.episodes), bool(cfg.held_out))  # and on impossible episode counts
     samplers = _samplers(cfg)
+    resolution = _resolution(cfg, samplers)
     task_ids = list(cfg.task_ids) if cfg.task_ids is not None else None
     mse: dict[str, float] = {}
     info: dict[str, dict] = {}
     kept = {}  # loaded samplers, kept for the interleaved latency benchmark
     settings = EvalSettings(
-        int(cfg.episodes), bool(cfg.held_out), int(cfg.resolution), int(cfg.batch_size), cfg.max_steps,
+        int(cfg.episodes), bool(cfg.held_out), resolution, int(cfg.batch_size), cfg.max_steps,
         int(cfg.seed), str(cfg.layout), int(cfg.n_action_steps), str(cfg.device), int(cfg.threads),
     )  # fmt: skip
     specs = {name: spec for name, (spec, _) in samplers.items()}
@@ -167,9 +180,7 @@ def _eval(cfg: DictConfig) -> None:
         if int(cfg.latency_calls) > 0:
             kept[name] = lp
     bench = (
-        benchmark_latency(
-            kept, suites[0], int(cfg.resolution), int(cfg.latency_calls), task_id=(task_ids or [0])[0]
-        )
+        benchmark_latency(kept, suites[0], resolution, int(cfg.latency_calls), task_id=(task_ids or [0])[0])
         if kept
         else None
     )
@@ -180,7 +191,7 @@ def _eval(cfg: DictConfig) -> None:
         "episodes_per_task": int(cfg.episodes),
         "task_ids": task_ids,
         "max_steps": cfg.max_steps,
-        "resolution": int(cfg.resolution),
+        "resolution": resolution,
         "batch_size": int(cfg.batch_size),
         "workers": int(cfg.workers),
         "seed": int(cfg.seed),

@@ -140,6 +140,8 @@ def _run(cfg: DictConfig) -> int:
     from snapflow.deploy.runtimes import load_runtime
     from snapflow.scripts.outputs import atomic_out, check_out
 
+    if not float(cfg.hz) > 0 or not float(cfg.seconds) > 0:
+        raise ValueError(f"hz={cfg.hz} and seconds={cfg.seconds} must both be > 0")
     out = check_out(cfg.out, bool(cfg.overwrite))
     torch.set_num_threads(int(cfg.threads))
     runtime = load_runtime(

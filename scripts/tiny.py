@@ -14,6 +14,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+TINY_FAMILIES = ("smolvla", "pi0", "pi05")
+
 
 def build_tiny_teachers(out: str | Path, families: list[str], image_size: int = 128, seed: int = 0) -> dict:
     """Build the checkpoints; returns {family: checkpoint dir}."""
@@ -63,7 +65,16 @@ def build_tiny_teachers(out: str | Path, families: list[str], image_size: int = 
 
 @hydra.main(version_base=None, config_path="../configs", config_name="tiny")
 def _main(cfg: DictConfig) -> None:
+    from snapflow.scripts.outputs import run_cli
+
+    run_cli(lambda: _body(cfg), debug=bool(cfg.get("debug", False)))
+
+
+def _body(cfg: DictConfig) -> None:
     families = list(OmegaConf.to_container(cfg.families))
+    unknown = [f for f in families if f not in TINY_FAMILIES]
+    if unknown:  # before anything is written
+        raise ValueError(f"families={unknown}: no tiny variant; choose from {list(TINY_FAMILIES)}")
     for family, path in build_tiny_teachers(cfg.out, families, int(cfg.image_size), int(cfg.seed)).items():
         print(f"{family}: {path}")
 

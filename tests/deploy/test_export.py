@@ -233,6 +233,8 @@ def test_snapflow_run_drives_the_sim_from_an_export(exported, tmp_path):
         (["max_delta=0"], 2, "max_delta > 0"),
         (["action_low=[0,0]"], 2, "action_low has 2 values"),
         (["robot=arm"], 2, "robot='arm' is not a robot kind"),
+        (["hz=0"], 2, "hz=0 and seconds="),
+        (["nfe=2"], 2, "nfe=2 applies to a torch checkpoint"),
         (["fault=crash", "fault_after=1", "seconds=4"], 1, "fault: "),
     ],
 )

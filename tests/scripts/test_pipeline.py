@@ -323,10 +323,11 @@ def test_eval_chunking_sweep_writes_every_scheme_and_delay(runs, monkeypatch, tm
     out = tmp_path / "sweep"
     cli(
         eval_script.main, monkeypatch, f"student={runs['student']}", "samplers=[snapflow_1]", "suites=[spatial]",
-        "task_ids=[0]", "episodes=2", "batch_size=2", "resolution=64", "max_steps=12", "latency_calls=0",
+        "task_ids=[0]", "episodes=2", "batch_size=2", "max_steps=12", "latency_calls=0",
         "chunking=[sync,async,crossfade,ensemble,rtc]", "inference_delay=[0,2]", "execute_steps=5", f"out={out}",
     )  # fmt: skip
     report = json.loads((out / "report.json").read_text())
+    assert report["resolution"] == 64  # no resolution= given: the camera size the student was trained at
     assert list(report["chunking"]) == ["sync", "async", "crossfade", "ensemble", "rtc"]
     for per_delay in report["chunking"].values():
         assert list(per_delay) == ["0", "2"]
@@ -343,6 +344,14 @@ def test_eval_chunking_sweep_writes_every_scheme_and_delay(runs, monkeypatch, tm
             "chunking=[async]", "inference_delay=[8]", f"out={tmp_path / 'bad'}",
         )  # fmt: skip
     assert refused.value.code == 2
+
+
+def test_tiny_refuses_an_unknown_family_before_writing(monkeypatch, tmp_path):
+    from snapflow.scripts import tiny
+
+    with pytest.raises(SystemExit) as refused:
+        cli(tiny.main, monkeypatch, f"out={tmp_path / 'tiny'}", "families=[foo]")
+    assert refused.value.code == 2 and not (tmp_path / "tiny").exists()
 
 
 def test_eval_rejects_bad_input(runs, monkeypatch, tmp_path):
