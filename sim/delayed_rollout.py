@@ -3,15 +3,13 @@ drives `sim/chunking.py`'s schedules, with the same pipeline and per-episode see
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import numpy as np
-import torch
 
 from snapflow.sim.chunking import Chunking, DelayedRollout, PlannedChunk, rtc_horizon
-from snapflow.sim.evaluate import LoadedPolicy, _reset, _stack, _sync
+from snapflow.sim.evaluate import LoadedPolicy, _reset, plan_chunk
 
 
 def run_batch_delayed(
@@ -24,25 +22,8 @@ def run_batch_delayed(
     latencies_ms: list[float],
     chunking: Chunking,
 ) -> list[tuple[bool, int]]:
-    """(success, length) per episode of a lockstep batch under ``chunking`` (RTC switched on for its block)."""
-    with rtc_enabled_on(lp, chunking):
-        return _rollout(lp, envs, env_pre, env_post, inits, held_out, latencies_ms, chunking)
-
-
-def _rollout(
-    lp: LoadedPolicy,
-    envs: list,
-    env_pre: object,
-    env_post: object,
-    inits: list[int],
-    held_out: bool,
-    latencies_ms: list[float],
-    chunking: Chunking,
-) -> list[tuple[bool, int]]:
-    """As `_run_batch`, under a chunk-scheduling scheme with a simulated inference delay (sim/chunking.py)."""
-    from lerobot.envs.utils import preprocess_observation
-    from lerobot.utils.constants import ACTION
-
+    """As `evaluate._run_batch`, under a chunk-scheduling scheme with a simulated inference delay
+    (sim/chunking.py); (success, length) per episode. The rtc scheme needs `rtc_enabled_on` around it."""
     n = len(inits)
     envs = envs[:n]
     for env in envs:
@@ -54,17 +35,7 @@ def _rollout(
     max_steps, task, tick = envs[0]._max_episode_steps, [env.task_description for env in envs], 0
 
     def infer(**rtc_kwargs: object) -> PlannedChunk:
-        batch = preprocess_observation(_stack(last))
-        batch["task"] = list(task)
-        batch = lp.preprocessor(env_pre(batch))
-        t0 = time.perf_counter()
-        # no_grad, not inference_mode: RTC's guidance takes a gradient inside (torch.enable_grad), as
-        # lerobot-rollout runs it.
-        with torch.no_grad():
-            norm = lp.policy.predict_action_chunk(batch, **rtc_kwargs)
-        _sync(lp.policy)
-        latencies_ms.append((time.perf_counter() - t0) * 1e3)
-        raw = env_post({ACTION: lp.postprocessor(norm.clone())})[ACTION].to("cpu").numpy()
+        norm, raw = plan_chunk(lp, last, task, env_pre, env_post, latencies_ms, **rtc_kwargs)
         return PlannedChunk(tick, raw, norm)
 
     def step(actions: np.ndarray, render: bool) -> None:

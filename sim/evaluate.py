@@ -135,6 +135,36 @@ def _reset(envs: list, inits: list[int], held_out: bool) -> list[dict]:
     return [env.reset(options={"init_state": init})[0] for env, init in zip(envs, inits, strict=True)]
 
 
+def plan_chunk(
+    lp: LoadedPolicy,
+    last: list[dict],
+    task: list[str],
+    env_pre: object,
+    env_post: object,
+    latencies_ms: list[float],
+    **predict_kwargs: object,
+) -> tuple[torch.Tensor, np.ndarray]:
+    """One chunk for a batch of raw observations through LeRobot's eval pipeline: (the policy's output
+    (n, chunk, A) before the postprocessor, env actions (n, chunk, A)); its wall time goes to latencies_ms.
+
+    Under no_grad, not inference_mode: RTC's guidance (``predict_kwargs``) takes a gradient inside
+    (torch.enable_grad), as lerobot-rollout runs it.
+    """
+    from lerobot.envs.utils import preprocess_observation
+    from lerobot.utils.constants import ACTION
+
+    batch = preprocess_observation(_stack(last))
+    batch["task"] = list(task)
+    batch = lp.preprocessor(env_pre(batch))
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        norm = lp.policy.predict_action_chunk(batch, **predict_kwargs)
+    _sync(lp.policy)
+    latencies_ms.append((time.perf_counter() - t0) * 1e3)
+    raw = env_post({ACTION: lp.postprocessor(norm.clone())})[ACTION].to("cpu").numpy()
+    return norm, raw
+
+
 def _run_batch(
     lp: LoadedPolicy,
     envs: list,
@@ -145,9 +175,6 @@ def _run_batch(
     latencies_ms: list[float],
 ) -> list[tuple[bool, int]]:
     """Roll out len(inits) episodes in lockstep; returns (success, length) per episode."""
-    from lerobot.envs.utils import preprocess_observation
-    from lerobot.utils.constants import ACTION
-
     n = len(inits)
     envs = envs[:n]
     for env in envs:
@@ -161,15 +188,7 @@ def _run_batch(
     horizon = lp.config.n_action_steps
     while not done.all() and step < max_steps:
         if step % horizon == 0:  # a new chunk from the current observation (the queue is empty here)
-            batch = preprocess_observation(_stack(last))
-            batch["task"] = list(task)
-            batch = lp.preprocessor(env_pre(batch))
-            t0 = time.perf_counter()
-            with torch.inference_mode():
-                chunk = lp.policy.predict_action_chunk(batch)[:, :horizon]  # (n, horizon, action_dim)
-            _sync(lp.policy)
-            latencies_ms.append((time.perf_counter() - t0) * 1e3)
-            chunk = env_post({ACTION: lp.postprocessor(chunk)})[ACTION].to("cpu").numpy()
+            chunk = plan_chunk(lp, last, task, env_pre, env_post, latencies_ms)[1][:, :horizon]
         render_next = (step + 1) % horizon == 0  # only the frames a chunk is planned on are rendered
         for i, env in enumerate(envs):
             if done[i]:
@@ -292,9 +311,10 @@ def evaluate_suite(
                 if chunking is None:
                     outcomes = _run_batch(*args)
                 else:
-                    from snapflow.sim.delayed_rollout import run_batch_delayed
+                    from snapflow.sim.delayed_rollout import rtc_enabled_on, run_batch_delayed
 
-                    outcomes = run_batch_delayed(*args, chunking)
+                    with rtc_enabled_on(lp, chunking):
+                        outcomes = run_batch_delayed(*args, chunking)
                 for k, (ok, steps) in enumerate(outcomes):
                     result.episodes.append(EpisodeResult(task_id, start + k, chunk[k], ok, steps))
                 bar.update(len(chunk))
