@@ -14,7 +14,7 @@ PYTHON312 ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python
 	/root/.pyenv/versions/3.12*/bin/python3.12 /usr/local/bin/python3.12 /usr/bin/python3.12; do \
 	if $$p -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' >/dev/null 2>&1; then echo $$p; break; fi; done)
 
-.PHONY: install test test-all lint demo teacher clean
+.PHONY: install test test-all lint demo teacher teacher-multimodal clean
 
 install: $(STAMP)
 
@@ -60,6 +60,27 @@ teacher: install
 	fi
 	$(PY) -m snapflow.policies.embedded $(TEACHER_RUN)/teacher/checkpoints/last/pretrained_model \
 		$(TEACHER_RUN)/assets/tiny_smolvlm
+
+# Reproduces the multimodal probe's teacher (policies/assets/mini_libero_multimodal_teacher/README.md):
+# 100 demos per task of the 4-task `multimodal` suite (the expert goes round the pillar on a random side),
+# then the embedded default teacher fine-tuned on them with lerobot-train. Re-running resumes.
+MM_RUN ?= outputs/multimodal_teacher_run
+MM_STEPS ?= 3000
+teacher-multimodal: install
+	[ -d $(MM_RUN)/data ] || $(VENV)/bin/snapflow-collect suite=multimodal episodes_per_task=100 \
+		resolution=64 workers=2 seed=0 out=$(MM_RUN)/data
+	[ -d $(MM_RUN)/base ] || $(PY) -c "from snapflow.policies.embedded import materialize_teacher; \
+		materialize_teacher('$(MM_RUN)/base')"
+	if [ -f $(MM_RUN)/teacher/checkpoints/last/pretrained_model/train_config.json ]; then \
+		$(VENV)/bin/snapflow-train out=$(MM_RUN)/teacher dataset=$(MM_RUN)/data steps=$(MM_STEPS) resume=true; \
+	else \
+		$(VENV)/bin/snapflow-train pretrained=$(MM_RUN)/base dataset=$(MM_RUN)/data out=$(MM_RUN)/teacher \
+			steps=$(MM_STEPS) batch_size=32 save_freq=1000 num_workers=2 seed=1000 log_freq=100 \
+			"extra=['--policy.optimizer_lr=2e-4','--policy.scheduler_warmup_steps=100', \
+			'--policy.scheduler_decay_steps=$(MM_STEPS)','--policy.scheduler_decay_lr=1e-5']"; \
+	fi
+	$(PY) -m snapflow.policies.embedded $(MM_RUN)/teacher/checkpoints/last/pretrained_model \
+		$(MM_RUN)/base/smolvlm policies/assets/mini_libero_multimodal_teacher
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache .ruff_cache *.egg-info

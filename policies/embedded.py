@@ -15,6 +15,9 @@ from pathlib import Path
 POLICY_FILES = ("config.json", "model.safetensors", "policy_preprocessor.json", "policy_postprocessor.json")
 
 EMBEDDED_DIR = Path(__file__).resolve().parent / "assets" / "mini_libero_smolvla_teacher"
+# The multimodal probe's teacher (`snapflow-demo probe=multimodal`): the default teacher fine-tuned on the
+# `multimodal` suite's two-strategy demos (its README gives the command, `make teacher-multimodal`).
+MULTIMODAL_DIR = EMBEDDED_DIR.parent / "mini_libero_multimodal_teacher"
 VLM_SUBDIR = "smolvlm"  # the local SmolVLM "model id" directory inside EMBEDDED_DIR
 
 

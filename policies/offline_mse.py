@@ -25,6 +25,7 @@ class OfflineMSE:
     median: float
     p90: float
     samples: int  # frames evaluated
+    nearest_mode: float | None = None  # mean error to the nearest demonstrated mode (multimodal data only)
 
 
 def held_out_episodes(total: int, count: int) -> list[int]:
@@ -46,7 +47,8 @@ def offline_action_mse(
     max_samples: int = 200,
     seed: int = 0,
 ) -> OfflineMSE:
-    """Chunk MSE of ``policy`` (already configured with its NFE) on the last ``episodes`` demos."""
+    """Chunk MSE of ``policy`` (already configured with its NFE) on the last ``episodes`` demos; on a
+    dataset with a `mode` column also the error to the nearest demonstrated mode (`mode_reference.py`)."""
     from lerobot.datasets.lerobot_dataset import LeRobotDataset, LeRobotDatasetMetadata
     from lerobot.utils.constants import ACTION, OBS_STATE
 
@@ -62,6 +64,12 @@ def offline_action_mse(
         delta_timestamps={ACTION: [i / meta.fps for i in range(chunk)]},
     )
     frames = list(range(0, len(ds), max(1, stride)))[:max_samples]
+    reference = None
+    if "mode" in meta.features:
+        from snapflow.policies.mode_reference import ModeReference
+
+        reference = ModeReference(root, chunk)
+    nearest: list[torch.Tensor] = []
     keys = [*policy.config.image_features, OBS_STATE, "task"]
     errors: list[torch.Tensor] = []
     torch.manual_seed(seed)
@@ -74,7 +82,10 @@ def offline_action_mse(
         valid = (~batch[f"{ACTION}_is_pad"]).float()  # (B, H)
         per_step = ((pred[:, : target.shape[1]] - target) ** 2).mean(-1)  # (B, H)
         errors.append((per_step * valid).sum(1) / valid.sum(1).clamp_min(1))
+        if reference is not None:
+            nearest.append(reference.nearest_mode_error(pred, batch["episode_index"], batch["frame_index"]))
     if not errors:
         raise ValueError(f"no frames selected from {root}")
     err = torch.cat(errors)
-    return OfflineMSE(float(err.mean()), float(err.median()), float(torch.quantile(err, 0.9)), len(err))
+    near = float(torch.cat(nearest).mean()) if nearest else None
+    return OfflineMSE(float(err.mean()), float(err.median()), float(torch.quantile(err, 0.9)), len(err), near)

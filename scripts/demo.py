@@ -6,7 +6,8 @@ Stages (each one of our commands, run as its own process): collect distillation 
 (SnapFlow, paper recipe) -> snapflow-distill method=fm (the plain flow-matching fine-tune control, same data
 and steps; fm_control=false skips it) -> snapflow-eval (teacher 10-step, naive 1-step, SnapFlow 1-NFE, FM
 control 1-step; frozen init states and held-out seeds) -> snapflow-export (ONNX + parity) -> snapflow-run
-(20 Hz loop in the sim). Prints one table; the last line is `outputs: <dir>`, which holds report.json
+(20 Hz loop in the sim). `probe=multimodal` runs the multimodal probe instead (scripts/demo_probe.py).
+Prints one table; the last line is `outputs: <dir>`, which holds report.json
 (+ held_out/report.json), student/ and fm/ (LeRobot pretrained_model dirs), export/ and run.json.
 """
 
@@ -129,10 +130,20 @@ def _demo(cfg: DictConfig) -> None:
     from snapflow.scripts.outputs import check_out
     from snapflow.sim.object_state import policy_uses_object_state
 
-    name = cfg.out or f"outputs/demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    if cfg.probe not in (None, "multimodal"):  # before any folder is made
+        raise ValueError(
+            f"probe={cfg.probe!r} is not a probe; valid: [multimodal] (or null for the main job)"
+        )
+    prefix = "demo" if cfg.probe is None else f"probe-{cfg.probe}"
+    name = cfg.out or f"outputs/{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
     out = check_out(Path(name).resolve(), bool(cfg.overwrite))
     shutil.rmtree(out, ignore_errors=True)  # empty or overwrite=true: the demo starts afresh
     out.mkdir(parents=True)
+    if cfg.probe is not None:
+        from snapflow.scripts.demo_probe import run_probe
+
+        run_probe(cfg, out)
+        return
     progress = tqdm(STAGES, desc="snapflow-demo", unit="stage")
     teacher = _teacher(cfg, out)
     teacher_cfg = json.loads((teacher / "config.json").read_text())

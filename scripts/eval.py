@@ -177,6 +177,8 @@ def _eval(cfg: DictConfig) -> None:
                 "p90": m.p90,
                 "samples": m.samples,
             }
+            if m.nearest_mode is not None:
+                info[name]["offline_mse"]["nearest_mode"] = m.nearest_mode
         if int(cfg.latency_calls) > 0:
             kept[name] = lp
     bench = (

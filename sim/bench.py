@@ -59,7 +59,7 @@ def expert_success(
             env.reset(seed=HELDOUT_SEED_START + i)
         else:
             env.reset(options={"init_state": i})
-        ok, n = run_expert(env)
+        ok, n, _ = run_expert(env)
         wins, longest = wins + ok, max(longest, n)
     env.close()
     return wins, longest

@@ -29,6 +29,7 @@ from snapflow.sim.controller import CONTROL_HZ, DeltaEEFController, quat_error
 from snapflow.sim.experts import DOWN_QUAT
 from snapflow.sim.init_states import frozen_init_states, sample_init_state
 from snapflow.sim.layouts import DEFAULT_LAYOUT, check_layout
+from snapflow.sim.modes import classify_path
 from snapflow.sim.object_state import ObjectStateReader, state_dim
 from snapflow.sim.panda import N_ARM_JOINTS
 from snapflow.sim.predicates import TurnOn
@@ -47,7 +48,7 @@ BURNER_OFF_RGBA = np.array([0.25, 0.25, 0.28, 1.0])
 @functools.lru_cache(maxsize=64)
 def _model_xml(suite: str, task_id: int) -> str:
     task = get_task(suite, task_id)
-    return scene_xml(task.objects, task.fixtures)
+    return scene_xml(task.objects, task.fixtures, task.obstacle)
 
 
 def build_model(task: Task) -> mujoco.MjModel:
@@ -59,8 +60,8 @@ class MiniLiberoEnv(gym.Env):
     """One task of a mini-LIBERO suite.
 
     Args:
-        suite: "spatial", "object", "goal" or "long" (or the libero_* alias).
-        task_id: 0..9.
+        suite: "spatial", "object", "goal" or "long" (or the libero_* alias), or the probe "multimodal".
+        task_id: 0..9 (0..3 for "multimodal").
         resolution: square image size in pixels for both cameras.
         init_state: index into the 50 frozen init states, or None for a layout drawn from `reset(seed)`.
         init_state_stride: added to the frozen index after every reset (LeRobot's LIBERO wrapper uses
@@ -106,6 +107,7 @@ class MiniLiberoEnv(gym.Env):
         self._renderer: mujoco.Renderer | None = None
         self._last_frames: dict[str, np.ndarray] = {}
         self._elapsed = 0
+        self._eef_path: list[np.ndarray] = []
         self._burner = self.model.geom("burner").id if "stove" in self.task_spec.fixtures else None
         self.object_state = bool(object_state)
         self._objects = ObjectStateReader(self.model) if self.object_state else None
@@ -136,6 +138,7 @@ class MiniLiberoEnv(gym.Env):
         for _ in range(SETTLE_STEPS):
             self.controller.step(SETTLE_ACTION)
         self._elapsed = 0
+        self._eef_path = [self._eef_xy()]
         return self._observation(), {
             "is_success": self.is_success(),
             "task": self.task,
@@ -146,6 +149,7 @@ class MiniLiberoEnv(gym.Env):
         action = self._validate_action(action)
         self.controller.step(action)
         self._elapsed += 1
+        self._eef_path.append(self._eef_xy())
         success = self.is_success()
         truncated = self._elapsed >= self._max_episode_steps
         info = {"is_success": success, "task": self.task, "task_id": self.task_id}
@@ -177,6 +181,18 @@ class MiniLiberoEnv(gym.Env):
     def is_success(self) -> bool:
         """The task's goal predicate on the current state."""
         return bool(self.task_spec.goal(self.model, self.data))
+
+    def episode_mode(self) -> str | None:
+        """The strategy of the episode so far (`modes.classify_path` on the hand's path since the reset)
+        for a task whose expert chooses between strategies (the multimodal probe); None for other tasks."""
+        if not self.task_spec.modes:
+            return None
+        regions = {name: (x, y) for name, x, y in self.task_spec.regions}
+        obj, target = self.task_spec.plan[0].obj, self.task_spec.plan[0].target
+        return classify_path(np.array(self._eef_path), regions[obj], regions[target], self.task_spec.obstacle)
+
+    def _eef_xy(self) -> np.ndarray:
+        return self.controller.eef_pose()[0][:2].copy()
 
     def _frozen_or_vector(self, state: int | np.ndarray) -> np.ndarray:
         if np.ndim(state) == 0:

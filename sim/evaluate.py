@@ -68,6 +68,7 @@ class EpisodeResult:
     init: int  # frozen init-state index, or the layout seed when held out
     success: bool
     length: int  # control steps until success or truncation
+    mode: str | None = None  # the strategy it executed (`MiniLiberoEnv.episode_mode`), multimodal probe only
 
 
 @dataclass
@@ -316,7 +317,8 @@ def evaluate_suite(
                     with rtc_enabled_on(lp, chunking):
                         outcomes = run_batch_delayed(*args, chunking)
                 for k, (ok, steps) in enumerate(outcomes):
-                    result.episodes.append(EpisodeResult(task_id, start + k, chunk[k], ok, steps))
+                    mode = envs[k].episode_mode()  # each env stays as its episode ended until the next reset
+                    result.episodes.append(EpisodeResult(task_id, start + k, chunk[k], ok, steps, mode))
                 bar.update(len(chunk))
                 bar.set_postfix(success=f"{np.mean([e.success for e in result.episodes]):.2f}")
         finally:

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import mujoco
 import numpy as np
 
 from snapflow.sim.controller import POS_SCALE, ROT_SCALE, quat_error
+from snapflow.sim.modes import MODES, via_point
 from snapflow.sim.scene import CABINET_HALF, CABINET_POS, DRAWER_TRAVEL, OBJECTS, STOVE_POS
 
 # Gripper straight down, fingers closing along world y (the HOME_QPOS orientation), as a wxyz quaternion.
@@ -35,13 +37,18 @@ PAD_BELOW_EEF = 0.0064  # m, the finger pads reach this far below the eef site
 
 @dataclass(frozen=True)
 class PickPlace:
-    """Pick `obj` and release it with its centre at `target`'s body origin + (dx, dy, release_z) metres."""
+    """Pick `obj` and release it with its centre at `target`'s body origin + (dx, dy, release_z) metres.
+
+    With `around` = (x, y) of an obstacle the carry goes via a point beside it, on the side the expert's
+    `mode` names (`modes.via_point`).
+    """
 
     obj: str
     target: str
     release_z: float
     dx: float = 0.0
     dy: float = 0.0
+    around: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -83,7 +90,9 @@ class ScriptedExpert:
         model, data: the env's MuJoCo model and data (privileged state).
         plan: the task's primitives, executed in order.
         noise_std: std of Gaussian noise added to the 6 arm action dims (normalised units).
-        rng: generator for the noise.
+        rng: generator for the noise (and for the mode, when the plan has a choice and `mode` is None).
+        mode: the strategy for a plan step with a choice (one of `modes.MODES`); drawn uniformly if None.
+            `self.mode` is the one used (None for a plan without a choice).
     """
 
     def __init__(
@@ -93,10 +102,17 @@ class ScriptedExpert:
         plan: tuple[PlanStep, ...],
         noise_std: float = 0.0,
         rng: np.random.Generator | None = None,
+        mode: str | None = None,
     ) -> None:
         self.model, self.data, self.plan = model, data, plan
         self.noise_std = noise_std
         self.rng = rng if rng is not None else np.random.default_rng(0)
+        has_choice = any(isinstance(s, PickPlace) and s.around is not None for s in plan)
+        if has_choice and mode is None:
+            mode = MODES[int(self.rng.integers(len(MODES)))]
+        if mode is not None and mode not in MODES:
+            raise ValueError(f"mode={mode!r} is not an expert mode; valid: {list(MODES)}")
+        self.mode = mode if has_choice else None
         self._eef = model.site("eef").id
         self.reset()
 
@@ -154,7 +170,7 @@ class ScriptedExpert:
 
     def _expand(self, step: PlanStep) -> list[_Waypoint]:
         if isinstance(step, PickPlace):
-            return _pick_place(step)
+            return _pick_place(step, self.mode)
         if isinstance(step, OpenDrawer):
             return _open_drawer()
         if isinstance(step, CloseDrawer):
@@ -172,7 +188,7 @@ def _hold(ex: ScriptedExpert) -> np.ndarray:
     return ex._anchor
 
 
-def _pick_place(step: PickPlace) -> list[_Waypoint]:
+def _pick_place(step: PickPlace, mode: str | None = None) -> list[_Waypoint]:
     obj_xy = lambda ex: ex.body(step.obj)  # noqa: E731
     offset = np.array([step.dx, step.dy, step.release_z])
     carry = max(CARRY_HEIGHT, step.release_z + 0.15)
@@ -188,11 +204,18 @@ def _pick_place(step: PickPlace) -> list[_Waypoint]:
     def release_point(ex: ScriptedExpert) -> np.ndarray:
         return ex.body(step.target) + offset - np.array([0, 0, ex._grasp_offset[2]])
 
+    def beside_obstacle(ex: ScriptedExpert) -> np.ndarray:
+        # The line is taken from where the lift ended (`_anchor`), so the via point stays put while carrying.
+        xy = via_point(ex._anchor[:2], ex.body(step.target)[:2], np.array(step.around), mode)
+        return np.array([*xy, carry])
+
+    detour = [] if step.around is None else [_Waypoint(beside_obstacle, 1, tol=0.03)]
     return [
         _Waypoint(_at(obj_xy, carry - 0.06), -1, tol=0.02),
         _Waypoint(grasp_point, -1, tol=0.006, speed=FINE_SPEED, max_steps=40),
         _Waypoint(_hold, 1, wait=GRASP_STEPS),
         _Waypoint(_at(obj_xy, carry), 1, tol=0.03, on_enter=remember_offset),
+        *detour,
         _Waypoint(lambda ex: np.array([*(ex.body(step.target) + offset)[:2], carry]), 1, tol=0.015),
         _Waypoint(release_point, 1, tol=0.008, speed=FINE_SPEED, max_steps=40),
         _Waypoint(_hold, -1, wait=GRASP_STEPS),
@@ -278,6 +301,14 @@ def release_height(obj: str, target: str) -> float:
     return OBJECTS[target].half_height + half + drop
 
 
+class ExpertRun(NamedTuple):
+    """What `run_expert` returns: whether the goal held, the steps taken and the strategy used (or None)."""
+
+    success: bool
+    steps: int
+    mode: str | None
+
+
 EXTRA_STEPS_AFTER_PLAN = 10  # steps to let a released object settle before declaring failure
 
 
@@ -287,7 +318,8 @@ def run_expert(
     rng: np.random.Generator | None = None,
     on_step: Callable[[dict, np.ndarray], None] | None = None,
     obs: dict | None = None,
-) -> tuple[bool, int]:
+    mode: str | None = None,
+) -> ExpertRun:
     """Roll out the task's expert in an already-reset `MiniLiberoEnv` until success or the step limit.
 
     Args:
@@ -296,11 +328,12 @@ def run_expert(
         on_step: called with (observation, label) before each step, e.g. to record a frame; the label is the
             expert's clean action (`ScriptedExpert.label`), the executed one carries the noise.
         obs: the observation returned by the reset (passed to `on_step` for the first frame).
+        mode: the strategy for a task with a choice (`modes.MODES`); drawn from `rng` when None.
 
     Returns:
-        (success, number of steps taken).
+        `ExpertRun(success, steps, mode)`; `mode` is None for a task without a choice.
     """
-    expert = ScriptedExpert(env.model, env.data, env.task_spec.plan, noise_std=noise_std, rng=rng)
+    expert = ScriptedExpert(env.model, env.data, env.task_spec.plan, noise_std=noise_std, rng=rng, mode=mode)
     extra = 0
     for step in range(env._max_episode_steps):
         action = expert.act()
@@ -308,8 +341,8 @@ def run_expert(
             on_step(obs, expert.label)
         obs, _, terminated, truncated, info = env.step(action)
         if terminated:
-            return True, step + 1
+            return ExpertRun(True, step + 1, expert.mode)
         extra += expert.done
         if truncated or extra > EXTRA_STEPS_AFTER_PLAN:
-            return bool(info["is_success"]), step + 1
-    return False, env._max_episode_steps
+            return ExpertRun(bool(info["is_success"]), step + 1, expert.mode)
+    return ExpertRun(False, env._max_episode_steps, expert.mode)

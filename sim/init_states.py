@@ -27,7 +27,7 @@ import numpy as np
 from snapflow.sim.layouts import DEFAULT_LAYOUT, LAYOUTS, check_layout
 from snapflow.sim.panda import BASE_POS, FINGER_OPEN, HOME_QPOS, N_ARM_JOINTS
 from snapflow.sim.scene import CABINET_HALF, CABINET_POS, DRAWER_TRAVEL, OBJECTS, STOVE_POS, SWITCH_RANGE
-from snapflow.sim.tasks import SUITE_NAMES, Task, get_task
+from snapflow.sim.tasks import ALL_SUITES, SUITES, Task, get_task
 
 N_FROZEN = 50
 HELDOUT_SEED_START = 1000  # seeds used for held-out evaluation; frozen states use seeds 0..49
@@ -214,7 +214,9 @@ def task_regions(suite: str, task_id: int) -> dict[str, tuple[float, float, floa
     has its own layout, as each LIBERO task has its own BDDL file).
     """
     task = get_task(suite, task_id)
-    rng = np.random.default_rng([SUITE_NAMES.index(task.suite), task.task_id, NOMINAL_SEED])
+    if task.regions:  # laid out by hand (the multimodal probe): resting on the table, nominal yaw 0
+        return {name: (x, y, OBJECTS[name].half_height, 0.0) for name, x, y in task.regions}
+    rng = np.random.default_rng([ALL_SUITES.index(task.suite), task.task_id, NOMINAL_SEED])
     return _draw(task, rng, PAIR_MARGIN, AXIS_MARGIN)
 
 
@@ -247,7 +249,9 @@ def sample_init_state(
         ValueError: unknown `layout`.
         RuntimeError: the wide sampler found no collision-free layout (never seen for the shipped tasks).
     """
-    rng = np.random.default_rng([SUITE_NAMES.index(task.suite), task.task_id, seed])
+    rng = np.random.default_rng([ALL_SUITES.index(task.suite), task.task_id, seed])
+    if task.regions and check_layout(layout) != "libero":
+        raise ValueError(f"the {task.suite} suite has a fixed layout; layout={layout!r} is not available")
     placed = _libero_layout(task, rng) if check_layout(layout) == "libero" else _draw(task, rng)
     qpos = model.qpos0.copy()
     qpos[:N_ARM_JOINTS] = HOME_QPOS
@@ -281,16 +285,21 @@ def frozen_init_states(suite: str, task_id: int, layout: str = DEFAULT_LAYOUT) -
     return _load_suite(task.suite, check_layout(layout))[f"task_{task.task_id}"]
 
 
-def write_frozen(suites: tuple[str, ...] = SUITE_NAMES, layouts: tuple[str, ...] = LAYOUTS) -> list[Path]:
-    """Regenerate the frozen files from the generators (only needed after a deliberate layout change)."""
+def write_frozen(suites: tuple[str, ...] = ALL_SUITES, layouts: tuple[str, ...] = LAYOUTS) -> list[Path]:
+    """Regenerate the frozen files from the generators (only needed after a deliberate layout change).
+
+    A suite with hand-made regions (the multimodal probe) has the libero layout only.
+    """
     from snapflow.sim.env import build_model
 
     ASSET_DIR.mkdir(parents=True, exist_ok=True)
     paths = []
     for layout in layouts:
         for suite in suites:
+            if layout != "libero" and any(task.regions for task in SUITES[suite]):
+                continue
             arrays = {}
-            for task_id in range(10):
+            for task_id in range(len(SUITES[suite])):
                 task = get_task(suite, task_id)
                 model = build_model(task)
                 arrays[f"task_{task_id}"] = np.stack(

@@ -3,6 +3,9 @@
 Features match the env's policy-side names: `observation.images.image` (agentview) and
 `observation.images.image2` (wrist), uint8 HWC, `observation.state` (8), `action` (7), plus the task's
 instruction as `task` on every frame; 20 fps. LeRobot computes the stats (min/max/mean/std/quantiles).
+A dataset of a suite whose expert chooses between strategies (the `multimodal` probe) also has `mode`:
+int64 (1,), the index in `modes.MODES` of the episode's strategy, the same on every frame of an episode
+(LeRobot keeps no custom per-episode columns; policies ignore a key outside observation.* / action).
 
 Demo layouts come from the init-state generator with seeds disjoint from the frozen evaluation states
 (0..49) and the held-out seeds (1000+): `DEMO_SEED_BASE + 10_000 * seed + 100 * episode + attempt`.
@@ -23,16 +26,20 @@ import numpy as np
 
 from snapflow.sim.controller import CONTROL_HZ
 from snapflow.sim.layouts import DEFAULT_LAYOUT, check_layout
+from snapflow.sim.modes import MODES
 from snapflow.sim.object_state import state_dim
 from snapflow.sim.tasks import SUITE_NAMES, SUITES, canonical_suite
 
 DEMO_SEED_BASE = 100_000
+MODE_KEY = "mode"
+NO_MODE = -1  # `mode` of a task without a choice in a dataset that mixes both
 MAX_ATTEMPTS = 20  # retries per demo before giving up (experts succeed >= 95 %, so 20 never runs out)
 DEFAULT_NOISE_STD = 0.05  # normalised action units, executed only (labels are clean); experts still succeed
 
 
-def dataset_features(resolution: int, video: bool, object_state: bool = False) -> dict:
-    """LeRobotDataset feature spec for mini-LIBERO demos (state of 8, or 74 with object state)."""
+def dataset_features(resolution: int, video: bool, object_state: bool = False, modes: bool = False) -> dict:
+    """LeRobotDataset feature spec for mini-LIBERO demos (state of 8, or 74 with object state; `mode`
+    when `modes`)."""
     image = {
         "dtype": "video" if video else "image",
         "shape": (resolution, resolution, 3),
@@ -43,7 +50,7 @@ def dataset_features(resolution: int, video: bool, object_state: bool = False) -
         "observation.images.image2": dict(image),
         "observation.state": {"dtype": "float32", "shape": (state_dim(object_state),), "names": None},
         "action": {"dtype": "float32", "shape": (7,), "names": None},
-    }
+    } | ({MODE_KEY: {"dtype": "int64", "shape": (1,), "names": None}} if modes else {})
 
 
 def record_demo(
@@ -66,13 +73,16 @@ def record_demo(
             frames: list[tuple[dict, np.ndarray]] = []
             obs, _ = env.reset(seed=DEMO_SEED_BASE + 10_000 * seed + 100 * episode + attempt)
             rng = np.random.default_rng([seed, task_id, episode, attempt])
-            ok, _ = run_expert(env, noise_std=noise_std, rng=rng, on_step=frames_append(frames), obs=obs)
+            ok, _, mode = run_expert(
+                env, noise_std=noise_std, rng=rng, on_step=frames_append(frames), obs=obs
+            )
             if ok:
                 return {
                     "observation.images.image": np.stack([o["pixels"]["image"] for o, _ in frames]),
                     "observation.images.image2": np.stack([o["pixels"]["image2"] for o, _ in frames]),
                     "observation.state": np.stack([o["agent_pos"] for o, _ in frames]),
                     "action": np.stack([a for _, a in frames]).astype(np.float32),
+                    MODE_KEY: np.full((len(frames), 1), MODES.index(mode) if mode else NO_MODE, np.int64),
                     "task": env.task,
                     "attempts": attempt + 1,
                 }
@@ -149,9 +159,11 @@ def collect_dataset(
     suites = parse_suites(suite)
     check_layout(layout)
     ids = None if task_ids is None else [int(t) for t in task_ids]
-    bad = [t for t in ids or [] if not 0 <= t < 10]
+    n_tasks = min(len(SUITES[s]) for s in suites)
+    bad = [t for t in ids or [] if not 0 <= t < n_tasks]
     if bad or episodes_per_task < 1:
-        raise ValueError(f"need task_ids in 0..9 (got {bad}) and episodes_per_task >= 1")
+        raise ValueError(f"need task_ids in 0..{n_tasks - 1} (got {bad}) and episodes_per_task >= 1")
+    modes = any(task.modes for s in suites for task in SUITES[s])
     out = Path(out).expanduser().resolve()
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass overwrite=true to replace it")
@@ -161,7 +173,7 @@ def collect_dataset(
     ds = LeRobotDataset.create(
         repo_id=f"local/mini_libero_{'_'.join(suites)}",
         fps=CONTROL_HZ,
-        features=dataset_features(resolution, video, object_state),
+        features=dataset_features(resolution, video, object_state, modes),
         root=partial,
         robot_type="panda",
         use_videos=video,
@@ -174,7 +186,7 @@ def collect_dataset(
         disable=not progress,
     )
     dropped = 0  # failed expert demos that were discarded and retried
-    keys = list(dataset_features(resolution, video, object_state))
+    keys = list(dataset_features(resolution, video, object_state, modes))
     for demo in _run(jobs, workers):
         for i in range(len(demo["action"])):
             ds.add_frame({key: demo[key][i] for key in keys} | {"task": demo["task"]})

@@ -14,7 +14,7 @@ numbers), "episode_results", "n_action_steps", "held_out", "episodes_per_task", 
 `ci_high` bound its Wilson 95 % interval; `latency_ms` is the median per-call `predict_action_chunk` time
 (ms) measured in the same run, from the interleaved batch-1 benchmark when one ran, otherwise from the
 rollouts at batch size `batch_size` (`latency_source` says which); `mean_episode_length` is in control
-steps (20 Hz).
+steps (20 Hz). Entries of the multimodal probe also carry the mode coverage (`mode_report.py`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import platform
 from pathlib import Path
 
 from snapflow.sim.evaluate import EpisodeResult, RolloutResult
+from snapflow.sim.mode_report import mode_entry, mode_tables, plot_modes
 from snapflow.sim.stats import percentile, wilson_interval
 
 SUITE_FIELDS = ("success", "ci_low", "ci_high", "episodes", "mean_episode_length", "latency_ms")
@@ -47,10 +48,12 @@ def summarize(episodes: list[EpisodeResult]) -> dict:
 
 
 def suite_entry(result: RolloutResult) -> dict:
-    """The report.json block of one (suite, sampler): the schema fields plus latency spread."""
+    """The report.json block of one (suite, sampler): the schema fields plus latency spread (and the mode
+    coverage, `mode_entry`, on the multimodal probe)."""
     lat = result.latencies_ms
     return {
         **summarize(result.episodes),
+        **mode_entry(result.episodes),
         "latency_ms": percentile(lat, 50),
         "latency_p90_ms": percentile(lat, 90),
         "latency_calls": len(lat),
@@ -129,6 +132,7 @@ def build_report(
                     "init": e.init,
                     "success": e.success,
                     "length": e.length,
+                    **({"mode": e.mode} if e.mode else {}),
                 }
                 for e in r.episodes
             ]
@@ -221,7 +225,7 @@ def markdown_table(report: dict) -> str:
         f"episodes/task={report.get('episodes_per_task')}, max_steps={report.get('max_steps')}; "
         f"latency = median per-call predict_action_chunk time over {where}.\n"
     )
-    return "\n".join(lines) + "\n" + note + _task_tables(report)
+    return "\n".join(lines) + "\n" + note + mode_tables(report) + _task_tables(report)
 
 
 def _task_tables(report: dict) -> str:
@@ -315,7 +319,8 @@ def _plot_suites(report: dict, path: Path) -> None:
 
 
 def write_outputs(report: dict, out: str | Path) -> dict[str, Path]:
-    """report.json, report.md, success_by_suite.png, success_vs_nfe.png and latency_vs_nfe.png under ``out``."""
+    """report.json, report.md, success_by_suite.png, success_vs_nfe.png and latency_vs_nfe.png under ``out``,
+    plus <suite>_modes.png for a suite with mode coverage (the multimodal probe)."""
     out = Path(out)
     paths = {
         "report": write_report(report, out),
@@ -328,4 +333,8 @@ def write_outputs(report: dict, out: str | Path) -> dict[str, Path]:
     _plot_suites(report, paths["suite_plot"])
     _plot(report, paths["success_plot"], "success", "success (%) with Wilson 95% CI")
     _plot(report, paths["latency_plot"], "latency_ms", "chunk latency p50 (ms)")
+    for suite, per_sampler in report["suites"].items():
+        if any("modes" in e for e in per_sampler.values()):
+            paths[f"{suite}_modes_plot"] = out / f"{suite}_modes.png"
+            plot_modes(report, paths[f"{suite}_modes_plot"], suite)
     return paths

@@ -199,12 +199,30 @@ def _stove_xml() -> str:
     )
 
 
-def scene_xml(objects: Iterable[str], fixtures: Iterable[str] = ()) -> str:
+# A tall post welded to the table (the multimodal probe's obstacle): taller than the carry height, so a
+# carried object cannot pass over it, and thin, so a detour on either side clears it.
+PILLAR_RADIUS = 0.025  # m
+PILLAR_HEIGHT = 0.26  # m; the expert carries at CARRY_HEIGHT = 0.20 m with the object hanging below
+
+
+def _pillar_xml(xy: tuple[float, float]) -> str:
+    return (
+        f'<body name="pillar" pos="{xy[0]} {xy[1]} {PILLAR_HEIGHT / 2}">'
+        f'<geom name="pillar" type="cylinder" size="{PILLAR_RADIUS} {PILLAR_HEIGHT / 2}" rgba=".2 .55 .75 1"/>'
+        "</body>"
+    )
+
+
+def scene_xml(
+    objects: Iterable[str], fixtures: Iterable[str] = (), obstacle: tuple[float, float] | None = None
+) -> str:
     """Build a complete MJCF model.
 
     Args:
         objects: keys of `OBJECTS`, added as free bodies (in this order in qpos, after the 9 robot dofs).
         fixtures: subset of {"cabinet", "stove"}.
+        obstacle: (x, y) in m of a pillar welded to the table (no joint: it adds nothing to qpos or to the
+            object state), or None.
     """
     objects, fixtures = list(objects), list(fixtures)
     unknown = [o for o in objects if o not in OBJECTS] + [f for f in fixtures if f not in FIXTURE_RADIUS]
@@ -223,6 +241,8 @@ def scene_xml(objects: Iterable[str], fixtures: Iterable[str] = ()) -> str:
         bodies.append(_cabinet_xml())
     if "stove" in fixtures:
         bodies.append(_stove_xml())
+    if obstacle is not None:
+        bodies.append(_pillar_xml(obstacle))
     body_xml = "\n    ".join(bodies)
     # Fixtures are welded to the world, so MuJoCo's parent filter does not apply: the moving part
     # would collide with its own housing. Joint ranges bound their motion instead.

@@ -7,6 +7,8 @@ The suites imitate the structure of LIBERO's (they are not LIBERO and share no a
   - `goal` (like libero_goal): one kitchen scene (cabinet with drawer, stove with a rocker switch, plate,
     cubes, can) and ten different goals, including articulated ones.
   - `long` (like libero_10): two- and three-stage tasks whose goals are conjunctions.
+A fifth, probe suite stands apart from the benchmark: `multimodal` (four tasks) puts a pillar between the
+object and its target, and its expert goes round it on either side at random (`modes.py`).
 Each task also carries its expert plan and init-state layout, so one table defines the benchmark.
 """
 
@@ -16,10 +18,14 @@ import difflib
 from dataclasses import dataclass, field
 
 from snapflow.sim.experts import CloseDrawer, OpenDrawer, PickPlace, PlanStep, Switch, release_height
+from snapflow.sim.modes import MODES
 from snapflow.sim.predicates import And, Close, On, Open, Predicate, TurnOff, TurnOn, in_basket, in_drawer
 from snapflow.sim.scene import DRAWER_TRAVEL, OBJECTS, SWITCH_RANGE
 
 SUITE_NAMES = ("spatial", "object", "goal", "long")
+# Probe suites: not part of the benchmark's four (nor of suite=all), evaluated and reported apart.
+PROBE_SUITES = ("multimodal",)
+ALL_SUITES = SUITE_NAMES + PROBE_SUITES
 # LIBERO suite names accepted as aliases (LeRobot's --env.task spelling).
 SUITE_ALIASES = {
     "libero_spatial": "spatial",
@@ -32,7 +38,7 @@ SUITE_ALIASES = {
 # Max episode steps: about 1.5x the longest expert demo of the suite (LeRobot's LIBERO rule, which gives
 # 280/280/300/520 there). Longest expert demos measured with `python -m snapflow.sim.bench experts`:
 # spatial 98, object 99, goal 112, long 203 steps (frozen states and held-out seeds, no noise).
-MAX_EPISODE_STEPS = {"spatial": 150, "object": 150, "goal": 170, "long": 310}
+MAX_EPISODE_STEPS = {"spatial": 150, "object": 150, "goal": 170, "long": 310, "multimodal": 140}
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,10 @@ class Task:
         plan: the scripted expert's primitives.
         relation: spatial suite only: how the init-state sampler singles out the referent `red_cube`.
         joints: initial fixture joint values, e.g. (("drawer_slide", 0.14),).
+        regions: explicit LIBERO-style region centres, ((body, x, y), ...) in m, instead of ones drawn by
+            the init-state sampler (the multimodal probe needs the pillar exactly between two bodies).
+        obstacle: (x, y) in m of a pillar welded to the table (`scene.PILLAR_HEIGHT`), or None.
+        modes: the strategies the scripted expert draws from per episode (`modes.MODES`), or () for one.
     """
 
     suite: str
@@ -59,6 +69,9 @@ class Task:
     plan: tuple[PlanStep, ...]
     relation: str | None = None
     joints: tuple[tuple[str, float], ...] = field(default_factory=tuple)
+    regions: tuple[tuple[str, float, float], ...] = field(default_factory=tuple)
+    obstacle: tuple[float, float] | None = None
+    modes: tuple[str, ...] = field(default_factory=tuple)
 
 
 def _put(obj: str, target: str, dx: float = 0.0) -> tuple[Predicate, PickPlace]:
@@ -281,11 +294,53 @@ def _long_suite() -> list[Task]:
     ]
 
 
+# ---- multimodal (probe) -------------------------------------------------------------------------------
+
+# m; object and target sit either side of the pillar along y, at the same x. The pillar stands clear of
+# the hand's home position (x = -0.08, y = 0) and of the way from there to the object.
+PILLAR_X = 0.06
+SIDE_Y = 0.17  # m, |y| of the object and of the target
+
+
+def _around(task_id: int, obj: str, target: str, words: str, direction: int, distractor: str) -> Task:
+    """ "put the <obj> <words>" with the pillar halfway; `direction` +1 carries towards +y, -1 towards -y."""
+    goal, step = _put(obj, target)
+    plan = (PickPlace(step.obj, step.target, step.release_z, around=(PILLAR_X, 0.0)),)
+    regions = (
+        (obj, PILLAR_X, -direction * SIDE_Y),
+        (target, PILLAR_X, direction * SIDE_Y),
+        (distractor, PILLAR_X + 0.15, -direction * 0.12),
+    )
+    return Task(
+        "multimodal",
+        task_id,
+        f"put_the_{obj}_{words.replace(' ', '_')}",
+        f"put the {_label(obj)} {words}",
+        (obj, target, distractor),
+        (),
+        goal,
+        plan,
+        regions=regions,
+        obstacle=(PILLAR_X, 0.0),
+        modes=MODES,
+    )
+
+
+def _multimodal_suite() -> list[Task]:
+    return [
+        _around(0, "red_cube", "plate", "on the plate", +1, "green_cube"),
+        _around(1, "blue_can", "basket", "in the basket", -1, "white_cube"),
+        _around(2, "green_cube", "bowl", "in the bowl", +1, "orange_can"),
+        _around(3, "yellow_carton", "tray", "on the tray", -1, "cyan_cube"),
+    ]
+
+
 SUITES: dict[str, tuple[Task, ...]] = {
     "spatial": tuple(_spatial(i, r) for i, r in enumerate(SPATIAL_RELATIONS)),
     "object": tuple(_object(i) for i in range(len(OBJECT_POOL))),
     "goal": tuple(_goal_suite()),
     "long": tuple(_long_suite()),
+    "multimodal": tuple(_multimodal_suite()),
 }
 
 
@@ -293,7 +348,7 @@ def canonical_suite(suite: str) -> str:
     """Map a suite name or LIBERO alias to one of `SUITE_NAMES`; ValueError listing valid names otherwise."""
     name = SUITE_ALIASES.get(suite.strip(), suite.strip())
     if name not in SUITES:
-        valid = [*SUITE_NAMES, *SUITE_ALIASES]
+        valid = [*ALL_SUITES, *SUITE_ALIASES]
         hint = difflib.get_close_matches(suite, valid, n=1)
         raise ValueError(
             f"unknown suite {suite!r}; valid: {valid}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
@@ -310,6 +365,6 @@ def get_task(suite: str, task_id: int) -> Task:
 
 
 def list_tasks(suite: str | None = None) -> list[Task]:
-    """All tasks, or those of one suite, in (suite, task_id) order."""
+    """All benchmark tasks (the four `SUITE_NAMES`), or those of one suite, in (suite, task_id) order."""
     names = SUITE_NAMES if suite is None else (canonical_suite(suite),)
     return [task for name in names for task in SUITES[name]]

@@ -110,3 +110,51 @@ def test_embedded_teacher_resolves_everywhere(tmp_path):
         path = resolve_pretrained(given)
         vlm = json.loads((path / "config.json").read_text())["vlm_model_name"]
         assert Path(vlm).is_absolute() and (Path(vlm) / "config.json").is_file()
+
+
+def test_an_unknown_probe_is_refused_before_anything_is_written(tmp_path):
+    out = tmp_path / "never"
+    proc = subprocess.run(
+        [str(BIN / "snapflow-demo"), "probe=bimodal", f"out={out}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "probe='bimodal'" in proc.stderr and "multimodal" in proc.stderr
+    assert not out.exists()
+
+
+def test_shipped_multimodal_teacher_is_small_and_documented():
+    from snapflow.policies.embedded import MULTIMODAL_DIR
+
+    files = [f for f in MULTIMODAL_DIR.rglob("*") if f.is_file()]
+    assert (MULTIMODAL_DIR / "model.safetensors").is_file(), "snapflow-demo probe=multimodal needs it"
+    assert sum(f.stat().st_size for f in files) < 8 * 2**20, "keep the shipped teachers to a few MB"
+    assert json.loads((MULTIMODAL_DIR / "config.json").read_text())["vlm_model_name"] == VLM_SUBDIR
+    readme = (MULTIMODAL_DIR / "README.md").read_text()
+    assert "make teacher-multimodal" in readme and "snapflow-train" in readme and "seed=" in readme
+
+
+@pytest.mark.slow
+def test_multimodal_probe_runs_end_to_end_on_a_tiny_teacher(tmp_path):
+    from snapflow.scripts.demo_probe import PROBE_SAMPLERS
+    from snapflow.scripts.tiny import build_tiny_teachers
+
+    teacher = build_tiny_teachers(tmp_path / "tiny", ["smolvla"], image_size=64)["smolvla"]
+    out = tmp_path / "probe"
+    proc = subprocess.run(
+        [str(BIN / "snapflow-demo"), "probe=multimodal", f"teacher={teacher}", f"out={out}",
+         "probe_settings.episodes=1", "probe_settings.distill_demos_per_task=1",
+         "probe_settings.offline_demos_per_task=1", "distill_steps=2", "distill_batch_size=2", "max_steps=20"],
+        capture_output=True, text=True, timeout=1800,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == f"outputs: {out}"
+    report = json.loads((out / "report.json").read_text())
+    assert list(report["suites"]) == ["multimodal"]
+    assert set(report["suites"]["multimodal"]) == set(PROBE_SAMPLERS)
+    for entry in report["suites"]["multimodal"].values():
+        assert entry["episodes"] == 4 and set(entry["modes"]) == {"near", "far"}
+        assert entry["between_modes"] + entry["not_reached"] + sum(entry["modes"].values()) * 4 == 4
+    assert "nearest_mode" in report["samplers"]["snapflow_1"]["offline_mse"]
+    assert (out / "multimodal_modes.png").is_file()

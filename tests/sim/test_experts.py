@@ -23,7 +23,7 @@ SAMPLE = [
 def test_expert_solves_frozen_state_0(suite: str, task_id: int) -> None:
     env = MiniLiberoEnv(suite, task_id, render=False)
     env.reset(options={"init_state": 0})
-    ok, steps = run_expert(env)
+    ok, steps, _ = run_expert(env)
     assert ok, f"expert failed on {suite}/{task_id}"
     assert steps <= env._max_episode_steps
 
@@ -33,7 +33,7 @@ def test_expert_with_noise_on_held_out_seed() -> None:
 
     env = MiniLiberoEnv("object", 5, render=False)
     env.reset(seed=1234)
-    ok, _ = run_expert(env, noise_std=0.05, rng=np.random.default_rng(0))
+    ok, _, _ = run_expert(env, noise_std=0.05, rng=np.random.default_rng(0))
     assert ok
 
 

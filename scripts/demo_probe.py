@@ -1,0 +1,87 @@
+"""`snapflow-demo probe=multimodal`: where one Euler step must fail, measured end to end.
+
+    snapflow-demo probe=multimodal [teacher=<ckpt>] [probe_settings.episodes=13] [out=<dir>]
+
+On the `multimodal` suite the scripted expert carries the object round a pillar on either side at random,
+so the demonstrated actions have two modes whose average drives into the pillar (README, "Where one Euler
+step must fail"). Stages: collect distillation demos of the suite -> snapflow-distill (paper recipe) and
+the FM control side by side -> snapflow-eval of teacher 10-step, teacher 2-step, naive 1-step, SnapFlow
+1-NFE, SnapFlow 2-step target time and FM 1-step on the frozen init states (mode shares per sampler,
+`sim/mode_report.py`). The teacher defaults to the shipped multimodal teacher
+(policies/assets/mini_libero_multimodal_teacher). Prints the table; the last line is `outputs: <dir>`,
+whose report.json has `suites -> multimodal -> <sampler>` with the mode coverage, and multimodal_modes.png.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from snapflow.scripts.demo import BIN, _distill_cmd, _run, _run_parallel
+
+SUITE = "multimodal"
+PROBE_SAMPLERS = ["teacher_10", "teacher_2", "naive_1", "snapflow_1", "snapflow_2", "fm_1"]
+
+
+def probe_teacher(cfg: DictConfig, out: Path) -> Path:
+    """The teacher of the probe: ``teacher=<ckpt>`` if given, else a runnable copy of the shipped one."""
+    from snapflow.policies.embedded import MULTIMODAL_DIR, EmbeddedTeacherMissing, materialize_teacher
+
+    if cfg.teacher not in (None, "embedded"):
+        return Path(cfg.teacher)
+    try:
+        return materialize_teacher(out / "teacher", source=MULTIMODAL_DIR)
+    except EmbeddedTeacherMissing as e:
+        sys.exit(f"snapflow-demo: {e} (make teacher-multimodal builds it)")
+
+
+def run_probe(cfg: DictConfig, out: Path) -> None:
+    """The probe's stages into ``out`` (already checked and empty); prints the table and `outputs: <dir>`."""
+    from snapflow.sim.mode_report import mode_tables
+
+    if cfg.probe != SUITE:
+        raise ValueError(f"probe={cfg.probe!r} is not a probe; valid: [{SUITE}]")
+    settings = cfg.probe_settings
+    teacher = probe_teacher(cfg, out)
+    image = next(
+        f
+        for k, f in json.loads((teacher / "config.json").read_text())["input_features"].items()
+        if k.startswith("observation.images.")
+    )
+    resolution = int(cfg.resolution or image["shape"][-1])
+    data = out / "data"
+    _run("collect", [str(BIN / "snapflow-collect"), f"suite={SUITE}", f"out={data}",
+                     f"episodes_per_task={int(settings.distill_demos_per_task)}", f"resolution={resolution}",
+                     f"workers={int(cfg.workers)}", f"seed={int(cfg.seed) + 7}"])  # fmt: skip
+    # Demos none of the samplers trained on, for the offline errors (plain MSE and nearest-mode MSE).
+    held_out = out / "held_out_data"
+    _run("collect (held-out demos for the offline errors)", [
+        str(BIN / "snapflow-collect"), f"suite={SUITE}", f"out={held_out}", f"resolution={resolution}",
+        f"episodes_per_task={int(settings.offline_demos_per_task)}", f"workers={int(cfg.workers)}",
+        f"seed={int(cfg.seed) + 11}",
+    ])  # fmt: skip
+    runs = {m: out / f"distill_{m}" for m in ("snapflow", "fm")}
+    _run_parallel("distill (SnapFlow and the FM control side by side)",
+                  [_distill_cmd(cfg, teacher, data, m, runs[m]) for m in runs],
+                  [out / "distill_fm.log"])  # fmt: skip
+    student = (runs["snapflow"] / "checkpoints" / "last" / "pretrained_model").rename(out / "student")
+    fm = (runs["fm"] / "checkpoints" / "last" / "pretrained_model").rename(out / "fm")
+    episodes = int(settings.episodes)
+    cap = [f"max_steps={int(cfg.max_steps)}"] if cfg.max_steps is not None else []
+    offline = [f"dataset={held_out}", f"episodes_for_mse={4 * int(settings.offline_demos_per_task)}"]
+    _run("eval (frozen init states)", [
+        str(BIN / "snapflow-eval"), f"teacher={teacher}", f"student={student}", f"fm={fm}",
+        f"samplers=[{','.join(PROBE_SAMPLERS)}]", f"suites=[{SUITE}]", f"episodes={episodes}",
+        f"resolution={resolution}", f"n_action_steps={int(cfg.n_action_steps)}", f"workers={int(cfg.workers)}",
+        f"batch_size={episodes}", f"seed={int(cfg.seed)}", f"out={out / 'eval'}", *offline, *cap,
+    ])  # fmt: skip
+    for name in ("report.json", "report.md", f"{SUITE}_modes.png"):
+        shutil.copy2(out / "eval" / name, out / name)
+    report = json.loads((out / "report.json").read_text())
+    print("\n" + mode_tables(report).strip())
+    print(f"(n_action_steps = {report['n_action_steps']}, {episodes} frozen init states per task, 4 tasks)")
+    print(f"outputs: {out}")

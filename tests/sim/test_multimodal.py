@@ -1,0 +1,121 @@
+"""The multimodal probe's suite: two expert strategies that both work, an average of them that fails, the
+mode recorded in the dataset and read back from an executed path."""
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from snapflow.sim.env import MiniLiberoEnv, build_model
+from snapflow.sim.experts import ScriptedExpert, run_expert
+from snapflow.sim.init_states import N_FROZEN, frozen_init_states, sample_init_state, task_regions
+from snapflow.sim.modes import BETWEEN, DETOUR, MODE_MIN_OFFSET, MODES, NOT_REACHED, classify_path, via_point
+from snapflow.sim.record import MODE_KEY, collect_dataset, parse_suites
+from snapflow.sim.scene import PILLAR_RADIUS
+from snapflow.sim.tasks import PROBE_SUITES, SUITES, get_task
+
+TASKS = range(len(SUITES["multimodal"]))
+START, GOAL, PILLAR = np.array([0.0, -0.17]), np.array([0.0, 0.17]), np.array([0.0, 0.0])
+# A uniform draw of one of two modes: over 400 experts each share lies in 50 % +- 4 std (2.5 %) unless the
+# draw is biased.
+DRAWS, SHARE_TOLERANCE = 400, 0.10
+
+
+def _line(x_at_pillar: float) -> np.ndarray:
+    """A hand path: at the object, then to x_at_pillar level with the pillar, then to the goal."""
+    ys = np.linspace(-0.17, 0.17, 35)
+    return np.stack([x_at_pillar * (1 - np.abs(ys) / 0.17), ys], axis=1)
+
+
+def test_classify_path_names_each_side_the_middle_and_a_path_that_never_got_there() -> None:
+    assert classify_path(_line(-DETOUR), START, GOAL, PILLAR) == "near"
+    assert classify_path(_line(+DETOUR), START, GOAL, PILLAR) == "far"
+    assert classify_path(_line(0.0), START, GOAL, PILLAR) == BETWEEN
+    assert classify_path(_line(MODE_MIN_OFFSET * 0.9), START, GOAL, PILLAR) == BETWEEN
+    assert classify_path(np.array([[0.3, 0.0], [0.3, 0.1]]), START, GOAL, PILLAR) == NOT_REACHED  # no object
+    stuck = _line(DETOUR)[:8]  # reached the object, never came level with the pillar
+    assert classify_path(stuck, START, GOAL, PILLAR) == NOT_REACHED
+    # the way from home to the object does not count, even when it passes the pillar on one side
+    detour_before = np.concatenate([[[DETOUR, 0.0]], _line(0.0)])
+    assert classify_path(detour_before, START, GOAL, PILLAR) == BETWEEN
+
+
+def test_via_point_sides_and_bad_mode() -> None:
+    np.testing.assert_allclose(via_point(START, GOAL, PILLAR, "far"), [DETOUR, 0.0])
+    np.testing.assert_allclose(via_point(GOAL, START, PILLAR, "near"), [-DETOUR, 0.0])  # either direction
+    assert DETOUR > MODE_MIN_OFFSET > PILLAR_RADIUS
+    with pytest.raises(ValueError, match="mode='left'"):
+        via_point(START, GOAL, PILLAR, "left")
+
+
+@pytest.mark.parametrize("task_id", TASKS)
+def test_both_strategies_succeed_and_are_read_back_from_the_path(task_id: int) -> None:
+    env = MiniLiberoEnv("multimodal", task_id, render=False)
+    for mode in MODES:
+        env.reset(options={"init_state": 1})
+        run = run_expert(env, noise_std=0.05, rng=np.random.default_rng(task_id), mode=mode)
+        assert run.success and run.mode == mode
+        assert env.episode_mode() == mode
+    env.close()
+
+
+@pytest.mark.parametrize("task_id", TASKS)
+def test_the_average_of_the_two_strategies_fails_between_them(task_id: int) -> None:
+    """The mean of two mirror-image detours is the straight carry: it hits the pillar and never succeeds."""
+    env = MiniLiberoEnv("multimodal", task_id, render=False)
+    straight = dataclasses.replace(env.task_spec.plan[0], around=None)
+    env.task_spec = dataclasses.replace(env.task_spec, plan=(straight,))  # this env instance only
+    env.reset(options={"init_state": 1})
+    run = run_expert(env)
+    assert not run.success and run.mode is None
+    assert env.episode_mode() == BETWEEN
+    env.close()
+
+
+def test_the_expert_draws_each_mode_uniformly_and_refuses_an_unknown_one() -> None:
+    task = get_task("multimodal", 0)
+    env = MiniLiberoEnv("multimodal", 0, render=False)
+    drawn = [
+        ScriptedExpert(env.model, env.data, task.plan, rng=np.random.default_rng(i)).mode
+        for i in range(DRAWS)
+    ]
+    for mode in MODES:
+        assert abs(drawn.count(mode) / DRAWS - 1 / len(MODES)) < SHARE_TOLERANCE
+    with pytest.raises(ValueError, match="not an expert mode"):
+        ScriptedExpert(env.model, env.data, task.plan, mode="over")
+    plain = MiniLiberoEnv("goal", 4, render=False)
+    assert ScriptedExpert(plain.model, plain.data, plain.task_spec.plan).mode is None
+    assert plain.episode_mode() is None
+    env.close(), plain.close()
+
+
+def test_layout_is_fixed_the_frozen_states_match_and_the_probe_stays_out_of_suite_all() -> None:
+    assert "multimodal" in PROBE_SUITES and "multimodal" not in parse_suites("all")
+    for task_id in TASKS:
+        task = get_task("multimodal", task_id)
+        model = build_model(task)
+        frozen = frozen_init_states("multimodal", task_id)
+        assert frozen.shape == (N_FROZEN, model.nq)
+        np.testing.assert_allclose(
+            frozen[N_FROZEN - 1], sample_init_state(task, model, N_FROZEN - 1), atol=1e-6
+        )
+        regions = task_regions("multimodal", task_id)
+        obj, target = task.plan[0].obj, task.plan[0].target
+        mid = (np.array(regions[obj][:2]) + np.array(regions[target][:2])) / 2
+        np.testing.assert_allclose(mid, task.obstacle, atol=1e-9)  # the pillar is exactly halfway
+        with pytest.raises(ValueError, match="fixed layout"):
+            sample_init_state(task, model, 0, layout="wide")
+
+
+def test_dataset_records_the_mode_of_every_episode(tmp_path: Path) -> None:
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    root = collect_dataset("multimodal", 2, tmp_path / "mm", task_ids=[0], resolution=32, progress=False)
+    ds = LeRobotDataset("local/mm", root=root)
+    cols = ds.hf_dataset.select_columns([MODE_KEY, "episode_index"]).with_format("numpy")
+    modes = np.concatenate([np.ravel(m) for m in cols[MODE_KEY]])
+    episodes = np.asarray(cols["episode_index"])
+    for e in set(episodes.tolist()):
+        assert len(set(modes[episodes == e].tolist())) == 1  # one strategy per episode
+    assert set(modes.tolist()) <= set(range(len(MODES)))
