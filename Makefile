@@ -62,10 +62,10 @@ teacher: install
 		$(TEACHER_RUN)/assets/tiny_smolvlm
 
 # Reproduces the multimodal probe's teacher (policies/assets/mini_libero_multimodal_teacher/README.md):
-# 100 demos per task of the 4-task `multimodal` suite (the expert goes round the pillar on a random side),
+# 100 demos per task of the 4-task `multimodal` suite (the expert passes the barrier on a random side),
 # then the embedded default teacher fine-tuned on them with lerobot-train. Re-running resumes.
 MM_RUN ?= outputs/multimodal_teacher_run
-MM_STEPS ?= 3000
+MM_STEPS ?= 4000
 teacher-multimodal: install
 	[ -d $(MM_RUN)/data ] || $(VENV)/bin/snapflow-collect suite=multimodal episodes_per_task=100 \
 		resolution=64 workers=2 seed=0 out=$(MM_RUN)/data

@@ -1,9 +1,10 @@
 """`snapflow-demo probe=multimodal`: where one Euler step must fail, measured end to end.
 
     snapflow-demo probe=multimodal [teacher=<ckpt>] [probe_settings.episodes=13] [out=<dir>]
+        [probe_settings.consistency_steps=10]   # also the k-step consistency-target option (snapflow_k_1)
 
-On the `multimodal` suite the scripted expert carries the object round a pillar on either side at random,
-so the demonstrated actions have two modes whose average drives into the pillar (README, "Where one Euler
+On the `multimodal` suite the scripted expert carries the object round a barrier on either side at random,
+so the demonstrated actions have two modes whose average drives into the barrier (README, "Where one Euler
 step must fail"). Stages: collect distillation demos of the suite -> snapflow-distill (paper recipe) and
 the FM control side by side -> snapflow-eval of teacher 10-step, teacher 2-step, naive 1-step, SnapFlow
 1-NFE, SnapFlow 2-step target time and FM 1-step on the frozen init states (mode shares per sampler,
@@ -65,17 +66,26 @@ def run_probe(cfg: DictConfig, out: Path) -> None:
         f"seed={int(cfg.seed) + 11}",
     ])  # fmt: skip
     runs = {m: out / f"distill_{m}" for m in ("snapflow", "fm")}
-    _run_parallel("distill (SnapFlow and the FM control side by side)",
-                  [_distill_cmd(cfg, teacher, data, m, runs[m]) for m in runs],
-                  [out / "distill_fm.log"])  # fmt: skip
-    student = (runs["snapflow"] / "checkpoints" / "last" / "pretrained_model").rename(out / "student")
-    fm = (runs["fm"] / "checkpoints" / "last" / "pretrained_model").rename(out / "fm")
+    cmds = [_distill_cmd(cfg, teacher, data, m, runs[m]) for m in runs]
+    k = settings.consistency_steps
+    if k is not None:  # the option: the same recipe with a k-step consistency target
+        runs["snapflow_k"] = out / "distill_snapflow_k"
+        cmds.append([*_distill_cmd(cfg, teacher, data, "snapflow", runs["snapflow_k"]),
+                     f"extra=[--policy.snapflow.consistency_steps={int(k)}]"])  # fmt: skip
+    _run_parallel("distill (SnapFlow and the FM control side by side)", cmds,
+                  [out / f"{r.name}.log" for r in list(runs.values())[1:]])  # fmt: skip
+    done = {m: (r / "checkpoints" / "last" / "pretrained_model") for m, r in runs.items()}
+    student, fm = done["snapflow"].rename(out / "student"), done["fm"].rename(out / "fm")
+    samplers, option = list(PROBE_SAMPLERS), []
+    if k is not None:
+        option = [f"student_k={done['snapflow_k'].rename(out / 'student_k')}"]
+        samplers.append("snapflow_k_1")
     episodes = int(settings.episodes)
     cap = [f"max_steps={int(cfg.max_steps)}"] if cfg.max_steps is not None else []
     offline = [f"dataset={held_out}", f"episodes_for_mse={4 * int(settings.offline_demos_per_task)}"]
     _run("eval (frozen init states)", [
-        str(BIN / "snapflow-eval"), f"teacher={teacher}", f"student={student}", f"fm={fm}",
-        f"samplers=[{','.join(PROBE_SAMPLERS)}]", f"suites=[{SUITE}]", f"episodes={episodes}",
+        str(BIN / "snapflow-eval"), f"teacher={teacher}", f"student={student}", f"fm={fm}", *option,
+        f"samplers=[{','.join(samplers)}]", f"suites=[{SUITE}]", f"episodes={episodes}",
         f"resolution={resolution}", f"n_action_steps={int(cfg.n_action_steps)}", f"workers={int(cfg.workers)}",
         f"batch_size={episodes}", f"seed={int(cfg.seed)}", f"out={out / 'eval'}", *offline, *cap,
     ])  # fmt: skip

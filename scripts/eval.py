@@ -159,6 +159,9 @@ def _eval(cfg: DictConfig) -> None:
             "role": role,
             "policy_type": lp.config.type,
         }
+        snapflow_cfg = getattr(lp.config, "snapflow", None)
+        if snapflow_cfg is not None:  # the consistency target the student was distilled with
+            info[name]["consistency_steps"] = snapflow_cfg.consistency_steps
         if cfg.dataset:
             m = offline_action_mse(
                 lp.policy,

@@ -189,7 +189,7 @@ class MiniLiberoEnv(gym.Env):
             return None
         regions = {name: (x, y) for name, x, y in self.task_spec.regions}
         obj, target = self.task_spec.plan[0].obj, self.task_spec.plan[0].target
-        return classify_path(np.array(self._eef_path), regions[obj], regions[target], self.task_spec.obstacle)
+        return classify_path(np.array(self._eef_path), regions[obj], regions[target])
 
     def _eef_xy(self) -> np.ndarray:
         return self.controller.eef_pose()[0][:2].copy()

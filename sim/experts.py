@@ -19,7 +19,7 @@ import mujoco
 import numpy as np
 
 from snapflow.sim.controller import POS_SCALE, ROT_SCALE, quat_error
-from snapflow.sim.modes import MODES, via_point
+from snapflow.sim.modes import MODES, side_offset
 from snapflow.sim.scene import CABINET_HALF, CABINET_POS, DRAWER_TRAVEL, OBJECTS, STOVE_POS
 
 # Gripper straight down, fingers closing along world y (the HOME_QPOS orientation), as a wxyz quaternion.
@@ -39,8 +39,8 @@ PAD_BELOW_EEF = 0.0064  # m, the finger pads reach this far below the eef site
 class PickPlace:
     """Pick `obj` and release it with its centre at `target`'s body origin + (dx, dy, release_z) metres.
 
-    With `around` = (x, y) of an obstacle the carry goes via a point beside it, on the side the expert's
-    `mode` names (`modes.via_point`).
+    With `around` = (x, y) of an obstacle on the way, the carry first moves sideways, to the side the
+    expert's `mode` names, then along that side to beside the target, then in over it (`modes.side_offset`).
     """
 
     obj: str
@@ -121,6 +121,7 @@ class ScriptedExpert:
         self._index, self._count, self._entered = 0, 0, False
         self._grasp_offset = np.zeros(3)
         self._anchor = np.zeros(3)
+        self._detour_start = np.zeros(2)
         self.label = np.zeros(7, dtype=np.float32)
 
     @property
@@ -204,12 +205,24 @@ def _pick_place(step: PickPlace, mode: str | None = None) -> list[_Waypoint]:
     def release_point(ex: ScriptedExpert) -> np.ndarray:
         return ex.body(step.target) + offset - np.array([0, 0, ex._grasp_offset[2]])
 
-    def beside_obstacle(ex: ScriptedExpert) -> np.ndarray:
-        # The line is taken from where the lift ended (`_anchor`), so the via point stays put while carrying.
-        xy = via_point(ex._anchor[:2], ex.body(step.target)[:2], np.array(step.around), mode)
-        return np.array([*xy, carry])
+    def side(ex: ScriptedExpert) -> np.ndarray:
+        # From where the lift ended (`_anchor` of the first detour waypoint), fixed for the whole carry.
+        return side_offset(ex._detour_start, ex.body(step.target)[:2], mode)
 
-    detour = [] if step.around is None else [_Waypoint(beside_obstacle, 1, tol=0.03)]
+    def remember_start(ex: ScriptedExpert) -> None:
+        ex._detour_start = ex._anchor[:2].copy()
+
+    def sideways(ex: ScriptedExpert) -> np.ndarray:
+        return np.array([*(ex._detour_start + side(ex)), carry])
+
+    def along_side(ex: ScriptedExpert) -> np.ndarray:
+        return np.array([*(ex.body(step.target)[:2] + side(ex)), carry])
+
+    detour = (
+        []
+        if step.around is None
+        else [_Waypoint(sideways, 1, tol=0.02, on_enter=remember_start), _Waypoint(along_side, 1, tol=0.03)]
+    )
     return [
         _Waypoint(_at(obj_xy, carry - 0.06), -1, tol=0.02),
         _Waypoint(grasp_point, -1, tol=0.006, speed=FINE_SPEED, max_steps=40),

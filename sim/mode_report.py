@@ -1,8 +1,8 @@
 """Mode coverage of the multimodal probe in `report.json`, its markdown table and its plot.
 
 Each (multimodal suite, sampler) entry of report.json gets, beside the success fields, `modes`
-({mode: share of all episodes}), `between_modes` (episodes that came level with the pillar without going
-round it: the failure a mean-seeking sampler produces), `not_reached` and `success_by_mode`. The strategy
+({mode: share of all episodes}), `between_modes` (episodes that reached the object but never went to either
+side of the barrier: the failure a mean-seeking sampler produces), `not_reached` and `success_by_mode`. The strategy
 of an episode comes from its end-effector path (`modes.classify_path`, via `MiniLiberoEnv.episode_mode`).
 """
 
@@ -16,8 +16,8 @@ from snapflow.sim.modes import BETWEEN, MODES, NOT_REACHED
 
 def mode_entry(episodes: list[EpisodeResult]) -> dict:
     """Mode coverage of a multimodal-probe rollout: {"modes": {mode: share of all episodes},
-    "between_modes": episodes that reached the pillar without going round it, "not_reached": the rest
-    (never reached the object or the pillar), "success_by_mode": {mode: success share within that mode}};
+    "between_modes": episodes that reached the object but never went to either side, "not_reached": the
+    rest (never reached the object), "success_by_mode": {mode: success share within that mode}};
     {} when no episode carries a mode (the benchmark's suites)."""
     if not any(e.mode for e in episodes):
         return {}
@@ -42,7 +42,7 @@ def mode_tables(report: dict) -> str:
             continue
         modes = list(next(iter(rows.values()))["modes"])
         out += [
-            f"\n{suite} modes (share of all episodes; between = reached the pillar without going round it):\n",
+            f"\n{suite} modes (share of all episodes; between = reached the object, never went to a side):\n",
             "| sampler | success [95% CI] | "
             + " | ".join(modes)
             + " | between | not reached | offline MSE | nearest-mode MSE |",

@@ -199,16 +199,18 @@ def _stove_xml() -> str:
     )
 
 
-# A tall post welded to the table (the multimodal probe's obstacle): taller than the carry height, so a
-# carried object cannot pass over it, and thin, so a detour on either side clears it.
-PILLAR_RADIUS = 0.025  # m
-PILLAR_HEIGHT = 0.26  # m; the expert carries at CARRY_HEIGHT = 0.20 m with the object hanging below
+# A flat barrier welded to the table across the carry (the multimodal probe's obstacle): taller than the
+# carry height, so a carried object cannot pass over it, and flat-faced, so an object pushed straight into
+# it is not deflected to either side (a round post would do that).
+BARRIER_HALF = (0.04, 0.015, 0.13)  # m: half width (across the carry), half thickness, half height
 
 
-def _pillar_xml(xy: tuple[float, float]) -> str:
+def _barrier_xml(xy: tuple[float, float]) -> str:
+    """The barrier for a carry along y (the multimodal suite's): its width spans x."""
+    hx, hy, hz = BARRIER_HALF
     return (
-        f'<body name="pillar" pos="{xy[0]} {xy[1]} {PILLAR_HEIGHT / 2}">'
-        f'<geom name="pillar" type="cylinder" size="{PILLAR_RADIUS} {PILLAR_HEIGHT / 2}" rgba=".2 .55 .75 1"/>'
+        f'<body name="barrier" pos="{xy[0]} {xy[1]} {hz}">'
+        f'<geom name="barrier" type="box" size="{hx} {hy} {hz}" rgba=".2 .55 .75 1"/>'
         "</body>"
     )
 
@@ -221,7 +223,7 @@ def scene_xml(
     Args:
         objects: keys of `OBJECTS`, added as free bodies (in this order in qpos, after the 9 robot dofs).
         fixtures: subset of {"cabinet", "stove"}.
-        obstacle: (x, y) in m of a pillar welded to the table (no joint: it adds nothing to qpos or to the
+        obstacle: (x, y) in m of a barrier welded to the table (no joint: it adds nothing to qpos or to the
             object state), or None.
     """
     objects, fixtures = list(objects), list(fixtures)
@@ -242,7 +244,7 @@ def scene_xml(
     if "stove" in fixtures:
         bodies.append(_stove_xml())
     if obstacle is not None:
-        bodies.append(_pillar_xml(obstacle))
+        bodies.append(_barrier_xml(obstacle))
     body_xml = "\n    ".join(bodies)
     # Fixtures are welded to the world, so MuJoCo's parent filter does not apply: the moving part
     # would collide with its own housing. Joint ranges bound their motion instead.

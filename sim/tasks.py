@@ -7,8 +7,8 @@ The suites imitate the structure of LIBERO's (they are not LIBERO and share no a
   - `goal` (like libero_goal): one kitchen scene (cabinet with drawer, stove with a rocker switch, plate,
     cubes, can) and ten different goals, including articulated ones.
   - `long` (like libero_10): two- and three-stage tasks whose goals are conjunctions.
-A fifth, probe suite stands apart from the benchmark: `multimodal` (four tasks) puts a pillar between the
-object and its target, and its expert goes round it on either side at random (`modes.py`).
+A fifth, probe suite stands apart from the benchmark: `multimodal` (four tasks) puts a barrier between the
+object and its target, and its expert passes it on either side at random (`modes.py`).
 Each task also carries its expert plan and init-state layout, so one table defines the benchmark.
 """
 
@@ -38,7 +38,7 @@ SUITE_ALIASES = {
 # Max episode steps: about 1.5x the longest expert demo of the suite (LeRobot's LIBERO rule, which gives
 # 280/280/300/520 there). Longest expert demos measured with `python -m snapflow.sim.bench experts`:
 # spatial 98, object 99, goal 112, long 203 steps (frozen states and held-out seeds, no noise).
-MAX_EPISODE_STEPS = {"spatial": 150, "object": 150, "goal": 170, "long": 310, "multimodal": 140}
+MAX_EPISODE_STEPS = {"spatial": 150, "object": 150, "goal": 170, "long": 310, "multimodal": 160}
 
 
 @dataclass(frozen=True)
@@ -54,8 +54,8 @@ class Task:
         relation: spatial suite only: how the init-state sampler singles out the referent `red_cube`.
         joints: initial fixture joint values, e.g. (("drawer_slide", 0.14),).
         regions: explicit LIBERO-style region centres, ((body, x, y), ...) in m, instead of ones drawn by
-            the init-state sampler (the multimodal probe needs the pillar exactly between two bodies).
-        obstacle: (x, y) in m of a pillar welded to the table (`scene.PILLAR_HEIGHT`), or None.
+            the init-state sampler (the multimodal probe needs the barrier exactly between two bodies).
+        obstacle: (x, y) in m of a barrier welded to the table across the carry (`scene.BARRIER_HALF`), or None.
         modes: the strategies the scripted expert draws from per episode (`modes.MODES`), or () for one.
     """
 
@@ -296,20 +296,21 @@ def _long_suite() -> list[Task]:
 
 # ---- multimodal (probe) -------------------------------------------------------------------------------
 
-# m; object and target sit either side of the pillar along y, at the same x. The pillar stands clear of
-# the hand's home position (x = -0.08, y = 0) and of the way from there to the object.
-PILLAR_X = 0.06
+# m; object and target sit either side of the barrier along y, at the same x. The barrier (x 0.03 +- 0.04)
+# stands clear of the hand's home position (x = -0.08, y = 0) and of the way from there to the object, and
+# both side lines (x 0.03 +- modes.DETOUR) stay within the arm's reach at the object's and target's y.
+BARRIER_X = 0.03
 SIDE_Y = 0.17  # m, |y| of the object and of the target
 
 
 def _around(task_id: int, obj: str, target: str, words: str, direction: int, distractor: str) -> Task:
-    """ "put the <obj> <words>" with the pillar halfway; `direction` +1 carries towards +y, -1 towards -y."""
+    """ "put the <obj> <words>" with the barrier halfway; `direction` +1 carries towards +y, -1 towards -y."""
     goal, step = _put(obj, target)
-    plan = (PickPlace(step.obj, step.target, step.release_z, around=(PILLAR_X, 0.0)),)
+    plan = (PickPlace(step.obj, step.target, step.release_z, around=(BARRIER_X, 0.0)),)
     regions = (
-        (obj, PILLAR_X, -direction * SIDE_Y),
-        (target, PILLAR_X, direction * SIDE_Y),
-        (distractor, PILLAR_X + 0.15, -direction * 0.12),
+        (obj, BARRIER_X, -direction * SIDE_Y),
+        (target, BARRIER_X, direction * SIDE_Y),
+        (distractor, BARRIER_X + 0.15, -direction * 0.12),
     )
     return Task(
         "multimodal",
@@ -321,7 +322,7 @@ def _around(task_id: int, obj: str, target: str, words: str, direction: int, dis
         goal,
         plan,
         regions=regions,
-        obstacle=(PILLAR_X, 0.0),
+        obstacle=(BARRIER_X, 0.0),
         modes=MODES,
     )
 

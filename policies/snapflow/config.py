@@ -27,6 +27,11 @@ class SnapFlowConfig:
     split: Literal["fixed", "bernoulli"] = "fixed"
     # How a K>1 inference uses the target time: "target_time" jumps t_k -> s=t_{k+1}; "euler" uses s=t.
     multistep_mode: Literal["target_time", "euler"] = "target_time"
+    # Euler steps of the consistency target (an option; 2 = the paper's two-step target). With k steps the
+    # target is the model's own k-step Euler sampler from t=1 (k stop-gradient passes per consistency row
+    # instead of 2), so the 1-NFE jump learns a finer sampler than the 2-step one (README, "Where one
+    # Euler step must fail").
+    consistency_steps: int = 2
     # Width of the hidden layer of the target-time MLP; 0 means "same as the time-embedding width".
     target_time_hidden_dim: int = 0
 
@@ -43,6 +48,12 @@ class SnapFlowConfig:
             raise ValueError(
                 f"snapflow.multistep_mode must be one of {MULTISTEP_MODES}, got {self.multistep_mode!r}"
             )
+        if isinstance(self.consistency_steps, bool) or not isinstance(self.consistency_steps, int):
+            raise ValueError(
+                f"snapflow.consistency_steps must be an integer >= 2, got {self.consistency_steps!r}"
+            )
+        if self.consistency_steps < 2:
+            raise ValueError(f"snapflow.consistency_steps must be >= 2, got {self.consistency_steps}")
         if self.target_time_hidden_dim < 0:
             raise ValueError("snapflow.target_time_hidden_dim must be >= 0")
 

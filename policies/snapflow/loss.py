@@ -10,6 +10,7 @@ Per step, with B_fm + B_sc = B:
   SC branch (B_sc rows):   x_1 ~ N(0, I), from the *current* weights under stop-gradient
                            v_1 = F(x_1, 1, 1),  x_half = x_1 - 0.5*v_1,  v_half = F(x_half, 0.5, 0.5),
                            L_sc = |F(x_1, 1, s=0) - (v_1 + v_half)/2|^2
+                           (option consistency_steps=k: the mean velocity of the model's own k-step Euler)
   L = alpha * L_fm + (1 - alpha) * lambda * L_sc
 The two gradient-carrying evaluations run as one batched pass over all B rows (static shapes), the two
 target evaluations as B_sc-row passes under torch.no_grad: 1 + 2*B_sc/B expert passes per sample. A caller
@@ -44,20 +45,20 @@ def split_rows(batch_size: int, cfg: SnapFlowConfig, device: torch.device) -> tu
     return perm[:n_fm], perm[n_fm:]
 
 
-def consistency_target(velocity: VelocityFn, x_1: Tensor, target_clamp: float) -> Tensor:
-    """Two-step Euler (trapezoid) average velocity from t=1 to 0, built from the model's own predictions:
-    v_1 = F(x_1, 1, 1), x_half = x_1 - v_1 / 2, v_half = F(x_half, 1/2, 1/2), target (v_1 + v_half) / 2."""
+def consistency_target(velocity: VelocityFn, x_1: Tensor, target_clamp: float, steps: int = 2) -> Tensor:
+    """Average velocity from t=1 to 0 of the model's own `steps`-step Euler sampler (instantaneous
+    velocities, s = t). steps=2 is the paper's target: v_1 = F(x_1, 1, 1), x_half = x_1 - v_1 / 2,
+    v_half = F(x_half, 1/2, 1/2), target (v_1 + v_half) / 2. Each velocity is clamped to +-target_clamp."""
     ones = torch.ones(x_1.shape[0], device=x_1.device)
+    x, total = x_1, torch.zeros_like(x_1)
     with torch.no_grad():
-        v_1 = velocity(x_1, ones, ones)
-        if target_clamp > 0:
-            v_1 = v_1.clamp(-target_clamp, target_clamp)
-        x_half = x_1 - 0.5 * v_1
-        half = 0.5 * ones
-        v_half = velocity(x_half, half, half)
-        if target_clamp > 0:
-            v_half = v_half.clamp(-target_clamp, target_clamp)
-    return (0.5 * (v_1 + v_half)).detach()
+        for k in range(steps):
+            t = (1.0 - k / steps) * ones
+            v = velocity(x, t, t)
+            if target_clamp > 0:
+                v = v.clamp(-target_clamp, target_clamp)
+            x, total = x - v / steps, total + v
+    return (total / steps).detach()
 
 
 def snapflow_loss(
@@ -108,7 +109,7 @@ def snapflow_loss(
     else:
         with torch.no_grad():
             target_fn = target_passes(sc_rows) if n_sc else None
-    v_tgt = consistency_target(target_fn, x_1, cfg.target_clamp) if n_sc else x_1
+    v_tgt = consistency_target(target_fn, x_1, cfg.target_clamp, cfg.consistency_steps) if n_sc else x_1
 
     # One gradient pass over all rows: FM rows at (t, s=t), SC rows at (t=1, s=0).
     v = velocity(

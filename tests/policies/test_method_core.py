@@ -232,3 +232,26 @@ def test_training_separates_phi_of_zero_from_phi_of_one():
 def test_config_rejects_bad_values(field, value):
     with pytest.raises(ValueError, match=field):
         SnapFlowConfig(**{field: value})
+
+
+@pytest.mark.parametrize("steps", [2, 4])
+def test_k_step_consistency_target_is_the_models_own_k_step_euler_sampler(steps):
+    """consistency_steps=k: the target is (x_1 - x_0) of k Euler steps with s = t (k=2 is the paper's)."""
+    batch, cfg = 6, SnapFlowConfig(alpha=0.0, target_clamp=0.0, consistency_steps=steps)
+    net, actions = LinearField(batch), torch.randn(batch, H, A)
+    torch.manual_seed(3)
+    _, m = snapflow_loss(net, actions, sample_time=lambda n: torch.rand(n), cfg=cfg, action_dim=A)
+    assert len(net.calls) == steps + 1  # k stop-gradient passes, then the one gradient pass
+    x = x1 = net.calls[0][0]
+    c = net.context.detach()[net.calls[0][3]]  # the context of the consistency rows, in call order
+    a, b, d = LinearField.A_X, LinearField.B_T, LinearField.D_S
+    for k, (xk, tk, sk, _, grad) in enumerate(net.calls[:steps]):
+        t = 1.0 - k / steps
+        torch.testing.assert_close(xk, x)
+        assert not grad and torch.allclose(tk, torch.full_like(tk, t)) and torch.equal(tk, sk)
+        x = x - (a * x + (b + d) * t + c) / steps
+    target = x1 - x
+    student = a * x1 + b + c
+    assert m["loss_sc"] == pytest.approx((student - target).pow(2).mean().item(), rel=1e-5)
+    with pytest.raises(ValueError, match="consistency_steps"):
+        SnapFlowConfig(consistency_steps=1)

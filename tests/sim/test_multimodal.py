@@ -10,43 +10,52 @@ import pytest
 from snapflow.sim.env import MiniLiberoEnv, build_model
 from snapflow.sim.experts import ScriptedExpert, run_expert
 from snapflow.sim.init_states import N_FROZEN, frozen_init_states, sample_init_state, task_regions
-from snapflow.sim.modes import BETWEEN, DETOUR, MODE_MIN_OFFSET, MODES, NOT_REACHED, classify_path, via_point
+from snapflow.sim.modes import (
+    BETWEEN,
+    DETOUR,
+    MODE_MIN_OFFSET,
+    MODES,
+    NOT_REACHED,
+    classify_path,
+    side_offset,
+)
 from snapflow.sim.record import MODE_KEY, collect_dataset, parse_suites
-from snapflow.sim.scene import PILLAR_RADIUS
+from snapflow.sim.scene import BARRIER_HALF
 from snapflow.sim.tasks import PROBE_SUITES, SUITES, get_task
 
 TASKS = range(len(SUITES["multimodal"]))
-START, GOAL, PILLAR = np.array([0.0, -0.17]), np.array([0.0, 0.17]), np.array([0.0, 0.0])
+START, GOAL = np.array([0.0, -0.17]), np.array([0.0, 0.17])
 # A uniform draw of one of two modes: over 400 experts each share lies in 50 % +- 4 std (2.5 %) unless the
 # draw is biased.
 DRAWS, SHARE_TOLERANCE = 400, 0.10
 
 
-def _line(x_at_pillar: float) -> np.ndarray:
-    """A hand path: at the object, then to x_at_pillar level with the pillar, then to the goal."""
+def _line(x_side: float) -> np.ndarray:
+    """A hand path: at the object, sideways to x_side, along that side, then in over the goal."""
     ys = np.linspace(-0.17, 0.17, 35)
-    return np.stack([x_at_pillar * (1 - np.abs(ys) / 0.17), ys], axis=1)
+    side = np.stack([np.full_like(ys, x_side), ys], axis=1)
+    return np.concatenate([[START], side, [GOAL]])
 
 
 def test_classify_path_names_each_side_the_middle_and_a_path_that_never_got_there() -> None:
-    assert classify_path(_line(-DETOUR), START, GOAL, PILLAR) == "near"
-    assert classify_path(_line(+DETOUR), START, GOAL, PILLAR) == "far"
-    assert classify_path(_line(0.0), START, GOAL, PILLAR) == BETWEEN
-    assert classify_path(_line(MODE_MIN_OFFSET * 0.9), START, GOAL, PILLAR) == BETWEEN
-    assert classify_path(np.array([[0.3, 0.0], [0.3, 0.1]]), START, GOAL, PILLAR) == NOT_REACHED  # no object
-    stuck = _line(DETOUR)[:8]  # reached the object, never came level with the pillar
-    assert classify_path(stuck, START, GOAL, PILLAR) == NOT_REACHED
-    # the way from home to the object does not count, even when it passes the pillar on one side
+    assert classify_path(_line(-DETOUR), START, GOAL) == "near"
+    assert classify_path(_line(+DETOUR), START, GOAL) == "far"
+    assert classify_path(_line(0.0), START, GOAL) == BETWEEN  # straight into the barrier
+    assert classify_path(_line(MODE_MIN_OFFSET * 0.9), START, GOAL) == BETWEEN
+    assert classify_path(np.array([[0.3, 0.0], [0.3, 0.1]]), START, GOAL) == NOT_REACHED  # no object
+    hover = np.repeat(START[None], 20, axis=0)  # grasped, then never went anywhere
+    assert classify_path(hover, START, GOAL) == BETWEEN
+    # the way from home to the object does not count, even when it is off to one side
     detour_before = np.concatenate([[[DETOUR, 0.0]], _line(0.0)])
-    assert classify_path(detour_before, START, GOAL, PILLAR) == BETWEEN
+    assert classify_path(detour_before, START, GOAL) == BETWEEN
 
 
-def test_via_point_sides_and_bad_mode() -> None:
-    np.testing.assert_allclose(via_point(START, GOAL, PILLAR, "far"), [DETOUR, 0.0])
-    np.testing.assert_allclose(via_point(GOAL, START, PILLAR, "near"), [-DETOUR, 0.0])  # either direction
-    assert DETOUR > MODE_MIN_OFFSET > PILLAR_RADIUS
+def test_side_offsets_and_bad_mode() -> None:
+    np.testing.assert_allclose(side_offset(START, GOAL, "far"), [DETOUR, 0.0])
+    np.testing.assert_allclose(side_offset(GOAL, START, "near"), [-DETOUR, 0.0])  # either direction
+    assert DETOUR - BARRIER_HALF[0] > MODE_MIN_OFFSET > BARRIER_HALF[0]
     with pytest.raises(ValueError, match="mode='left'"):
-        via_point(START, GOAL, PILLAR, "left")
+        side_offset(START, GOAL, "left")
 
 
 @pytest.mark.parametrize("task_id", TASKS)
@@ -62,7 +71,8 @@ def test_both_strategies_succeed_and_are_read_back_from_the_path(task_id: int) -
 
 @pytest.mark.parametrize("task_id", TASKS)
 def test_the_average_of_the_two_strategies_fails_between_them(task_id: int) -> None:
-    """The mean of two mirror-image detours is the straight carry: it hits the pillar and never succeeds."""
+    """The mean of two mirror-image detours has no sideways motion: the straight carry hits the barrier's flat
+    face and never succeeds."""
     env = MiniLiberoEnv("multimodal", task_id, render=False)
     straight = dataclasses.replace(env.task_spec.plan[0], around=None)
     env.task_spec = dataclasses.replace(env.task_spec, plan=(straight,))  # this env instance only
@@ -103,7 +113,7 @@ def test_layout_is_fixed_the_frozen_states_match_and_the_probe_stays_out_of_suit
         regions = task_regions("multimodal", task_id)
         obj, target = task.plan[0].obj, task.plan[0].target
         mid = (np.array(regions[obj][:2]) + np.array(regions[target][:2])) / 2
-        np.testing.assert_allclose(mid, task.obstacle, atol=1e-9)  # the pillar is exactly halfway
+        np.testing.assert_allclose(mid, task.obstacle, atol=1e-9)  # the barrier is exactly halfway
         with pytest.raises(ValueError, match="fixed layout"):
             sample_init_state(task, model, 0, layout="wide")
 
