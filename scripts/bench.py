@@ -9,7 +9,7 @@ table with the paper's ratios (A800) next to ours.
 
 import json
 import logging
-from pathlib import Path
+import time
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -20,6 +20,7 @@ def bench_config(cfg: DictConfig) -> object:
 
     values = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # policy=??? -> a usage error
     values.pop("debug", None)
+    values.pop("overwrite", None)
     return BenchConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
@@ -33,10 +34,17 @@ def _main(cfg: DictConfig) -> None:
 def _body(cfg: DictConfig) -> None:
     from snapflow.deploy.bench import run_bench
     from snapflow.deploy.bench_report import format_table, plot_breakdown, validate_bench
+    from snapflow.scripts.outputs import check_out, strict_bool
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    # A new folder per run unless out= is given; a non-empty out is refused before minutes of timing.
+    out = check_out(
+        cfg.out or f"outputs/bench-{time.strftime('%Y%m%d-%H%M%S')}", strict_bool(cfg.overwrite, "overwrite")
+    )
     bench = validate_bench(run_bench(bench_config(cfg)))
-    out = Path(cfg.out)
+    for family, entry in bench.get("families", {}).items():  # a requested runtime that cannot run here
+        for skipped in entry.get("skipped", []):
+            print(f"note: {family}: not timed: {skipped}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps(bench, indent=2))
     plot_breakdown(bench, out / "latency_breakdown.png")

@@ -20,9 +20,10 @@ def _main(cfg: DictConfig) -> None:
 
 
 def _body(cfg: DictConfig) -> None:
+    from snapflow.scripts.outputs import as_list, strict_bool
     from snapflow.sim.record import collect_dataset
 
-    task_ids = OmegaConf.to_container(cfg.task_ids) if cfg.task_ids is not None else None
+    task_ids = as_list(OmegaConf.to_container(cfg.task_ids) if cfg.task_ids is not None else None)
     suite = ",".join(cfg.suite) if OmegaConf.is_list(cfg.suite) else str(cfg.suite)
     out = collect_dataset(
         suite,
@@ -32,10 +33,10 @@ def _body(cfg: DictConfig) -> None:
         resolution=int(cfg.resolution),
         seed=int(cfg.seed),
         workers=int(cfg.workers),
-        video=bool(cfg.video),
+        video=strict_bool(cfg.video, "video"),
         noise_std=float(cfg.noise_std),
-        overwrite=bool(cfg.overwrite),
-        object_state=bool(cfg.object_state),
+        overwrite=strict_bool(cfg.overwrite, "overwrite"),
+        object_state=strict_bool(cfg.object_state, "object_state"),
         layout=str(cfg.layout),
     )
     print(f"wrote {out}")

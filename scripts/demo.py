@@ -117,6 +117,47 @@ def table(report: dict, held_out: dict | None, run: dict) -> str:
     return "\n".join(rows)
 
 
+def check_values(cfg: DictConfig) -> None:
+    """The demo's values, checked before any stage (each stage takes minutes): counts >= 1, a teacher that
+    exists, a known probe, and with a probe no main-job key it would ignore. ValueError names the key."""
+    from snapflow.scripts.lerobot_cli import resolve_pretrained
+
+    if cfg.probe not in (None, "multimodal"):
+        raise ValueError(
+            f"probe={cfg.probe!r} is not a probe; valid: [multimodal] (or null for the main job)"
+        )
+    counts = ["episodes", "distill_demos_per_task", "distill_steps", "distill_batch_size", "n_action_steps",
+              "workers"]  # fmt: skip
+    if cfg.probe is not None:
+        counts = ["distill_steps", "distill_batch_size", "n_action_steps", "workers"]
+        main_only = {"episodes": 5, "distill_demos_per_task": 5, "task_ids": None, "held_out": True,
+                     "fm_control": True, "run_seconds": 30}  # fmt: skip
+        ignored = [k for k, default in main_only.items() if cfg[k] != default]
+        if ignored or list(cfg.suites) != ["spatial", "object", "goal", "long"]:
+            raise ValueError(
+                f"probe={cfg.probe} ignores {ignored or ['suites']}: set probe_settings.episodes / "
+                "probe_settings.distill_demos_per_task instead (the probe runs all four of its tasks)"
+            )
+        settings = cfg.probe_settings
+        for key in ("episodes", "distill_demos_per_task", "offline_demos_per_task"):
+            if int(settings[key]) < 1:
+                raise ValueError(f"probe_settings.{key} must be >= 1, got {settings[key]}")
+        if int(settings.episodes) > 50:
+            raise ValueError(
+                f"probe_settings.episodes must be <= 50 (frozen init states), got {settings.episodes}"
+            )
+        k = settings.consistency_steps
+        if k is not None and (not str(k).isdigit() or int(k) < 2):
+            raise ValueError(f"probe_settings.consistency_steps must be an integer >= 2 (or null), got {k!r}")
+    for key in counts:
+        if int(cfg[key]) < 1:
+            raise ValueError(f"{key} must be >= 1, got {cfg[key]}")
+    if cfg.max_steps is not None and int(cfg.max_steps) < 1:
+        raise ValueError(f"max_steps must be >= 1 (or null), got {cfg.max_steps}")
+    if cfg.teacher not in (None, "embedded"):
+        resolve_pretrained(cfg.teacher)  # FileNotFoundError naming the path, before out is touched
+
+
 @hydra.main(version_base=None, config_path="../configs", config_name="demo")
 def _main(cfg: DictConfig) -> None:
     from snapflow.scripts.outputs import run_cli
@@ -127,16 +168,13 @@ def _main(cfg: DictConfig) -> None:
 def _demo(cfg: DictConfig) -> None:
     from tqdm import tqdm
 
-    from snapflow.scripts.outputs import check_out
+    from snapflow.scripts.outputs import check_out, strict_bool
     from snapflow.sim.object_state import policy_uses_object_state
 
-    if cfg.probe not in (None, "multimodal"):  # before any folder is made
-        raise ValueError(
-            f"probe={cfg.probe!r} is not a probe; valid: [multimodal] (or null for the main job)"
-        )
+    check_values(cfg)  # every value before any folder is made or deleted
     prefix = "demo" if cfg.probe is None else f"probe-{cfg.probe}"
     name = cfg.out or f"outputs/{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
-    out = check_out(Path(name).resolve(), bool(cfg.overwrite))
+    out = check_out(Path(name).resolve(), strict_bool(cfg.overwrite, "overwrite"))
     shutil.rmtree(out, ignore_errors=True)  # empty or overwrite=true: the demo starts afresh
     out.mkdir(parents=True)
     if cfg.probe is not None:

@@ -11,6 +11,7 @@ plain flow-matching fine-tune control (alpha=1). Prints the student checkpoint p
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import hydra
@@ -27,11 +28,20 @@ def _main(cfg: DictConfig) -> None:
 
 
 def _body(cfg: DictConfig) -> None:
-    from snapflow.scripts.lerobot_cli import resolve_pretrained, teacher_flags, train_or_resume
+    from snapflow.scripts.lerobot_cli import (
+        check_run_values,
+        resolve_pretrained,
+        teacher_flags,
+        train_or_resume,
+    )
     from snapflow.scripts.teacher_stats import dataset_with_teacher_stats
 
     if cfg.method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {cfg.method!r}")
+    check_run_values(cfg)  # before the dataset view next to out is (re)written
+    for key, low, high in (("alpha", 0.0, 1.0), ("consistency_weight", 0.0, math.inf), ("lr", 0.0, math.inf)):
+        if cfg[key] is not None and not (math.isfinite(float(cfg[key])) and low <= float(cfg[key]) <= high):
+            raise ValueError(f"{key} must be a finite number in [{low}, {high}], got {cfg[key]}")
     flags: list[str] = []
     if not cfg.resume:
         teacher = resolve_pretrained(cfg.teacher)

@@ -28,6 +28,8 @@ from datetime import UTC, datetime
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from snapflow.scripts.outputs import as_list, strict_bool
+
 
 def _samplers(cfg: DictConfig) -> dict:
     """{name: (SamplerSpec, role)} of the selected sampler_defs, checkpoints resolved."""
@@ -36,7 +38,7 @@ def _samplers(cfg: DictConfig) -> dict:
 
     defs = OmegaConf.to_container(cfg.sampler_defs, resolve=True)
     names = (
-        list(cfg.samplers) if cfg.samplers is not None else [n for n, d in defs.items() if d.get("policy")]
+        as_list(cfg.samplers) if cfg.samplers is not None else [n for n, d in defs.items() if d.get("policy")]
     )
     if not names:
         raise ValueError("nothing to evaluate: set teacher=, student= or fm= (or samplers=[...])")
@@ -110,7 +112,7 @@ def _chunking_sweep(
         "crossfade_steps": int(cfg.crossfade_steps),
         "ensemble_decay": grid[0].ensemble_decay,
         "episodes_per_task": int(cfg.episodes),
-        "held_out": bool(cfg.held_out),
+        "held_out": strict_bool(cfg.held_out, "held_out"),
     }
     return chunking_section(results), meta
 
@@ -132,18 +134,22 @@ def _eval(cfg: DictConfig) -> None:
     from snapflow.sim.tasks import canonical_suite
 
     start = time.perf_counter()
-    check_out(cfg.out, bool(cfg.overwrite))  # refuse before hours of rollouts, not after
-    suites = [canonical_suite(s) for s in cfg.suites]  # fail fast on unknown suites
+    check_out(cfg.out, strict_bool(cfg.overwrite, "overwrite"))  # refuse before hours of rollouts, not after
+    suites = [canonical_suite(s) for s in as_list(cfg.suites)]  # fail fast on unknown suites
+    if cfg.max_steps is not None and int(cfg.max_steps) < 1:
+        raise ValueError(f"max_steps must be >= 1 (or null for the suite's limit), got {cfg.max_steps}")
     check_layout(str(cfg.layout))
-    episode_inits(int(cfg.episodes), bool(cfg.held_out))  # and on impossible episode counts
+    episode_inits(
+        int(cfg.episodes), strict_bool(cfg.held_out, "held_out")
+    )  # and on impossible episode counts
     samplers = _samplers(cfg)
     resolution = _resolution(cfg, samplers)
-    task_ids = list(cfg.task_ids) if cfg.task_ids is not None else None
+    task_ids = as_list(cfg.task_ids)
     mse: dict[str, float] = {}
     info: dict[str, dict] = {}
     kept = {}  # loaded samplers, kept for the interleaved latency benchmark
     settings = EvalSettings(
-        int(cfg.episodes), bool(cfg.held_out), resolution, int(cfg.batch_size), cfg.max_steps,
+        int(cfg.episodes), strict_bool(cfg.held_out, "held_out"), resolution, int(cfg.batch_size), cfg.max_steps,
         int(cfg.seed), str(cfg.layout), int(cfg.n_action_steps), str(cfg.device), int(cfg.threads),
     )  # fmt: skip
     specs = {name: spec for name, (spec, _) in samplers.items()}
@@ -191,7 +197,7 @@ def _eval(cfg: DictConfig) -> None:
     )
     meta = {
         "n_action_steps": int(cfg.n_action_steps),
-        "held_out": bool(cfg.held_out),
+        "held_out": strict_bool(cfg.held_out, "held_out"),
         "layout": str(cfg.layout),
         "episodes_per_task": int(cfg.episodes),
         "task_ids": task_ids,

@@ -312,12 +312,28 @@ def run_lerobot_train(args: list[str], launcher: str = "python", num_processes: 
     return cmd
 
 
+def check_run_values(cfg: object) -> None:
+    """The run keys of configs/train.yaml and configs/distill.yaml, checked before lerobot-train starts (a
+    failure inside it would surface as a subprocess traceback): steps, batch_size, save_freq, log_freq >= 1,
+    num_workers >= 0, and a new (or empty) out unless resume=true. ValueError / FileExistsError name the key."""
+    for key in ("steps", "batch_size", "save_freq", "log_freq"):
+        if int(cfg[key]) < 1:
+            raise ValueError(f"{key} must be >= 1, got {cfg[key]}")
+    if int(cfg.num_workers) < 0:
+        raise ValueError(f"num_workers must be >= 0, got {cfg.num_workers}")
+    if not cfg.resume:
+        from snapflow.scripts.outputs import check_out
+
+        check_out(cfg.out, overwrite=False)  # lerobot-train refuses an existing out; say so before any work
+
+
 def train_or_resume(policy_flags: list[str], cfg: object) -> Path:
     """Fresh run (``policy_flags`` + run flags) or ``resume`` of ``cfg.out``; returns the last checkpoint.
 
     ``cfg`` carries the shared keys of configs/train.yaml and configs/distill.yaml (dataset, out, steps,
     batch_size, save_freq, log_freq, seed, num_workers, device, resume, launcher, num_processes, extra).
     """
+    check_run_values(cfg)
     if cfg.resume:
         args = resume_args(cfg.out, int(cfg.steps))
     else:

@@ -13,6 +13,25 @@ from pathlib import Path
 USAGE_EXIT = 2  # argparse's and LeRobot's convention for a refused command line or input
 
 
+def as_list(value: object) -> list | None:
+    """A CLI value that takes a list: None stays None, a single value (task_ids=0, suites=spatial) becomes
+    a one-item list, a list (OmegaConf's ListConfig included) a plain list."""
+    if value is None:
+        return None
+    if isinstance(value, str | int | float):
+        return [value]
+    return list(value)
+
+
+def strict_bool(value: object, key: str) -> bool:
+    """A CLI boolean: true/false (or 1/0); ValueError naming the key for anything else (held_out=maybe)."""
+    if isinstance(value, bool):
+        return value
+    if value in (0, 1) or str(value).lower() in ("true", "false", "0", "1"):
+        return str(value).lower() in ("true", "1")
+    raise ValueError(f"{key}={value!r} is not a boolean; use true or false")
+
+
 def check_out(out: str | Path, overwrite: bool) -> Path:
     """`out` as a Path, refused (FileExistsError) when it holds files and `overwrite` is False.
 

@@ -34,6 +34,12 @@ def make_robot(cfg: DictConfig, resolution: int) -> object:
     if cfg.robot == "sim":
         suite, _, task_id = str(cfg.task).partition("/")
         init_state = None if cfg.init_state is None else int(cfg.init_state)
+        from snapflow.sim.init_states import N_FROZEN
+
+        if init_state is not None and not 0 <= init_state < N_FROZEN:
+            raise ValueError(
+                f"init_state must be a frozen index in 0..{N_FROZEN - 1} (or null), got {init_state}"
+            )
         return SimRobot(
             suite=suite,
             task_id=int(task_id or 0),
@@ -140,8 +146,12 @@ def _run(cfg: DictConfig) -> int:
     from snapflow.deploy.runtimes import load_runtime
     from snapflow.scripts.outputs import atomic_out, check_out
 
-    if not float(cfg.hz) > 0 or not float(cfg.seconds) > 0:
-        raise ValueError(f"hz={cfg.hz} and seconds={cfg.seconds} must both be > 0")
+    if not (math.isfinite(float(cfg.hz)) and float(cfg.hz) > 0) or not float(cfg.seconds) > 0:
+        raise ValueError(f"hz={cfg.hz} must be finite and > 0, and seconds={cfg.seconds} > 0")
+    policy = str(cfg.policy)
+    looks_like_path = policy.startswith(("/", ".", "~")) or policy.count("/") != 1
+    if looks_like_path and not Path(policy).expanduser().is_dir():  # a Hub id (org/name) is left to LeRobot
+        raise FileNotFoundError(f"policy={policy}: no checkpoint or export directory there")
     out = check_out(cfg.out, bool(cfg.overwrite))
     torch.set_num_threads(int(cfg.threads))
     runtime = load_runtime(

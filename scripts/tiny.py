@@ -71,10 +71,17 @@ def _main(cfg: DictConfig) -> None:
 
 
 def _body(cfg: DictConfig) -> None:
-    families = list(OmegaConf.to_container(cfg.families))
+    from snapflow.scripts.outputs import as_list, check_out, strict_bool
+
+    families = as_list(
+        cfg.families if isinstance(cfg.families, str) else OmegaConf.to_container(cfg.families)
+    )
     unknown = [f for f in families if f not in TINY_FAMILIES]
     if unknown:  # before anything is written
         raise ValueError(f"families={unknown}: no tiny variant; choose from {list(TINY_FAMILIES)}")
+    if not 16 <= int(cfg.image_size) <= 512:
+        raise ValueError(f"image_size must be in [16, 512] px, got {cfg.image_size}")
+    check_out(cfg.out, strict_bool(cfg.get("overwrite", False), "overwrite"))  # never replace earlier models
     for family, path in build_tiny_teachers(cfg.out, families, int(cfg.image_size), int(cfg.seed)).items():
         print(f"{family}: {path}")
 

@@ -90,6 +90,10 @@ class MiniLiberoEnv(gym.Env):
     ) -> None:
         self.task_spec = get_task(suite, task_id)
         self.layout = check_layout(layout)
+        if self.task_spec.regions and self.layout != "libero":
+            raise ValueError(
+                f"the {self.task_spec.suite} suite has a fixed layout; layout={layout!r} is not available (use libero)"
+            )
         if not isinstance(resolution, int) or not 16 <= resolution <= 512:
             raise ValueError(f"resolution must be an int in [16, 512], got {resolution!r}")
         if init_state is not None and not int(init_state) >= 0:

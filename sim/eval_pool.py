@@ -116,9 +116,12 @@ def evaluate_many(
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     jobs = _jobs(specs, suites, task_ids, settings)
-    bad = sorted({t for _, s, t, _ in jobs if not 0 <= t < len(SUITES[s])})
-    if bad:
-        raise ValueError(f"task_ids {bad} out of range (valid: 0..9)")
+    for suite in suites:
+        bad = sorted({t for _, s, t, _ in jobs if s == suite and not 0 <= t < len(SUITES[s])})
+        if bad:
+            raise ValueError(
+                f"task_ids {bad} out of range for suite {suite!r} (valid: 0..{len(SUITES[suite]) - 1})"
+            )
     out: dict[str, dict[str, RolloutResult]] = {s: {n: RolloutResult() for n in specs} for s in suites}
     total = len(jobs) * settings.episodes
     kind = "held-out seeds" if settings.held_out else "frozen states"

@@ -158,11 +158,22 @@ def collect_dataset(
 
     suites = parse_suites(suite)
     check_layout(layout)
+    fixed = [s for s in suites if any(task.regions for task in SUITES[s])]
+    if fixed and layout != "libero":  # refused here, before a .partial folder exists
+        raise ValueError(
+            f"the {fixed[0]} suite has a fixed layout; layout={layout!r} is not available (use libero)"
+        )
+    if not isinstance(resolution, int) or not 16 <= resolution <= 512:
+        raise ValueError(f"resolution must be an int in [16, 512], got {resolution!r}")
     ids = None if task_ids is None else [int(t) for t in task_ids]
     n_tasks = min(len(SUITES[s]) for s in suites)
     bad = [t for t in ids or [] if not 0 <= t < n_tasks]
-    if bad or episodes_per_task < 1:
-        raise ValueError(f"need task_ids in 0..{n_tasks - 1} (got {bad}) and episodes_per_task >= 1")
+    if bad:
+        raise ValueError(f"task_ids {bad} out of range for suite(s) {suites} (valid: 0..{n_tasks - 1})")
+    if episodes_per_task < 1:
+        raise ValueError(f"episodes_per_task must be >= 1, got {episodes_per_task}")
+    if not (np.isfinite(noise_std) and noise_std >= 0):
+        raise ValueError(f"noise_std must be a finite number >= 0 (0 = no DART noise), got {noise_std}")
     modes = any(task.modes for s in suites for task in SUITES[s])
     out = Path(out).expanduser().resolve()
     if out.exists() and not overwrite:

@@ -1,0 +1,126 @@
+"""Values a newcomer gets wrong are refused by name before any work starts (and before anything is
+written or deleted): single values for lists, non-booleans, non-finite numbers, out-of-range ids, a
+layout a suite does not have, main-job keys the probe would ignore, an out that already holds results."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from snapflow.scripts.outputs import as_list, strict_bool
+
+BIN = Path(sys.executable).parent
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def test_as_list_and_strict_bool() -> None:
+    assert as_list(None) is None and as_list(0) == [0] and as_list("spatial") == ["spatial"]
+    assert as_list(OmegaConf.create({"x": [1, 2]}).x) == [1, 2]
+    assert (
+        strict_bool("true", "k") is True and strict_bool(0, "k") is False and strict_bool(False, "k") is False
+    )
+    with pytest.raises(ValueError, match="held_out='maybe' is not a boolean"):
+        strict_bool("maybe", "held_out")
+
+
+def test_sim_refuses_a_layout_the_suite_lacks_and_bad_collect_values(tmp_path: Path) -> None:
+    from snapflow.sim.env import MiniLiberoEnv
+    from snapflow.sim.record import collect_dataset
+
+    with pytest.raises(ValueError, match="fixed layout"):
+        MiniLiberoEnv("multimodal", 0, layout="wide")
+    with pytest.raises(ValueError, match="fixed layout"):
+        collect_dataset("multimodal", 1, tmp_path / "a", layout="wide", progress=False)
+    with pytest.raises(ValueError, match=r"task_ids \[5\] out of range .* 0\.\.3"):
+        collect_dataset("multimodal", 1, tmp_path / "b", task_ids=[5], progress=False)
+    with pytest.raises(ValueError, match="episodes_per_task must be >= 1"):
+        collect_dataset("goal", 0, tmp_path / "c", task_ids=[0], progress=False)
+    for bad in (float("nan"), float("inf"), -0.1):
+        with pytest.raises(ValueError, match="noise_std must be a finite number >= 0"):
+            collect_dataset("goal", 1, tmp_path / "d", noise_std=bad, progress=False)
+    assert not list(tmp_path.iterdir())  # nothing written, not even a .partial folder
+
+
+def test_eval_names_the_suite_range_of_task_ids() -> None:
+    from snapflow.sim.eval_pool import EvalSettings, evaluate_many
+    from snapflow.sim.evaluate import SamplerSpec
+
+    settings = EvalSettings(1, False, 64, 1, None, 0, "libero", 10, "cpu", 1)
+    spec = {"teacher_10": SamplerSpec("teacher_10", Path("/never"), 10)}
+    with pytest.raises(
+        ValueError, match=r"task_ids \[5\] out of range for suite 'multimodal' \(valid: 0\.\.3\)"
+    ):
+        evaluate_many(spec, ["multimodal"], settings, task_ids=[5])
+
+
+def _demo_cfg(**overrides: object) -> object:
+    cfg = OmegaConf.load(CONFIGS / "demo.yaml")
+    cfg.pop("defaults"), cfg.pop("hydra")
+    for key, value in overrides.items():
+        OmegaConf.update(cfg, key, value)
+    return cfg
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        ({"probe": "bimodal"}, "not a probe"),
+        ({"probe": "multimodal", "episodes": 2}, r"ignores \['episodes'\]"),
+        ({"probe": "multimodal", "task_ids": [0]}, r"ignores \['task_ids'\]"),
+        ({"probe": "multimodal", "probe_settings.episodes": 0}, "probe_settings.episodes must be >= 1"),
+        ({"probe": "multimodal", "probe_settings.episodes": 51}, "<= 50"),
+        ({"probe": "multimodal", "probe_settings.consistency_steps": "abc"}, "consistency_steps"),
+        ({"distill_steps": -3}, "distill_steps must be >= 1"),
+        ({"max_steps": 0}, "max_steps must be >= 1"),
+    ],
+)
+def test_demo_checks_every_value_before_a_stage(overrides: dict, match: str) -> None:
+    from snapflow.scripts.demo import check_values
+
+    with pytest.raises(ValueError, match=match):
+        check_values(_demo_cfg(**overrides))
+
+
+def test_demo_keeps_earlier_results_when_the_teacher_is_missing(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "report.json").write_text("{}")
+    proc = subprocess.run(
+        [str(BIN / "snapflow-demo"), "teacher=/nonexistent", f"out={out}", "overwrite=true"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "/nonexistent" in proc.stderr
+    assert (out / "report.json").read_text() == "{}"
+
+
+def test_tiny_refuses_an_out_with_models_and_a_bad_image_size(tmp_path: Path) -> None:
+    (tmp_path / "keep.txt").write_text("earlier")
+    for args, match in (
+        ([f"out={tmp_path}"], "overwrite=true"),
+        ([f"out={tmp_path / 'n'}", "image_size=0"], "image_size"),
+    ):
+        proc = subprocess.run(
+            [str(BIN / "snapflow-tiny"), *args], capture_output=True, text=True, timeout=120
+        )
+        assert proc.returncode == 2 and match in proc.stderr
+    assert (tmp_path / "keep.txt").read_text() == "earlier" and not (tmp_path / "n").exists()
+
+
+def test_distill_refuses_before_touching_out_and_run_names_bad_values(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "x").write_text("earlier")
+    proc = subprocess.run(
+        [str(BIN / "snapflow-distill"), "teacher=embedded", f"dataset={tmp_path}", f"out={out}"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "already holds results" in proc.stderr
+    assert not Path(str(out) + ".dataset").exists()  # the dataset view next to out was not (re)written
+    for args, match in (
+        (["policy=/nonexistent"], "no checkpoint or export directory"),
+        (["policy=/nonexistent", "hz=inf"], "hz=inf must be finite"),
+    ):
+        proc = subprocess.run([str(BIN / "snapflow-run"), *args], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and match in proc.stderr, proc.stderr[-500:]
