@@ -71,7 +71,7 @@ def run_probe(cfg: DictConfig, out: Path) -> None:
     if k is not None:  # the option: the same recipe with a k-step consistency target
         runs["snapflow_k"] = out / "distill_snapflow_k"
         cmds.append([*_distill_cmd(cfg, teacher, data, "snapflow", runs["snapflow_k"]),
-                     f"extra=[--policy.snapflow.consistency_steps={int(k)}]"])  # fmt: skip
+                     f"extra=['--policy.snapflow.consistency_steps={int(k)}']"])  # fmt: skip
     _run_parallel("distill (SnapFlow and the FM control side by side)", cmds,
                   [out / f"{r.name}.log" for r in list(runs.values())[1:]])  # fmt: skip
     done = {m: (r / "checkpoints" / "last" / "pretrained_model") for m, r in runs.items()}

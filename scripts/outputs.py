@@ -49,13 +49,18 @@ def check_out(out: str | Path, overwrite: bool) -> Path:
 def atomic_out(out: str | Path, overwrite: bool) -> Iterator[Path]:
     """Write a command's results into `<out>.partial`, renamed to `out` only when the block succeeds.
 
-    An interrupted or failed command leaves `out` as it was (its earlier results intact).
+    An interrupted or failed command leaves `out` as it was (its earlier results intact) and removes its
+    `.partial` folder (a killed one leaves it, and the next run clears it).
     """
     path = check_out(out, overwrite)
     partial = path.with_name(path.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)  # leftovers of an interrupted run
     partial.mkdir(parents=True)
-    yield partial
+    try:
+        yield partial
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     if path.is_dir():
         shutil.rmtree(path)
     elif path.exists():

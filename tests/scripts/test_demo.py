@@ -145,14 +145,16 @@ def test_multimodal_probe_runs_end_to_end_on_a_tiny_teacher(tmp_path):
     proc = subprocess.run(
         [str(BIN / "snapflow-demo"), "probe=multimodal", f"teacher={teacher}", f"out={out}",
          "probe_settings.episodes=1", "probe_settings.distill_demos_per_task=1",
-         "probe_settings.offline_demos_per_task=1", "distill_steps=2", "distill_batch_size=2", "max_steps=20"],
+         "probe_settings.offline_demos_per_task=1", "probe_settings.consistency_steps=3", "distill_steps=2", "distill_batch_size=2", "max_steps=20"],
         capture_output=True, text=True, timeout=1800,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == f"outputs: {out}"
     report = json.loads((out / "report.json").read_text())
     assert list(report["suites"]) == ["multimodal"]
-    assert set(report["suites"]["multimodal"]) == set(PROBE_SAMPLERS)
+    assert set(report["suites"]["multimodal"]) == {*PROBE_SAMPLERS, "snapflow_k_1"}
+    assert report["samplers"]["snapflow_k_1"]["consistency_steps"] == 3
+    assert report["samplers"]["snapflow_1"]["consistency_steps"] == 2
     for entry in report["suites"]["multimodal"].values():
         assert entry["episodes"] == 4 and set(entry["modes"]) == {"near", "far"}
         assert entry["between_modes"] + entry["not_reached"] + sum(entry["modes"].values()) * 4 == 4
