@@ -14,16 +14,17 @@ from omegaconf import DictConfig, OmegaConf
 
 @hydra.main(version_base=None, config_path="../configs", config_name="collect")
 def _main(cfg: DictConfig) -> None:
-    from snapflow.scripts.outputs import run_cli
+    from snapflow.scripts.outputs import checked, run_cli
 
-    run_cli(lambda: _body(cfg), debug=bool(cfg.get("debug", False)))
+    run_cli(lambda: _body(checked(cfg, "collect")), debug=bool(cfg.get("debug", False)))
 
 
 def _body(cfg: DictConfig) -> None:
-    from snapflow.scripts.outputs import as_list, strict_bool
+    from snapflow.scripts.outputs import as_list, check_unique, strict_bool
     from snapflow.sim.record import collect_dataset
 
     task_ids = as_list(OmegaConf.to_container(cfg.task_ids) if cfg.task_ids is not None else None)
+    check_unique("task_ids", task_ids or [])
     suite = ",".join(cfg.suite) if OmegaConf.is_list(cfg.suite) else str(cfg.suite)
     out = collect_dataset(
         suite,

@@ -121,6 +121,8 @@ def check_values(cfg: DictConfig) -> None:
     """The demo's values, checked before any stage (each stage takes minutes): counts >= 1, a teacher that
     exists, a known probe, and with a probe no main-job key it would ignore. ValueError names the key."""
     from snapflow.scripts.lerobot_cli import resolve_pretrained
+    from snapflow.scripts.outputs import check_unique
+    from snapflow.sim.tasks import SUITES, canonical_suite
 
     if cfg.probe not in (None, "multimodal"):
         raise ValueError(
@@ -154,15 +156,25 @@ def check_values(cfg: DictConfig) -> None:
             raise ValueError(f"{key} must be >= 1, got {cfg[key]}")
     if cfg.max_steps is not None and int(cfg.max_steps) < 1:
         raise ValueError(f"max_steps must be >= 1 (or null), got {cfg.max_steps}")
+    suites = [canonical_suite(s) for s in cfg.suites]
+    check_unique("suites", suites)
+    if cfg.task_ids is not None:
+        check_unique("task_ids", list(cfg.task_ids))
+        for suite in suites:
+            bad = [t for t in cfg.task_ids if not 0 <= int(t) < len(SUITES[suite])]
+            if bad:
+                raise ValueError(
+                    f"task_ids {bad} out of range for suite {suite!r} (0..{len(SUITES[suite]) - 1})"
+                )
     if cfg.teacher not in (None, "embedded"):
         resolve_pretrained(cfg.teacher)  # FileNotFoundError naming the path, before out is touched
 
 
 @hydra.main(version_base=None, config_path="../configs", config_name="demo")
 def _main(cfg: DictConfig) -> None:
-    from snapflow.scripts.outputs import run_cli
+    from snapflow.scripts.outputs import checked, run_cli
 
-    run_cli(lambda: _demo(cfg), debug=bool(cfg.debug))
+    run_cli(lambda: _demo(checked(cfg, "demo")), debug=bool(cfg.debug))
 
 
 def _demo(cfg: DictConfig) -> None:

@@ -22,9 +22,9 @@ METHODS = ("snapflow", "fm")
 
 @hydra.main(version_base=None, config_path="../configs", config_name="distill")
 def _main(cfg: DictConfig) -> None:
-    from snapflow.scripts.outputs import run_cli
+    from snapflow.scripts.outputs import checked, run_cli
 
-    run_cli(lambda: _body(cfg), debug=bool(cfg.get("debug", False)))
+    run_cli(lambda: _body(checked(cfg, "distill")), debug=bool(cfg.get("debug", False)))
 
 
 def _body(cfg: DictConfig) -> None:

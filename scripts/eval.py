@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from snapflow.scripts.outputs import as_list, strict_bool
+from snapflow.scripts.outputs import as_list, check_unique, strict_bool
 
 
 def _samplers(cfg: DictConfig) -> dict:
@@ -119,9 +119,9 @@ def _chunking_sweep(
 
 @hydra.main(version_base=None, config_path="../configs", config_name="eval")
 def _main(cfg: DictConfig) -> None:
-    from snapflow.scripts.outputs import run_cli
+    from snapflow.scripts.outputs import checked, run_cli
 
-    run_cli(lambda: _eval(cfg), debug=bool(cfg.debug))
+    run_cli(lambda: _eval(checked(cfg, "eval")), debug=bool(cfg.debug))
 
 
 def _eval(cfg: DictConfig) -> None:
@@ -136,6 +136,8 @@ def _eval(cfg: DictConfig) -> None:
     start = time.perf_counter()
     check_out(cfg.out, strict_bool(cfg.overwrite, "overwrite"))  # refuse before hours of rollouts, not after
     suites = [canonical_suite(s) for s in as_list(cfg.suites)]  # fail fast on unknown suites
+    check_unique("suites", suites)
+    check_unique("task_ids", as_list(cfg.task_ids) or [])
     if cfg.max_steps is not None and int(cfg.max_steps) < 1:
         raise ValueError(f"max_steps must be >= 1 (or null for the suite's limit), got {cfg.max_steps}")
     check_layout(str(cfg.layout))

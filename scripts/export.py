@@ -21,9 +21,9 @@ def _observation(policy: torch.nn.Module, task: str) -> dict:
 
 @hydra.main(version_base=None, config_path="../configs", config_name="export")
 def _main(cfg: DictConfig) -> None:
-    from snapflow.scripts.outputs import run_cli
+    from snapflow.scripts.outputs import checked, run_cli
 
-    run_cli(lambda: _body(cfg), debug=bool(cfg.get("debug", False)))
+    run_cli(lambda: _body(checked(cfg, "export")), debug=bool(cfg.get("debug", False)))
 
 
 def _body(cfg: DictConfig) -> None:

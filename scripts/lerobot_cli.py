@@ -321,10 +321,12 @@ def check_run_values(cfg: object) -> None:
             raise ValueError(f"{key} must be >= 1, got {cfg[key]}")
     if int(cfg.num_workers) < 0:
         raise ValueError(f"num_workers must be >= 0, got {cfg.num_workers}")
-    if not cfg.resume:
-        from snapflow.scripts.outputs import check_out
-
-        check_out(cfg.out, overwrite=False)  # lerobot-train refuses an existing out; say so before any work
+    out = Path(cfg.out)
+    if not cfg.resume and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        # lerobot-train refuses an existing out; say so before any work (there is no overwrite here)
+        raise FileExistsError(
+            f"out={cfg.out} already holds a run; choose a new out= or continue it with resume=true"
+        )
 
 
 def train_or_resume(policy_flags: list[str], cfg: object) -> Path:

@@ -5,6 +5,7 @@ usage errors as one readable line instead of a traceback.
 from __future__ import annotations
 
 import contextlib
+import math
 import shutil
 import sys
 from collections.abc import Callable, Iterator
@@ -30,6 +31,75 @@ def strict_bool(value: object, key: str) -> bool:
     if value in (0, 1) or str(value).lower() in ("true", "false", "0", "1"):
         return str(value).lower() in ("true", "1")
     raise ValueError(f"{key}={value!r} is not a boolean; use true or false")
+
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+def _typed(value: object, default: object, key: str) -> object:
+    """`value` of `key` converted to the type of its default, or ValueError naming the key."""
+    if isinstance(default, bool):
+        return strict_bool(value, key)
+    if isinstance(default, int) and isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            pass
+        try:
+            number = float(value)  # an int default may take a float (seconds=2.5)
+        except ValueError:
+            raise ValueError(f"{key}={value!r} is not a number") from None
+        if math.isnan(number):
+            raise ValueError(f"{key}=nan is not a number")
+        return number
+    if isinstance(default, float) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{key}={value!r} is not a number") from None
+        if math.isnan(number):
+            raise ValueError(f"{key}=nan is not a number")
+        return number
+    return value
+
+
+def check_types(cfg: object, name: str | dict, prefix: str = "") -> None:
+    """Coerce every CLI value to the type of its default in configs/<name>.yaml, in place: booleans strictly
+    (held_out=maybe is refused), numbers with the key named (episodes=abc, hz=nan are refused), a single
+    value for a list key becomes a one-item list (suites=spatial -> [spatial]). Keys whose default is null,
+    mandatory (???) or a string are left alone. Call it first in every command, before any work."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+
+    if isinstance(name, str):
+        name = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / f"{name}.yaml"), resolve=False)
+    with open_dict(cfg):
+        for key, default in name.items():
+            if key in ("defaults", "hydra", "sampler_defs") or key not in cfg:
+                continue
+            value = OmegaConf.select(cfg, key, throw_on_missing=False)
+            if value is None or default is None:
+                continue
+            if isinstance(default, dict):
+                if isinstance(value, DictConfig):
+                    check_types(value, default, f"{prefix}{key}.")
+            elif isinstance(default, list):
+                if not isinstance(value, ListConfig | list):
+                    cfg[key] = [value]
+            else:
+                cfg[key] = _typed(value, default, f"{prefix}{key}")
+
+
+def check_unique(key: str, values: list) -> None:
+    """ValueError naming `key` when a value repeats (task_ids=[0,0] would count one episode twice)."""
+    repeated = sorted({str(v) for v in values if values.count(v) > 1})
+    if repeated:
+        raise ValueError(f"{key} lists {repeated} more than once")
+
+
+def checked(cfg: object, name: str) -> object:
+    """`cfg` after `check_types(cfg, name)`: `run_cli(lambda: _body(checked(cfg, "eval")), ...)`."""
+    check_types(cfg, name)
+    return cfg
 
 
 def check_out(out: str | Path, overwrite: bool) -> Path:

@@ -147,7 +147,7 @@ def _run(cfg: DictConfig) -> int:
     from snapflow.scripts.outputs import atomic_out, check_out
 
     if not (math.isfinite(float(cfg.hz)) and float(cfg.hz) > 0) or not float(cfg.seconds) > 0:
-        raise ValueError(f"hz={cfg.hz} must be finite and > 0, and seconds={cfg.seconds} > 0")
+        raise ValueError(f"hz={cfg.hz} and seconds={cfg.seconds} must both be > 0 (hz finite)")
     policy = str(cfg.policy)
     looks_like_path = policy.startswith(("/", ".", "~")) or policy.count("/") != 1
     if looks_like_path and not Path(policy).expanduser().is_dir():  # a Hub id (org/name) is left to LeRobot
@@ -204,9 +204,9 @@ def _run(cfg: DictConfig) -> int:
 
 @hydra.main(version_base=None, config_path="../configs", config_name="run")
 def _main(cfg: DictConfig) -> None:
-    from snapflow.scripts.outputs import run_cli
+    from snapflow.scripts.outputs import checked, run_cli
 
-    run_cli(lambda: _run(cfg), debug=bool(cfg.debug))
+    run_cli(lambda: _run(checked(cfg, "run")), debug=bool(cfg.debug))
 
 
 def main() -> None:

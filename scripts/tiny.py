@@ -65,9 +65,9 @@ def build_tiny_teachers(out: str | Path, families: list[str], image_size: int = 
 
 @hydra.main(version_base=None, config_path="../configs", config_name="tiny")
 def _main(cfg: DictConfig) -> None:
-    from snapflow.scripts.outputs import run_cli
+    from snapflow.scripts.outputs import checked, run_cli
 
-    run_cli(lambda: _body(cfg), debug=bool(cfg.get("debug", False)))
+    run_cli(lambda: _body(checked(cfg, "tiny")), debug=bool(cfg.get("debug", False)))
 
 
 def _body(cfg: DictConfig) -> None:

@@ -20,9 +20,9 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base=None, config_path="../configs", config_name="train")
 def _main(cfg: DictConfig) -> None:
-    from snapflow.scripts.outputs import run_cli
+    from snapflow.scripts.outputs import checked, run_cli
 
-    run_cli(lambda: _body(cfg), debug=bool(cfg.get("debug", False)))
+    run_cli(lambda: _body(checked(cfg, "train")), debug=bool(cfg.get("debug", False)))
 
 
 def _body(cfg: DictConfig) -> None:
@@ -34,7 +34,12 @@ def _body(cfg: DictConfig) -> None:
     if cfg.resume:
         flags: list[str] = []  # the checkpoint's train_config.json holds the policy
     elif cfg.pretrained:
-        flags = [f"--policy.path={cfg.pretrained}"]
+        from snapflow.scripts.lerobot_cli import resolve_pretrained
+
+        pretrained = str(cfg.pretrained)
+        if pretrained.startswith(("/", ".", "~")) or pretrained.count("/") != 1:  # a path, not a Hub id
+            pretrained = str(resolve_pretrained(pretrained))  # FileNotFoundError naming it
+        flags = [f"--policy.path={pretrained}"]
     elif cfg.tiny:
         flags = tiny_flags(
             family,

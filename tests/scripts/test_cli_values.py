@@ -116,11 +116,57 @@ def test_distill_refuses_before_touching_out_and_run_names_bad_values(tmp_path: 
         [str(BIN / "snapflow-distill"), "teacher=embedded", f"dataset={tmp_path}", f"out={out}"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    assert proc.returncode == 2 and "already holds results" in proc.stderr
+    assert proc.returncode == 2 and "already holds a run" in proc.stderr and "resume=true" in proc.stderr
     assert not Path(str(out) + ".dataset").exists()  # the dataset view next to out was not (re)written
     for args, match in (
         (["policy=/nonexistent"], "no checkpoint or export directory"),
-        (["policy=/nonexistent", "hz=inf"], "hz=inf must be finite"),
+        (["policy=/nonexistent", "hz=inf"], "hz=inf and seconds=30 must both be > 0 (hz finite)"),
     ):
         proc = subprocess.run([str(BIN / "snapflow-run"), *args], capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2 and match in proc.stderr, proc.stderr[-500:]
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides", "match"),
+    [
+        ("collect", {"episodes_per_task": "abc"}, "episodes_per_task='abc' is not a number"),
+        ("eval", {"held_out": "maybe"}, "held_out='maybe' is not a boolean"),
+        ("distill", {"resume": "maybe"}, "resume='maybe' is not a boolean"),
+        ("export", {"opset": "abc"}, "opset='abc' is not a number"),
+        ("demo", {"probe_settings.episodes": "abc"}, "probe_settings.episodes='abc' is not a number"),
+        ("run", {"hz": "nan"}, "hz=nan is not a number"),
+    ],
+)
+def test_every_command_converts_values_to_their_types_by_name(name: str, overrides: dict, match: str) -> None:
+    from snapflow.scripts.outputs import check_types
+
+    cfg = OmegaConf.load(CONFIGS / f"{name}.yaml")
+    for key, value in overrides.items():
+        OmegaConf.update(cfg, key, value, force_add=True)
+    with pytest.raises(ValueError, match=match):
+        check_types(cfg, name)
+
+
+def test_single_values_become_lists_and_repeats_are_refused() -> None:
+    from snapflow.scripts.outputs import check_types, check_unique
+
+    cfg = OmegaConf.load(CONFIGS / "eval.yaml")
+    OmegaConf.update(cfg, "suites", "spatial")
+    OmegaConf.update(cfg, "task_ids", 0)  # default null: left alone by the type check, listed by as_list
+    check_types(cfg, "eval")
+    assert list(cfg.suites) == ["spatial"] and as_list(cfg.task_ids) == [0]
+    with pytest.raises(ValueError, match=r"task_ids lists \['0'\] more than once"):
+        check_unique("task_ids", [0, 0, 1])
+
+
+def test_demo_refuses_suites_and_task_ids_before_deleting_earlier_results(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "report.json").write_text("{}")
+    for bad in ("task_ids=[12]", "suites=[spatal]", "task_ids=[0,0]"):
+        proc = subprocess.run(
+            [str(BIN / "snapflow-demo"), f"out={out}", "overwrite=true", bad],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert proc.returncode == 2, (bad, proc.stderr[-500:])
+    assert (out / "report.json").read_text() == "{}"
