@@ -64,6 +64,16 @@ class BenchConfig:
             raise ValueError(f"unknown runtimes {sorted(unknown)}; choose from {RUNTIMES}")
         if self.repeats < 1 or self.warmup < 0 or self.batch < 1 or self.threads < 1:
             raise ValueError("repeats, batch and threads must be >= 1 and warmup >= 0")
+        if not all(isinstance(n, int) and not isinstance(n, bool) for n in self.nfe):
+            raise ValueError(f"nfe must be integer step counts, got {list(self.nfe)}")
+        if any(not 16 <= int(side) <= 1024 for side in self.image_sizes):
+            raise ValueError(f"image_sizes must be in [16, 1024] px, got {list(self.image_sizes)}")
+        if self.dtype not in ("auto", "float32", "bfloat16"):
+            raise ValueError(f"dtype must be auto, float32 or bfloat16, got {self.dtype!r}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device=cuda but no CUDA device is available here; use device=auto or cpu")
 
 
 def resolve_device(name: str) -> torch.device:

@@ -39,6 +39,8 @@ def _body(cfg: DictConfig) -> None:
     if cfg.method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {cfg.method!r}")
     check_run_values(cfg)  # before the dataset view next to out is (re)written
+    if cfg.method == "fm" and cfg.alpha is not None and float(cfg.alpha) != 1.0:
+        raise ValueError(f"method=fm is alpha=1.0; got alpha={cfg.alpha}")
     for key, low, high in (("alpha", 0.0, 1.0), ("consistency_weight", 0.0, math.inf), ("lr", 0.0, math.inf)):
         if cfg[key] is not None and not (math.isfinite(float(cfg[key])) and low <= float(cfg[key]) <= high):
             raise ValueError(f"{key} must be a finite number in [{low}, {high}], got {cfg[key]}")

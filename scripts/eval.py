@@ -55,7 +55,11 @@ def _samplers(cfg: DictConfig) -> dict:
             raise ValueError(
                 f"sampler {name!r} has no checkpoint: set its policy (teacher=, student= or fm=)"
             )
-        spec = SamplerSpec(name, resolve_pretrained(d["policy"]), int(d["nfe"]), d.get("mode"))
+        try:
+            path = resolve_pretrained(d["policy"])
+        except FileNotFoundError as e:  # name the sampler (and so the key: teacher=, student=, fm=, ...)
+            raise FileNotFoundError(f"sampler {name!r} ({d.get('role') or name}): {e}") from None
+        spec = SamplerSpec(name, path, int(d["nfe"]), d.get("mode"))
         out[name] = (spec, d.get("role") or name)
     return out
 

@@ -104,7 +104,7 @@ def resolve_pretrained(path: str | Path) -> Path:
             return candidate
     raise FileNotFoundError(
         f"no LeRobot checkpoint at {p}: expected {p}/config.json or {p / LAST_CHECKPOINT}/config.json "
-        f"(or teacher={EMBEDDED})"
+        f"(or {EMBEDDED} for the shipped teacher)"
     )
 
 

@@ -76,6 +76,8 @@ def _body(cfg: DictConfig) -> None:
     families = as_list(
         cfg.families if isinstance(cfg.families, str) else OmegaConf.to_container(cfg.families)
     )
+    if not families:
+        raise ValueError(f"families is empty; choose from {list(TINY_FAMILIES)}")
     unknown = [f for f in families if f not in TINY_FAMILIES]
     if unknown:  # before anything is written
         raise ValueError(f"families={unknown}: no tiny variant; choose from {list(TINY_FAMILIES)}")

@@ -170,3 +170,18 @@ def test_demo_refuses_suites_and_task_ids_before_deleting_earlier_results(tmp_pa
         )  # fmt: skip
         assert proc.returncode == 2, (bad, proc.stderr[-500:])
     assert (out / "report.json").read_text() == "{}"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        ({"image_sizes": (0,)}, "image_sizes must be in"),
+        ({"dtype": "bogus"}, "dtype must be"),
+        ({"device": "tpu"}, "device must be"),
+    ],
+)
+def test_bench_config_refuses_bad_values(overrides: dict, match: str) -> None:
+    from snapflow.deploy.bench import BenchConfig
+
+    with pytest.raises(ValueError, match=match):
+        BenchConfig(policy="smolvla", **overrides)
