@@ -28,6 +28,7 @@ def _main(cfg: DictConfig) -> None:
 
 
 def _body(cfg: DictConfig) -> None:
+    from snapflow.policies.lerobot_plugin.checkpoint import check_weights_file
     from snapflow.scripts.lerobot_cli import (
         check_run_values,
         resolve_pretrained,
@@ -47,6 +48,7 @@ def _body(cfg: DictConfig) -> None:
     flags: list[str] = []
     if not cfg.resume:
         teacher = resolve_pretrained(cfg.teacher)
+        check_weights_file(teacher / "model.safetensors")  # a corrupt teacher is named here, not in the child
         _, flags = teacher_flags(teacher)
         if cfg.renormalize:
             print(

@@ -27,7 +27,7 @@ from gymnasium import spaces
 
 from snapflow.sim.controller import CONTROL_HZ, DeltaEEFController, quat_error
 from snapflow.sim.experts import DOWN_QUAT
-from snapflow.sim.init_states import frozen_init_states, sample_init_state
+from snapflow.sim.init_states import N_FROZEN, frozen_init_states, sample_init_state
 from snapflow.sim.layouts import DEFAULT_LAYOUT, check_layout
 from snapflow.sim.modes import classify_path
 from snapflow.sim.object_state import ObjectStateReader, state_dim
@@ -98,6 +98,10 @@ class MiniLiberoEnv(gym.Env):
             raise ValueError(f"resolution must be an int in [16, 512], got {resolution!r}")
         if init_state is not None and not int(init_state) >= 0:
             raise ValueError(f"init_state must be a non-negative index or None, got {init_state!r}")
+        if init_state is not None and not init_state_stride and int(init_state) >= N_FROZEN:
+            # with a stride (LeRobot's n_envs batching: k, k+n, ...) the index wraps on purpose; alone it
+            # would silently play another state
+            raise ValueError(f"init_state must be a frozen index in 0..{N_FROZEN - 1}, got {init_state}")
         self.suite, self.task_id = self.task_spec.suite, self.task_spec.task_id
         self.task = self.task_description = self.task_spec.instruction
         self.resolution, self.render_cameras, self.render_mode = resolution, render, render_mode
@@ -131,7 +135,12 @@ class MiniLiberoEnv(gym.Env):
         super().reset(seed=seed)
         options = options or {}
         if "init_state" in options:  # explicit override: an int index or a qpos vector
-            qpos = self._frozen_or_vector(options["init_state"])
+            index = options["init_state"]
+            if np.ndim(index) == 0 and not 0 <= int(index) < N_FROZEN:
+                raise ValueError(
+                    f"options['init_state'] must be a frozen index in 0..{N_FROZEN - 1}, got {index}"
+                )
+            qpos = self._frozen_or_vector(index)
         elif self._next_frozen is not None:
             qpos = self._frozen_or_vector(self._next_frozen)
             self._next_frozen += self.init_state_stride

@@ -198,15 +198,19 @@ def collect_dataset(
     )
     dropped = 0  # failed expert demos that were discarded and retried
     keys = list(dataset_features(resolution, video, object_state, modes))
-    for demo in _run(jobs, workers):
-        for i in range(len(demo["action"])):
-            ds.add_frame({key: demo[key][i] for key in keys} | {"task": demo["task"]})
-        ds.save_episode()
-        dropped += int(demo["attempts"]) - 1
-        bar.set_postfix(dropped=dropped)
-        bar.update(1)
-    bar.close()
-    ds.finalize()
+    try:
+        for demo in _run(jobs, workers):
+            for i in range(len(demo["action"])):
+                ds.add_frame({key: demo[key][i] for key in keys} | {"task": demo["task"]})
+            ds.save_episode()
+            dropped += int(demo["attempts"]) - 1
+            bar.set_postfix(dropped=dropped)
+            bar.update(1)
+        bar.close()
+        ds.finalize()
+    except BaseException:  # a failed or interrupted collection leaves no half-written dataset behind
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     if out.exists():
         shutil.rmtree(out)
     partial.rename(out)

@@ -185,3 +185,36 @@ def test_bench_config_refuses_bad_values(overrides: dict, match: str) -> None:
 
     with pytest.raises(ValueError, match=match):
         BenchConfig(policy="smolvla", **overrides)
+
+
+def test_env_refuses_an_init_state_beyond_the_frozen_ones_unless_striding() -> None:
+    from snapflow.sim.env import MiniLiberoEnv
+    from snapflow.sim.init_states import N_FROZEN
+
+    with pytest.raises(ValueError, match=f"0..{N_FROZEN - 1}"):
+        MiniLiberoEnv("goal", 0, init_state=N_FROZEN, render=False)
+    env = MiniLiberoEnv("goal", 0, render=False)
+    with pytest.raises(ValueError, match="options\\['init_state'\\]"):
+        env.reset(options={"init_state": 73})
+    env.close()
+    strided = MiniLiberoEnv("goal", 0, init_state=N_FROZEN + 1, init_state_stride=2, render=False)
+    strided.reset()  # LeRobot's n_envs batching wraps on purpose
+    strided.close()
+
+
+def test_a_truncated_weights_file_is_named_before_loading(tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    from snapflow.policies.lerobot_plugin.checkpoint import check_weights_file
+
+    good = tmp_path / "model.safetensors"
+    save_file({"w": torch.zeros(64, 64)}, str(good))
+    check_weights_file(good)
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(good.read_bytes()[:-100])
+    with pytest.raises(ValueError, match="truncated"):
+        check_weights_file(cut)
+    (tmp_path / "junk.safetensors").write_bytes(b"\x01\x02")
+    with pytest.raises(ValueError, match="cannot read"):
+        check_weights_file(tmp_path / "junk.safetensors")
