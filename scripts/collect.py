@@ -23,7 +23,7 @@ def _body(cfg: DictConfig) -> None:
     from snapflow.scripts.outputs import as_list, check_unique, strict_bool
     from snapflow.sim.record import collect_dataset
 
-    task_ids = as_list(OmegaConf.to_container(cfg.task_ids) if cfg.task_ids is not None else None)
+    task_ids = as_list(cfg.task_ids)
     check_unique("task_ids", task_ids or [])
     suite = ",".join(cfg.suite) if OmegaConf.is_list(cfg.suite) else str(cfg.suite)
     out = collect_dataset(

@@ -63,6 +63,10 @@ def _typed(value: object, default: object, key: str) -> object:
     return value
 
 
+NULLABLE_INTS = ("resolution", "max_steps", "nfe")  # keys whose default is null (meaning "the policy's")
+NULLABLE_INT_LISTS = ("task_ids",)
+
+
 def check_types(cfg: object, name: str | dict, prefix: str = "") -> None:
     """Coerce every CLI value to the type of its default in configs/<name>.yaml, in place: booleans strictly
     (held_out=maybe is refused), numbers with the key named (episodes=abc, hz=nan are refused), a single
@@ -77,7 +81,14 @@ def check_types(cfg: object, name: str | dict, prefix: str = "") -> None:
             if key in ("defaults", "hydra", "sampler_defs") or key not in cfg:
                 continue
             value = OmegaConf.select(cfg, key, throw_on_missing=False)
-            if value is None or default is None:
+            if value is None:
+                continue
+            if default is None:  # null by default: typed by name (the keys every command shares)
+                if key in NULLABLE_INTS:
+                    cfg[key] = _typed(value, 0, f"{prefix}{key}")
+                elif key in NULLABLE_INT_LISTS:
+                    items = list(value) if isinstance(value, ListConfig | list) else [value]
+                    cfg[key] = [_typed(v, 0, f"{prefix}{key}") if isinstance(v, str) else v for v in items]
                 continue
             if isinstance(default, dict):
                 if isinstance(value, DictConfig):

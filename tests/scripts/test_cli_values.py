@@ -135,6 +135,8 @@ def test_distill_refuses_before_touching_out_and_run_names_bad_values(tmp_path: 
         ("export", {"opset": "abc"}, "opset='abc' is not a number"),
         ("demo", {"probe_settings.episodes": "abc"}, "probe_settings.episodes='abc' is not a number"),
         ("run", {"hz": "nan"}, "hz=nan is not a number"),
+        ("eval", {"resolution": "abc"}, "resolution='abc' is not a number"),  # null by default
+        ("collect", {"task_ids": "abc"}, "task_ids='abc' is not a number"),
     ],
 )
 def test_every_command_converts_values_to_their_types_by_name(name: str, overrides: dict, match: str) -> None:
@@ -152,9 +154,9 @@ def test_single_values_become_lists_and_repeats_are_refused() -> None:
 
     cfg = OmegaConf.load(CONFIGS / "eval.yaml")
     OmegaConf.update(cfg, "suites", "spatial")
-    OmegaConf.update(cfg, "task_ids", 0)  # default null: left alone by the type check, listed by as_list
+    OmegaConf.update(cfg, "task_ids", 0)  # default null: typed by name
     check_types(cfg, "eval")
-    assert list(cfg.suites) == ["spatial"] and as_list(cfg.task_ids) == [0]
+    assert list(cfg.suites) == ["spatial"] and list(cfg.task_ids) == [0]
     with pytest.raises(ValueError, match=r"task_ids lists \['0'\] more than once"):
         check_unique("task_ids", [0, 0, 1])
 
