@@ -151,7 +151,7 @@ class MiniLiberoEnv(gym.Env):
         for _ in range(SETTLE_STEPS):
             self.controller.step(SETTLE_ACTION)
         self._elapsed = 0
-        self._eef_path = [self._eef_xy()]
+        self._eef_path = [self._eef_xy()] if self.task_spec.modes else []
         return self._observation(), {
             "is_success": self.is_success(),
             "task": self.task,
@@ -162,7 +162,8 @@ class MiniLiberoEnv(gym.Env):
         action = self._validate_action(action)
         self.controller.step(action)
         self._elapsed += 1
-        self._eef_path.append(self._eef_xy())
+        if self.task_spec.modes:  # only the multimodal probe reads the path (episode_mode)
+            self._eef_path.append(self._eef_xy())
         success = self.is_success()
         truncated = self._elapsed >= self._max_episode_steps
         info = {"is_success": success, "task": self.task, "task_id": self.task_id}

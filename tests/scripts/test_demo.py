@@ -9,6 +9,7 @@ import pytest
 
 from snapflow.policies.embedded import (
     EMBEDDED_DIR,
+    MULTIMODAL_DIR,
     VLM_SUBDIR,
     EmbeddedTeacherMissing,
     materialize_teacher,
@@ -48,15 +49,23 @@ def test_packaged_teacher_is_relative_and_materializes_to_a_loadable_policy(tmp_
         package_teacher(tmp_path / "tiny", tmp_path / "tiny" / "assets" / "tiny_smolvlm", tmp_path / "bad")
 
 
-def test_shipped_teacher_is_small_and_documented():
-    """The embedded default the main job needs is in the repo, small, with the command that made it."""
-    files = [f for f in EMBEDDED_DIR.rglob("*") if f.is_file()]
-    assert (EMBEDDED_DIR / "model.safetensors").is_file(), "make demo needs the embedded teacher"
-    assert sum(f.stat().st_size for f in files) < 8 * 2**20, "keep the embedded teacher to a few MB"
-    config = json.loads((EMBEDDED_DIR / "config.json").read_text())
+@pytest.mark.parametrize(
+    ("directory", "make_target", "needed_by"),
+    [
+        (EMBEDDED_DIR, "make teacher", "make demo needs the embedded teacher"),
+        (MULTIMODAL_DIR, "make teacher-multimodal", "snapflow-demo probe=multimodal needs it"),
+    ],
+    ids=["embedded", "multimodal"],
+)
+def test_shipped_teachers_are_small_and_documented(directory, make_target, needed_by):
+    """The teachers the main job and the probe need are in the repo, small, with the command that made them."""
+    files = [f for f in directory.rglob("*") if f.is_file()]
+    assert (directory / "model.safetensors").is_file(), needed_by
+    assert sum(f.stat().st_size for f in files) < 8 * 2**20, "keep the shipped teachers to a few MB"
+    config = json.loads((directory / "config.json").read_text())
     assert config["type"] == "smolvla" and config["vlm_model_name"] == VLM_SUBDIR
-    readme = (EMBEDDED_DIR / "README.md").read_text()
-    assert "make teacher" in readme and "snapflow-train" in readme and "seed=" in readme
+    readme = (directory / "README.md").read_text()
+    assert make_target in readme and "snapflow-train" in readme and "seed=" in readme
 
 
 @pytest.mark.slow
@@ -122,17 +131,6 @@ def test_an_unknown_probe_is_refused_before_anything_is_written(tmp_path):
     )
     assert proc.returncode == 2 and "probe='bimodal'" in proc.stderr and "multimodal" in proc.stderr
     assert not out.exists()
-
-
-def test_shipped_multimodal_teacher_is_small_and_documented():
-    from snapflow.policies.embedded import MULTIMODAL_DIR
-
-    files = [f for f in MULTIMODAL_DIR.rglob("*") if f.is_file()]
-    assert (MULTIMODAL_DIR / "model.safetensors").is_file(), "snapflow-demo probe=multimodal needs it"
-    assert sum(f.stat().st_size for f in files) < 8 * 2**20, "keep the shipped teachers to a few MB"
-    assert json.loads((MULTIMODAL_DIR / "config.json").read_text())["vlm_model_name"] == VLM_SUBDIR
-    readme = (MULTIMODAL_DIR / "README.md").read_text()
-    assert "make teacher-multimodal" in readme and "snapflow-train" in readme and "seed=" in readme
 
 
 @pytest.mark.slow
