@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
+
+from snapflow.scripts.outputs import ChildFailed
 
 BIN = Path(sys.executable).parent
 # The NFE field of each family's config, and the fields that define its architecture / inputs (forwarded
@@ -303,12 +306,14 @@ def lerobot_env() -> dict[str, str]:
 
 
 def run_lerobot_train(args: list[str], launcher: str = "python", num_processes: int = 1) -> list[str]:
-    """Run `lerobot-train` (streaming its log); raises RuntimeError on failure; returns the command."""
+    """Run `lerobot-train` (streaming its log); raises ChildFailed on failure; returns the command."""
     cmd = [*launcher_prefix(launcher, num_processes), *args]
     print("running:", " ".join(cmd), flush=True)
     proc = subprocess.run(cmd, env=lerobot_env(), check=False)
     if proc.returncode != 0:
-        raise RuntimeError(f"lerobot-train exited with code {proc.returncode}: {' '.join(cmd)}")
+        raise ChildFailed(
+            f"lerobot-train exited with code {proc.returncode} (its own log is above); command: {' '.join(cmd)}"
+        )
     return cmd
 
 
@@ -329,6 +334,50 @@ def check_run_values(cfg: object) -> None:
         )
 
 
+# Keys a resumed run takes from its saved train_config.json: a different value given with resume=true would be
+# ignored by lerobot-train, so it is refused instead (steps may change: the run continues up to it).
+RESUMED_KEYS = {
+    "batch_size": ("batch_size",),
+    "seed": ("seed",),
+    "save_freq": ("save_freq",),
+    "log_freq": ("log_freq",),
+    "num_workers": ("num_workers",),
+    "alpha": ("policy", "snapflow", "alpha"),
+    "consistency_weight": ("policy", "snapflow", "consistency_weight"),
+    "lr": ("policy", "optimizer_lr"),
+}
+
+
+def check_resume_values(cfg: object, explicit: set[str]) -> None:
+    """ValueError when a key given on the command line (``explicit``) with resume=true differs from the run
+    being resumed: lerobot-train would silently continue with the saved value. ``method`` (snapflow | fm) is
+    read back from the saved alpha and sampler. Keys the run does not record are not checked."""
+    config_file = Path(cfg.out) / LAST_CHECKPOINT / "train_config.json"
+    if not config_file.is_file():
+        return  # resume_args names the missing checkpoint
+    saved = json.loads(config_file.read_text())
+    recorded: dict[str, object] = {}
+    for key, path in RESUMED_KEYS.items():
+        value = saved
+        for part in path:
+            value = value.get(part) if isinstance(value, dict) else None
+        recorded[key] = value
+    snapflow = saved.get("policy", {}).get("snapflow") or {}
+    if snapflow:
+        fm = snapflow.get("alpha") == 1.0 and snapflow.get("multistep_mode") == "euler"
+        recorded["method"] = "fm" if fm else "snapflow"
+    for key in sorted(explicit & set(recorded)):
+        given, was = cfg.get(key), recorded[key]
+        if given is None or was is None:
+            continue
+        same = str(given) == str(was) if key == "method" else math.isclose(float(given), float(was))
+        if not same:
+            raise ValueError(
+                f"resume=true continues the run in out={cfg.out} as it was started ({key}={was}); "
+                f"{key}={given} would be ignored. Start a new out= to change it."
+            )
+
+
 def train_or_resume(policy_flags: list[str], cfg: object) -> Path:
     """Fresh run (``policy_flags`` + run flags) or ``resume`` of ``cfg.out``; returns the last checkpoint.
 
@@ -337,6 +386,9 @@ def train_or_resume(policy_flags: list[str], cfg: object) -> Path:
     """
     check_run_values(cfg)
     if cfg.resume:
+        from snapflow.scripts.outputs import explicit_keys
+
+        check_resume_values(cfg, explicit_keys())
         args = resume_args(cfg.out, int(cfg.steps))
     else:
         args = [

@@ -33,6 +33,10 @@ def strict_bool(value: object, key: str) -> bool:
     raise ValueError(f"{key}={value!r} is not a boolean; use true or false")
 
 
+class ChildFailed(RuntimeError):
+    """A command we started (lerobot-train) failed; its own output already says why (exit 1, one line)."""
+
+
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
@@ -76,6 +80,10 @@ def check_types(cfg: object, name: str | dict, prefix: str = "") -> None:
 
     if isinstance(name, str):
         name = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / f"{name}.yaml"), resolve=False)
+    unknown = sorted(str(k) for k in cfg if k not in name and k != "hydra")
+    if unknown:  # `+typo=1` is appended by Hydra and would otherwise be ignored without a word
+        known = ", ".join(k for k in name if k not in ("defaults", "hydra"))
+        raise ValueError(f"unknown key {prefix}{unknown[0]}=; this command takes: {known}")
     with open_dict(cfg):
         for key, default in name.items():
             if key in ("defaults", "hydra", "sampler_defs") or key not in cfg:
@@ -98,6 +106,15 @@ def check_types(cfg: object, name: str | dict, prefix: str = "") -> None:
                     cfg[key] = [value]
             else:
                 cfg[key] = _typed(value, default, f"{prefix}{key}")
+
+
+def explicit_keys() -> set[str]:
+    """The top-level keys given on this command line (Hydra's task overrides; empty outside a Hydra app)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return set()
+    return {o.split("=", 1)[0].lstrip("+~").split(".", 1)[0] for o in HydraConfig.get().overrides.task}
 
 
 def check_unique(key: str, values: list) -> None:
@@ -181,6 +198,11 @@ def run_cli(body: Callable[[], int | None], debug: bool = False) -> None:
             f"error: {e.full_key}= is required (see the config's comment for what it takes)", file=sys.stderr
         )
         sys.exit(USAGE_EXIT)
+    except ChildFailed as e:  # a failed child (lerobot-train) printed its own log: say so in one line
+        if debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
     except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as e:
         if debug:
             raise

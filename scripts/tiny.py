@@ -63,6 +63,19 @@ def build_tiny_teachers(out: str | Path, families: list[str], image_size: int = 
     return written
 
 
+def relocate(out: Path, built_in: Path) -> None:
+    """Point the checkpoints' asset paths (vlm_model_name, tokenizer_name) from `built_in` to `out`.
+
+    The configs and processor files record the absolute or relative path of the local tokenizer assets they
+    were built with; after the `.partial` folder is renamed, those paths must name the final folder.
+    """
+    for file in out.glob("*_teacher/*.json"):
+        text = file.read_text()
+        moved = text.replace(f'"{built_in}/', f'"{out}/')
+        if moved != text:
+            file.write_text(moved)
+
+
 @hydra.main(version_base=None, config_path="../configs", config_name="tiny")
 def _main(cfg: DictConfig) -> None:
     from snapflow.scripts.outputs import checked, run_cli
@@ -71,7 +84,7 @@ def _main(cfg: DictConfig) -> None:
 
 
 def _body(cfg: DictConfig) -> None:
-    from snapflow.scripts.outputs import as_list, check_out, strict_bool
+    from snapflow.scripts.outputs import as_list, atomic_out, strict_bool
 
     families = as_list(
         cfg.families if isinstance(cfg.families, str) else OmegaConf.to_container(cfg.families)
@@ -83,9 +96,15 @@ def _body(cfg: DictConfig) -> None:
         raise ValueError(f"families={unknown}: no tiny variant; choose from {list(TINY_FAMILIES)}")
     if not 16 <= int(cfg.image_size) <= 512:
         raise ValueError(f"image_size must be in [16, 512] px, got {cfg.image_size}")
-    check_out(cfg.out, strict_bool(cfg.get("overwrite", False), "overwrite"))  # never replace earlier models
-    for family, path in build_tiny_teachers(cfg.out, families, int(cfg.image_size), int(cfg.seed)).items():
-        print(f"{family}: {path}")
+    # Built in <out>.partial and renamed into place: overwrite=true replaces the old folder whole (no stale
+    # family left beside the new ones), and a failed build leaves the earlier models as they were.
+    with atomic_out(cfg.out, strict_bool(cfg.get("overwrite", False), "overwrite")) as partial:
+        # absolute asset paths: a relative one would be resolved against the working directory of each later
+        # command, not against the checkpoint
+        built = build_tiny_teachers(partial.resolve(), families, int(cfg.image_size), int(cfg.seed))
+    relocate(Path(cfg.out).resolve(), partial.resolve())
+    for family in built:
+        print(f"{family}: {Path(cfg.out) / f'{family}_teacher'}")
 
 
 def main() -> None:

@@ -108,6 +108,49 @@ def test_tiny_refuses_an_out_with_models_and_a_bad_image_size(tmp_path: Path) ->
     assert (tmp_path / "keep.txt").read_text() == "earlier" and not (tmp_path / "n").exists()
 
 
+def test_tiny_overwrite_replaces_the_folder_whole_and_points_at_its_own_assets(tmp_path: Path) -> None:
+    import json
+
+    from transformers import AutoTokenizer
+
+    from snapflow.scripts.tiny import _body
+
+    out = tmp_path / "tiny"
+    settings = {"out": str(out), "image_size": 32, "seed": 0}
+    _body(OmegaConf.create({**settings, "families": ["smolvla"], "overwrite": False}))
+    (out / "stale.txt").write_text("from the first build")
+    _body(OmegaConf.create({**settings, "families": ["pi0"], "overwrite": True}))
+    assert sorted(p.name for p in out.iterdir()) == ["assets", "pi0_teacher"]  # nothing of the old one left
+    assert not out.with_name("tiny.partial").exists()
+    name = json.loads((out / "pi0_teacher" / "config.json").read_text())["tokenizer_name"]
+    assert name == str((out / "assets" / "tiny_paligemma_tokenizer").resolve())
+    AutoTokenizer.from_pretrained(name)  # the recorded path is the renamed folder's, and it loads
+
+
+def test_resume_refuses_values_the_resumed_run_would_ignore(tmp_path: Path) -> None:
+    import json
+
+    from snapflow.scripts.lerobot_cli import LAST_CHECKPOINT, check_resume_values
+
+    out = tmp_path / "student"
+    (out / LAST_CHECKPOINT).mkdir(parents=True)
+    saved = {"batch_size": 4, "seed": 1000, "policy": {"optimizer_lr": 2.5e-5}}
+    saved["policy"]["snapflow"] = {"alpha": 0.5, "multistep_mode": "target_time", "consistency_weight": 0.1}
+    (out / LAST_CHECKPOINT / "train_config.json").write_text(json.dumps(saved))
+    cfg = OmegaConf.load(CONFIGS / "distill.yaml")
+    cfg.out, cfg.alpha, cfg.batch_size, cfg.method = str(out), 0.5, 4, "fm"
+    check_resume_values(cfg, {"alpha", "batch_size", "steps"})  # the same values, and steps may grow
+    with pytest.raises(ValueError, match=r"\(method=snapflow\); method=fm would be ignored"):
+        check_resume_values(cfg, {"method"})
+    check_resume_values(cfg, set())  # method=fm here is not from the command line: nothing to compare
+    proc = subprocess.run(
+        [str(BIN / "snapflow-distill"), "teacher=embedded", f"dataset={tmp_path}", f"out={out}",
+         "resume=true", "lr=1e-4"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "(lr=2.5e-05); lr=0.0001 would be ignored" in proc.stderr, proc.stderr
+
+
 def test_distill_refuses_before_touching_out_and_run_names_bad_values(tmp_path: Path) -> None:
     out = tmp_path / "run"
     out.mkdir()
@@ -137,6 +180,8 @@ def test_distill_refuses_before_touching_out_and_run_names_bad_values(tmp_path: 
         ("run", {"hz": "nan"}, "hz=nan is not a number"),
         ("eval", {"resolution": "abc"}, "resolution='abc' is not a number"),  # null by default
         ("collect", {"task_ids": "abc"}, "task_ids='abc' is not a number"),
+        ("distill", {"aplha": 0.3}, "unknown key aplha=; this command takes: teacher, "),  # +aplha=0.3
+        ("demo", {"probe_settings.episode": 5}, "unknown key probe_settings.episode="),
     ],
 )
 def test_every_command_converts_values_to_their_types_by_name(name: str, overrides: dict, match: str) -> None:
@@ -220,3 +265,14 @@ def test_a_truncated_weights_file_is_named_before_loading(tmp_path: Path) -> Non
     (tmp_path / "junk.safetensors").write_bytes(b"\x01\x02")
     with pytest.raises(ValueError, match="cannot read"):
         check_weights_file(tmp_path / "junk.safetensors")
+
+
+def test_a_failed_lerobot_train_ends_in_one_line_and_exit_1(capsys: pytest.CaptureFixture) -> None:
+    from snapflow.scripts.lerobot_cli import run_lerobot_train
+    from snapflow.scripts.outputs import run_cli
+
+    with pytest.raises(SystemExit) as stop:  # the real lerobot-train refuses an unknown flag
+        run_cli(lambda: run_lerobot_train(["--no_such_flag=1"]) and None)
+    assert stop.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: lerobot-train exited with code") and "Traceback" not in err
