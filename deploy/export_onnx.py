@@ -47,8 +47,9 @@ class Parity:
     int8: dict | None = None
 
 
-def ort_session(path: str | Path, threads: int = 1) -> "object":
-    """An ONNX Runtime CPU session with explicit threads and no spinning."""
+def session_options(threads: int = 1) -> "object":
+    """ONNX Runtime session options: explicit intra-op threads, sequential execution, every graph
+    optimisation, no spinning (a spinning pool steals the core the control loop runs on)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -57,7 +58,16 @@ def ort_session(path: str | Path, threads: int = 1) -> "object":
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    return opts
+
+
+def ort_session(path: str | Path, threads: int = 1) -> "object":
+    """An ONNX Runtime CPU session with ``session_options(threads)``."""
+    import onnxruntime as ort
+
+    return ort.InferenceSession(
+        str(path), sess_options=session_options(threads), providers=["CPUExecutionProvider"]
+    )
 
 
 def check_graph_file(path: Path) -> None:

@@ -37,6 +37,21 @@ def _samplers(cfg: DictConfig) -> dict:
     from snapflow.sim.evaluate import SamplerSpec
 
     defs = OmegaConf.to_container(cfg.sampler_defs, resolve=True)
+    exports = OmegaConf.to_container(cfg.exports, resolve=True) if cfg.get("exports") else {}
+    if not isinstance(exports, dict):
+        raise ValueError(
+            f"exports must map sampler names to export dirs, e.g. exports={{int8: <dir>}}; got {exports}"
+        )
+    clash = sorted(set(exports) & set(defs))
+    if clash:
+        raise ValueError(f"exports {clash} would replace samplers of the same name; choose other names")
+    for name, directory in exports.items():  # an export's NFE is its contract's (checked when it is loaded)
+        defs[name] = {
+            "policy": str(directory),
+            "nfe": _contract_nfe(name, directory),
+            "mode": None,
+            "role": name,
+        }
     names = (
         as_list(cfg.samplers) if cfg.samplers is not None else [n for n, d in defs.items() if d.get("policy")]
     )
@@ -62,6 +77,16 @@ def _samplers(cfg: DictConfig) -> dict:
         spec = SamplerSpec(name, path, int(d["nfe"]), d.get("mode"))
         out[name] = (spec, d.get("role") or name)
     return out
+
+
+def _contract_nfe(name: str, directory: str) -> int:
+    """The NFE an export was made with (its contract.json), named by sampler when the directory is not one."""
+    from snapflow.deploy.contract import load_contract
+
+    try:
+        return int(load_contract(directory, check_graph=False).nfe)
+    except ValueError as e:
+        raise ValueError(f"exports.{name}: {e}") from None
 
 
 def _resolution(cfg: DictConfig, samplers: dict) -> int:

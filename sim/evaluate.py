@@ -90,10 +90,11 @@ def load_policy(spec: SamplerSpec, n_action_steps: int, device: str = "cpu") -> 
 
     register_third_party_plugins()  # finds lerobot_policy_snapflow (our policy types and env type)
     path = Path(spec.policy)
-    if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
+    export = (path / "contract.json").is_file()  # a snapflow-export directory: runs on ONNX Runtime
+    if not (path / "config.json").is_file() or not (export or (path / "model.safetensors").is_file()):
         raise FileNotFoundError(
             f"sampler {spec.name!r}: {path} is not a LeRobot pretrained_model directory "
-            "(needs config.json and model.safetensors)"
+            "(needs config.json and model.safetensors) or a snapflow-export directory (contract.json)"
         )
     if spec.nfe < 1:
         raise ValueError(f"sampler {spec.name!r}: nfe must be >= 1, got {spec.nfe}")
@@ -103,11 +104,14 @@ def load_policy(spec: SamplerSpec, n_action_steps: int, device: str = "cpu") -> 
             f"n_action_steps={n_action_steps} must be in [1, chunk_size={cfg.chunk_size}] of {path}"
         )
     cfg.n_action_steps = int(n_action_steps)
-    try:
-        configure_sampler(cfg, int(spec.nfe), spec.mode)  # the policy side owns its sampler fields
-    except ValueError as e:
-        raise ValueError(f"sampler {spec.name!r} ({path}): {e}") from e
-    cfg.device = device
+    if export:
+        _check_export_sampler(spec, path)
+    else:
+        try:
+            configure_sampler(cfg, int(spec.nfe), spec.mode)  # the policy side owns its sampler fields
+        except ValueError as e:
+            raise ValueError(f"sampler {spec.name!r} ({path}): {e}") from e
+        cfg.device = device
     policy = get_policy_class(cfg.type).from_pretrained(path, config=cfg)
     policy.eval()
     overrides = {"device_processor": {"device": device}}
@@ -116,9 +120,22 @@ def load_policy(spec: SamplerSpec, n_action_steps: int, device: str = "cpu") -> 
     return LoadedPolicy(spec, policy, pre, post, cfg)
 
 
+def _check_export_sampler(spec: SamplerSpec, path: Path) -> None:
+    """An exported graph has its sampler baked in: the sampler's NFE must be the contract's, and no mode."""
+    from snapflow.deploy.contract import load_contract
+
+    contract = load_contract(path, check_graph=False)  # the runtime checks the graph's hashes when it loads
+    if spec.nfe != contract.nfe or spec.mode is not None:
+        raise ValueError(
+            f"sampler {spec.name!r}: {path} is an export of the {contract.nfe}-NFE sampler; it cannot run "
+            f"nfe={spec.nfe}{f' mode={spec.mode}' if spec.mode else ''}"
+        )
+
+
 def _sync(policy: torch.nn.Module) -> None:
     """Wait for queued GPU work so wall-clock timings cover it (no-op on CPU)."""
-    if torch.cuda.is_available() and next(policy.parameters()).is_cuda:
+    weights = next(policy.parameters(), None)  # an ONNX Runtime policy (export) has none
+    if torch.cuda.is_available() and weights is not None and weights.is_cuda:
         torch.cuda.synchronize()
 
 

@@ -355,3 +355,53 @@ def test_snapflow_export_cli_stages_refusals_and_atomic_out(exported, tmp_path):
         refused = subprocess.run([exe, f"policy={ckpt}", f"out={tmp_path / 'q'}", bad], capture_output=True,
                                  text=True, timeout=600)  # fmt: skip
         assert refused.returncode == 2 and named in refused.stderr and "Traceback" not in refused.stderr
+
+
+@pytest.mark.parametrize("exported", ["smolvla"], indirect=True)
+def test_snapflow_eval_runs_an_export_beside_its_checkpoint(exported, tmp_path):
+    """exports={name: dir} evaluates the graph on ONNX Runtime as its own sampler, next to the torch student;
+    an export's NFE is fixed, so a sampler asking another NFE of it is refused by name."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    _, ckpt, out, _, _ = exported
+    exe = str(Path(sys.executable).parent / "snapflow-eval")
+    common = [
+        "suites=[goal]",
+        "task_ids=[0]",
+        "episodes=2",
+        "batch_size=2",
+        "max_steps=20",
+        "latency_calls=2",
+    ]
+    proc = subprocess.run(
+        [exe, f"exports={{graph: {out}}}", f"student={ckpt}", "samplers=[snapflow_1,graph]",
+         f"out={tmp_path / 'ev'}", *common],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((tmp_path / "ev" / "report.json").read_text())
+    assert report["samplers"]["graph"]["policy_type"] == "snapflow_onnx"
+    assert report["samplers"]["graph"]["nfe"] == 1
+    assert report["suites"]["goal"]["graph"]["episodes"] == 2
+    clash = subprocess.run(
+        [exe, f"exports={{naive_1: {out}}}", f"out={tmp_path / 'c'}", *common],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert clash.returncode == 2 and "exports ['naive_1'] would replace samplers" in clash.stderr
+
+
+@pytest.mark.parametrize("exported", ["smolvla"], indirect=True)
+def test_ort_profile_splits_kernel_time_by_model_part(exported):
+    from snapflow.deploy.ort_profile import profile
+
+    _, _, out, _, _ = exported
+    result = profile(out / "model.onnx", threads=1, runs=2)
+    parts = result["by_part"]
+    assert {"vision encoder", "language model", "action expert"} <= set(parts)
+    assert (
+        result["kernel_ms"] > 0
+        and abs(sum(parts.values()) - result["kernel_ms"]) < 1e-6 * result["kernel_ms"] + 1e-9
+    )
+    assert "MatMul" in result["by_op"]
