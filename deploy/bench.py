@@ -11,10 +11,10 @@ round, so drift and contention spread over all variants alike):
   pass) when NFE 1 and 10 are both asked for: its step is the 1-NFE expert time.
 * onnxruntime (and onnxruntime_int8 with ``int8``): the exported 1-NFE graph (``export_onnx``, cached) on the
   same preprocessed inputs; tensorrt when ``trt_usable()``.
-* optional ``image_sizes``: SmolVLA 1-NFE torch with a smaller ``resize_imgs_with_padding`` (shrinking P).
+* optional ``image_sizes``: SmolVLA 1-NFE torch and graph variants with a smaller ``resize_imgs_with_padding``
+  (fewer image tokens, shrinking P); graph variants live in ``snapflow.deploy.bench_graph``.
 """
 
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -27,7 +27,12 @@ from snapflow.deploy.bench_timing import StageTimer, peak_memory_mb, wall_ms
 logger = logging.getLogger(__name__)
 
 FAMILIES = ("smolvla", "pi0", "pi05")
-RUNTIMES = ("torch", "onnxruntime", "tensorrt")
+GRAPH_RUNTIMES = {  # ONNX Runtime variants of the exported 1-NFE graph -> snapflow-export quantize=
+    "onnxruntime": "none",
+    "onnxruntime_int8": "int8",
+    "onnxruntime_int8_static": "int8_static",
+}
+RUNTIMES = ("torch", *GRAPH_RUNTIMES, "tensorrt")
 TASK = "pick up the black bowl between the plate and the ramekin and place it on the plate"
 
 
@@ -43,7 +48,7 @@ class BenchConfig:
     warmup: int = 1  # unmeasured rounds first
     out: str = "outputs/bench"
     device: str = "auto"  # auto | cpu | cuda
-    int8: bool = False  # also time the dynamic-int8 ONNX graph
+    int8: bool = False  # = adding onnxruntime_int8 to runtimes
     image_sizes: tuple[
         int, ...
     ] = ()  # extra SmolVLA resize_imgs_with_padding sides for the 1-NFE torch policy
@@ -53,6 +58,8 @@ class BenchConfig:
     cache_dir: str = "~/.cache/snapflow/bench"  # exports are cached here, keyed by the model's shapes
     seed: int = 0
     train: bool = False  # also time one SnapFlow training step against one FM step (deploy/bench_train.py)
+    opset: int = 20  # of the exported graph; 23 writes SDPA as ONNX Attention (README, Speed)
+    best_of: tuple[str, ...] = ()  # 1-NFE variants e2e_teacher10_torch_vs_best_student may pick; () = all
 
     def __post_init__(self) -> None:
         if self.size not in ("tiny", "real"):
@@ -74,6 +81,13 @@ class BenchConfig:
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("device=cuda but no CUDA device is available here; use device=auto or cpu")
+        if self.int8 and "onnxruntime_int8" not in self.runtimes:  # int8=true: the older spelling
+            object.__setattr__(self, "runtimes", (*self.runtimes, "onnxruntime_int8"))
+        known = {"torch", *self.runtimes}
+        known |= {f"{r}@{s}px" for r in known for s in self.image_sizes}
+        unknown = set(self.best_of) - known
+        if unknown:
+            raise ValueError(f"best_of names {sorted(unknown)}, which this run does not measure")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -142,87 +156,6 @@ def _set_nfe(policy: torch.nn.Module, nfe: int) -> None:
     setattr(policy.config, policy.steps_field, nfe)
 
 
-def export_cached(
-    policy: torch.nn.Module, pre: object, side: int, cfg: BenchConfig, tag: str
-) -> tuple[Path, dict]:
-    """Export the 1-NFE graph once per (model shapes, versions, int8) and reuse it; returns (dir, info)."""
-    import hashlib
-
-    import transformers
-
-    from snapflow.deploy.export_onnx import export_onnx
-
-    key = json.dumps(
-        {
-            "tag": tag,
-            "config": policy.config.to_dict() if hasattr(policy.config, "to_dict") else repr(policy.config),
-            "params": sum(p.numel() for p in policy.parameters()),
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "int8": cfg.int8,
-            "seed": cfg.seed,
-        },
-        sort_keys=True,
-        default=str,
-    )
-    out = (
-        Path(cfg.cache_dir).expanduser()
-        / "exports"
-        / f"{tag}_{hashlib.sha256(key.encode()).hexdigest()[:12]}"
-    )
-    info_file = out / "bench_export.json"
-    if info_file.is_file():
-        return out, {**json.loads(info_file.read_text()), "cached": True}
-    import shutil
-    import tempfile
-
-    ckpt = Path(tempfile.mkdtemp(prefix="snapflow_bench_ckpt_"))
-    try:
-        start = time.perf_counter()
-        policy.save_pretrained(ckpt)
-        pre.save_pretrained(ckpt)
-        save_s = time.perf_counter() - start
-        obs = {k: v[0] for k, v in raw_batch(1, side, cfg.seed).items() if k != "task"} | {"task": TASK}
-        start = time.perf_counter()
-        _, parity = export_onnx(policy, pre, obs, out, source_dir=ckpt, nfe=1, int8=cfg.int8)
-        info = {
-            "export_s": round(time.perf_counter() - start, 1),
-            "checkpoint_save_s": round(save_s, 1),
-            "parity_max_abs_err": parity.max_abs_err,
-            "int8_parity_max_abs_err": (parity.int8 or {}).get("max_abs_err"),
-        }
-    finally:
-        shutil.rmtree(ckpt, ignore_errors=True)
-    info_file.write_text(json.dumps(info, indent=2))
-    return out, {**info, "cached": False}
-
-
-def ort_feeds(policy: torch.nn.Module, batch: dict, seed: int) -> dict:
-    """The exported graph's inputs from a preprocessed batch (language padded to the graph's length)."""
-    from snapflow.deploy.export_onnx import pad_language
-    from snapflow.deploy.graph import graph_inputs
-
-    length = int(policy.config.tokenizer_max_length)
-    specs = graph_inputs(policy, length)
-    tokens, mask = pad_language(
-        batch["observation.language.tokens"].cpu(),
-        batch["observation.language.attention_mask"].cpu().bool(),
-        length,
-    )
-    g = torch.Generator().manual_seed(seed)
-    feeds = {}
-    for spec in specs:
-        if spec.role == "lang_tokens":
-            feeds[spec.name] = tokens.numpy()
-        elif spec.role == "lang_mask":
-            feeds[spec.name] = mask.numpy()
-        elif spec.role == "noise":
-            feeds[spec.name] = torch.randn(tokens.shape[0], *spec.shape, generator=g).numpy()
-        else:
-            feeds[spec.name] = batch[spec.feature].float().cpu().numpy()
-    return feeds
-
-
 @dataclass
 class Variant:
     """One measured configuration: ``run()`` -> (e2e ms, stage record)."""
@@ -277,32 +210,6 @@ def _cached_one_step(policy: torch.nn.Module, batch: dict) -> torch.Tensor:
     )
 
 
-def _ort_variant(family: str, runtime: str, session: object, feeds: dict) -> Variant:
-    def run() -> tuple[float, dict]:
-        return wall_ms(lambda: session.run(None, feeds), "cpu"), {}
-
-    return Variant(family, runtime, 1, "graph", run, [], [])
-
-
-def _trt_variant(family: str, export_dir: Path, side: int, seed: int) -> Variant:
-    import numpy as np
-
-    from snapflow.deploy.tensorrt_engine import TrtRuntime
-
-    runtime = TrtRuntime(export_dir, seed=seed)
-    raw = raw_batch(1, side, seed)
-    obs = {
-        k: (v[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8) if "images" in k else v[0].numpy()
-        for k, v in raw.items()
-        if k != "task"
-    } | {"task": TASK}
-
-    def run() -> tuple[float, dict]:
-        return runtime.predict_chunk(obs).timings_ms["model"], {}
-
-    return Variant(family, "tensorrt", 1, "graph", run, [], [])
-
-
 def build_variants(
     cfg: BenchConfig,
     family: str,
@@ -339,38 +246,12 @@ def build_variants(
             {"runtime": r, "reason": "graph runtimes run the 1-NFE graph; add 1 to nfe"} for r in wants_graph
         ]
         return variants, notes
-    ort_ok = "onnxruntime" in cfg.runtimes and device.type == "cpu"
-    trt_ok, trt_reason = False, ""
-    if "tensorrt" in cfg.runtimes:
-        from snapflow.deploy.tensorrt_engine import trt_usable
+    from snapflow.deploy.bench_graph import graph_variants
 
-        trt_ok, trt_reason = trt_usable()
-        if not trt_ok:
-            notes["skipped"].append({"runtime": "tensorrt", "reason": trt_reason})
-    if "onnxruntime" in cfg.runtimes and not ort_ok:
-        notes["skipped"].append(
-            {
-                "runtime": "onnxruntime",
-                "reason": "the installed ONNX Runtime is the CPU build; "
-                "comparing it with torch on CUDA would time two different devices",
-            }
-        )
-    if not (ort_ok or trt_ok):
-        return variants, notes
-    export_dir, notes["export"] = export_cached(policy, pre, side, cfg, f"{family}_{cfg.size}")
-    if ort_ok:
-        from snapflow.deploy.export_onnx import ort_session
-
-        feeds = ort_feeds(policy, batch, cfg.seed)
-        variants.append(
-            _ort_variant(family, "onnxruntime", ort_session(export_dir / "model.onnx", cfg.threads), feeds)
-        )
-        if cfg.int8:
-            session = ort_session(export_dir / "model.int8.onnx", cfg.threads)
-            variants.append(_ort_variant(family, "onnxruntime_int8", session, feeds))
-    if trt_ok:
-        variants.append(_trt_variant(family, export_dir, side, cfg.seed))
-    return variants, notes
+    graph, graph_notes = graph_variants(cfg, family, policy, pre, side, batch, device)
+    notes["skipped"] += graph_notes.pop("skipped", [])
+    notes.update(graph_notes)
+    return variants + graph, notes
 
 
 def run_bench(cfg: BenchConfig) -> dict:

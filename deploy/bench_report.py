@@ -24,7 +24,14 @@ PAPER_REFERENCE = {
 }
 PCT_KEYS = ("p50", "p95", "p99")
 RESULT_KEYS = ("family", "size", "runtime", "nfe", "prefix_ms", "step_ms", "e2e_ms")
-SPEEDUP_KEYS = ("e2e_1_vs_10", "expert_1_vs_10", "onnxruntime_vs_torch")
+SPEEDUP_KEYS = (
+    "e2e_1_vs_10",
+    "expert_1_vs_10",
+    "onnxruntime_vs_torch",
+    "onnxruntime_int8_vs_torch",
+    "onnxruntime_int8_static_vs_torch",
+    "e2e_teacher10_torch_vs_best_student",
+)
 
 
 def machine_info(device: torch.device, threads: int) -> dict:
@@ -87,7 +94,7 @@ def _p50(values: list[float]) -> float:
     return float(np.median(values)) if values else float("nan")
 
 
-def _speedups(variants: list, family: str) -> tuple[dict, dict]:
+def _speedups(variants: list, family: str, best_of: tuple[str, ...] = ()) -> tuple[dict, dict]:
     """Ratios of p50s from this run, and the bound inputs. See the README "Speed" section for definitions."""
     by = {(v.runtime, v.nfe, v.path): v for v in variants}
     joint, loop10 = by.get(("torch", 1, "joint")), by.get(("torch", 10, "cached"))
@@ -120,13 +127,25 @@ def _speedups(variants: list, family: str) -> tuple[dict, dict]:
             loop10_ms=round(_p50(loop), 3),
             prefix_share_1nfe=round(p_ms / e2e1, 3),
         )
-    for runtime in ("onnxruntime", "onnxruntime_int8", "tensorrt"):
-        if joint and (runtime, 1, "graph") in by:
-            out[f"{runtime}_vs_torch"] = round(_p50(joint.e2e) / _p50(by[(runtime, 1, "graph")].e2e), 3)
-    for v in variants:
-        if v.runtime.startswith("torch@") and joint:
+    for v in variants:  # every other 1-NFE variant against torch eager's joint pass, same run
+        if joint and v.nfe == 1 and (v.path == "graph" or v.runtime.startswith("torch@")):
             out[f"{v.runtime}_vs_torch"] = round(_p50(joint.e2e) / _p50(v.e2e), 3)
+    best = _best_student(variants, best_of)
+    if loop10 and best is not None:
+        # the teacher as released (torch, 10 steps) against the fastest 1-NFE student variant allowed
+        out["e2e_teacher10_torch_vs_best_student"] = round(_p50(loop10.e2e) / _p50(best.e2e), 3)
+        bound["best_student"] = {
+            "runtime": best.runtime,
+            "path": best.path,
+            "e2e_p50_ms": round(_p50(best.e2e), 3),
+        }
     return out, bound
+
+
+def _best_student(variants: list, best_of: tuple[str, ...]) -> object | None:
+    """The fastest 1-NFE variant (p50) among the runtimes in ``best_of`` (all of them when empty)."""
+    students = [v for v in variants if v.nfe == 1 and (not best_of or v.runtime in best_of)]
+    return min(students, key=lambda v: _p50(v.e2e), default=None)
 
 
 def assemble(
@@ -144,7 +163,7 @@ def assemble(
 ) -> dict:
     machine = machine_info(device, cfg.threads)
     machine["memory"] = memory
-    speedup, bound = _speedups(variants, family)
+    speedup, bound = _speedups(variants, family, tuple(getattr(cfg, "best_of", ())))
     return {
         "machine": machine,
         "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(cfg).items()},
@@ -214,7 +233,7 @@ def format_table(bench: dict) -> str:
     lines = [
         f"machine: {m['gpu'] or m['cpu']} ({m['device']}, {m['threads']['torch']} torch threads)",
         "",
-        f"{'family':8} {'runtime':18} {'nfe':>3} {'path':6} {'prefix p50':>11} {'step p50':>10} "
+        f"{'family':8} {'runtime':24} {'nfe':>3} {'path':6} {'prefix p50':>11} {'step p50':>10} "
         f"{'e2e p50':>10} {'e2e p95':>10} {'n':>3}",
     ]
     for r in bench["results"]:
@@ -223,7 +242,7 @@ def format_table(bench: dict) -> str:
             return f"{x['p50']:.1f}" if x else "-"
 
         lines.append(
-            f"{r['family']:8} {r['runtime']:18} {r['nfe']:>3} {r.get('path', ''):6} {p(r['prefix_ms']):>11} "
+            f"{r['family']:8} {r['runtime']:24} {r['nfe']:>3} {r.get('path', ''):6} {p(r['prefix_ms']):>11} "
             f"{p(r['step_ms']):>10} {p(r['e2e_ms']):>10} {r['e2e_ms']['p95']:>10.1f} {r.get('n', ''):>3}"
         )
     lines += ["", "ratios (ours: this machine; paper: A800 -- a different machine)"]
@@ -232,7 +251,7 @@ def format_table(bench: dict) -> str:
         for key, value in ratios.items():
             paper = ref.get(key)
             lines.append(
-                f"  {family:8} {key:28} ours {value:>7.2f}x   paper(A800) "
+                f"  {family:8} {key:36} ours {value:>7.2f}x   paper(A800) "
                 f"{f'{paper:.2f}x' if paper else '-':>7}"
             )
         if ref:

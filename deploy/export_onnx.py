@@ -3,7 +3,8 @@
 Export uses torch's dynamo exporter at opset 20 with a batch-2 example and a symbolic batch axis (a batch-1
 example silently fixes the batch at 1), asserts the axis is symbolic and that no float64
 is left in the graph (TensorRT has none), then checks ONNX Runtime against torch on several inputs and batch
-sizes and fails loudly above PARITY_ATOL. Optional dynamic int8 quantisation gets its own parity report.
+sizes and fails loudly above PARITY_ATOL. Optional int8 quantisation (dynamic or static, deploy/quantize.py) gets
+its own parity report.
 """
 
 import json
@@ -24,7 +25,7 @@ logger = logging.getLogger(__name__)
 # fp32 ORT vs eager torch differ by float reassociation only: ~1e-6 on the tiny models, up to ~2e-4 reported on
 # real checkpoints. 1e-3 on normalised actions (O(1)) is far below any behavioural effect.
 PARITY_ATOL = 1e-3
-# Dynamic int8 is an approximation: it is judged by
+# int8 is an approximation: it is judged by
 # task success, so its parity is reported against this looser bound and does not fail the export.
 INT8_ATOL = 0.1
 PARITY_BATCHES = (1, 3)
@@ -184,14 +185,23 @@ def export_onnx(
     source_dir: str | Path,
     nfe: int = 1,
     opset: int = 20,
-    int8: bool = False,
+    quantize: str = "none",
+    calibration: list[dict] | None = None,
     fps: float = 20.0,
 ) -> tuple[Contract, Parity]:
     """Export ``policy`` (a *_snapflow policy in eval mode) and write the three files of ``out_dir``.
 
     ``observation`` is one raw LeRobot observation (with ``task``) used to draw real language tokens for the
-    parity inputs. Raises ExportParityError (after writing parity.json) when ONNX Runtime disagrees.
+    parity inputs. ``quantize`` (``deploy/quantize.py``): none deploys the float32 graph; int8 / int8_static
+    deploy an int8 graph written beside it (static needs ``calibration``: graph feeds of real frames), whose
+    parity is reported, not enforced. Raises ExportParityError (after writing parity.json) when ONNX Runtime
+    disagrees with torch in float32.
     """
+    from snapflow.deploy.quantize import GRAPH_FILES, QUANTIZATIONS
+    from snapflow.deploy.quantize import quantize as quantize_graph
+
+    if quantize not in QUANTIZATIONS:
+        raise ValueError(f"quantize={quantize!r}: choose one of {QUANTIZATIONS}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     policy = as_float32(policy.eval())
@@ -220,9 +230,10 @@ def export_onnx(
 
     parity = measure_parity(graph, ort_session(onnx_path), lang, PARITY_ATOL)
     final_path = onnx_path
-    if int8:
-        final_path = quantize_int8(onnx_path, out / "model.int8.onnx")
+    if quantize != "none":
+        final_path = quantize_graph(onnx_path, out / GRAPH_FILES[quantize], quantize, calibration)
         parity.int8 = asdict(measure_parity(graph, ort_session(final_path), lang, INT8_ATOL))
+        parity.int8["method"] = quantize
     (out / "parity.json").write_text(json.dumps(asdict(parity), indent=2))
     print(
         f"parity (ONNX Runtime vs torch, batches {parity.batches} x {parity.draws} draws): "
@@ -231,7 +242,7 @@ def export_onnx(
     )
     if parity.int8:
         print(
-            f"int8 parity: max abs {parity.int8['max_abs_err']:.2e}, max rel {parity.int8['max_rel_err']:.2e}"
+            f"{quantize} parity: max abs {parity.int8['max_abs_err']:.2e}, max rel {parity.int8['max_rel_err']:.2e}"
         )
     if not parity.passed:
         raise ExportParityError(
@@ -261,10 +272,12 @@ def export_onnx(
         onnx_file=final_path.name,
         onnx_sha256=sha256_file(final_path),
         opset=opset,
-        int8=int8,
+        int8=quantize != "none",
         extra={
             "image_features": {k: list(v.shape) for k, v in cfg.image_features.items()},
             "max_action_dim": cfg.max_action_dim,
+            "quantize": quantize,
+            "resize_imgs_with_padding": getattr(cfg, "resize_imgs_with_padding", None),
         },
     )
     _write_lerobot_config(cfg, out)
@@ -286,11 +299,3 @@ def _write_lerobot_config(cfg: object, out: Path) -> None:
         input_features=dict(cfg.input_features),
         output_features=dict(cfg.output_features),
     )._save_pretrained(out)
-
-
-def quantize_int8(src: Path, dst: Path) -> Path:
-    """Dynamic int8 (weights int8, activations quantised at run time) of every MatMul / Gemm."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, use_external_data_format=True)
-    return dst

@@ -103,3 +103,29 @@ class InferenceGraph(nn.Module):
                     lang[1].expand(batch_size, -1).clone() if lang else torch.ones(shape, dtype=torch.bool)
                 )
         return tuple(out)
+
+
+def graph_feeds(policy: torch.nn.Module, batch: dict, seed: int) -> dict:
+    """The exported graph's inputs {name: array} from a preprocessed LeRobot batch: language padded to the
+    graph's length, noise drawn from ``seed`` (bench, calibration; the runtimes draw their own noise)."""
+    from snapflow.deploy.export_onnx import pad_language
+
+    length = int(policy.config.tokenizer_max_length)
+    specs = graph_inputs(policy, length)
+    tokens, mask = pad_language(
+        batch["observation.language.tokens"].cpu(),
+        batch["observation.language.attention_mask"].cpu().bool(),
+        length,
+    )
+    g = torch.Generator().manual_seed(seed)
+    feeds = {}
+    for spec in specs:
+        if spec.role == "lang_tokens":
+            feeds[spec.name] = tokens.numpy()
+        elif spec.role == "lang_mask":
+            feeds[spec.name] = mask.numpy()
+        elif spec.role == "noise":
+            feeds[spec.name] = torch.randn(tokens.shape[0], *spec.shape, generator=g).numpy()
+        else:
+            feeds[spec.name] = batch[spec.feature].float().cpu().numpy()
+    return feeds

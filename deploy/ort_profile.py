@@ -176,6 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("model", type=Path, help="an export directory (its contract's graph) or a .onnx file")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--top", type=int, default=12, help="operator types to list")
     parser.add_argument("--out", type=Path, default=None, help="also write the result as JSON here")
     args = parser.parse_args(argv)
     if args.threads < 1 or args.runs < 1:
@@ -187,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     if not path.is_file():
         parser.error(f"{path} is not an ONNX file")
     result = profile(path, args.threads, args.runs)
-    print(format_profile(result))
+    print(format_profile(result, args.top))
     if args.out:
         args.out.write_text(json.dumps(result, indent=2))
 

@@ -1,7 +1,8 @@
 """`snapflow-bench`: latency of a SnapFlow student, prefix vs denoise, torch vs ONNX Runtime, ratios from one run.
 
     snapflow-bench policy=smolvla|pi0|pi05|<checkpoint> [size=tiny|real] [nfe=[1,10]] [runtimes=[torch,onnxruntime]]
-                   [batch=1] [threads=2] [repeats=5] [warmup=1] [int8=false] [image_sizes=[384]] [out=<dir>]
+                   [batch=1] [threads=2] [repeats=5] [warmup=1] [image_sizes=[384]] [best_of=[...]] [out=<dir>]
+    runtimes: torch, onnxruntime, onnxruntime_int8, onnxruntime_int8_static, tensorrt
 
 Writes <out>/bench.json (schema: snapflow.deploy.bench_report) and <out>/latency_breakdown.png, and prints the
 table with the paper's ratios (A800) next to ours.

@@ -1,6 +1,7 @@
 """`snapflow-export`: ONNX (and TensorRT) export of a *_snapflow checkpoint with a parity report.
 
-    snapflow-export policy=<pretrained_model dir> out=<dir> [nfe=1] [opset=20] [quantize=none|int8] [tensorrt=false]
+    snapflow-export policy=<pretrained_model dir> out=<dir> [nfe=1] [opset=20] [quantize=none|int8|int8_static]
+        [calibration=<dataset dir>] [image_size=<px>] [tensorrt=false]
 
 Writes <out>/model.onnx (+ model.onnx.data), contract.json, parity.json, the checkpoint's processors and a
 `snapflow_onnx` config.json (so `lerobot-eval --policy.path=<out>` runs the exported graph).
@@ -19,6 +20,24 @@ def _observation(policy: torch.nn.Module, task: str) -> dict:
     return {**obs, "task": task}
 
 
+def set_image_size(policy: torch.nn.Module, side: int) -> None:
+    """Resize the cameras to ``side`` px inside the graph (SmolVLA's ``resize_imgs_with_padding``): fewer
+    image tokens, a shorter prefix. The policy was trained at its own size; what this costs in success is
+    measured by evaluating the export (snapflow-eval exports={...})."""
+    if not hasattr(policy.config, "resize_imgs_with_padding"):
+        raise ValueError(
+            f"image_size= applies to SmolVLA students; {policy.config.type} has a fixed image size"
+        )
+    vision = policy.model.vlm_with_expert.config.vision_config
+    grid = vision.patch_size * policy.model.vlm_with_expert.config.scale_factor
+    if side < grid or side % grid:
+        raise ValueError(
+            f"image_size={side}: must be a multiple of {grid} px (patch {vision.patch_size} x pixel-shuffle "
+            f"{policy.model.vlm_with_expert.config.scale_factor}), so whole patch groups become tokens"
+        )
+    policy.config.resize_imgs_with_padding = (side, side)
+
+
 @hydra.main(version_base=None, config_path="../configs", config_name="export")
 def _main(cfg: DictConfig) -> None:
     from snapflow.scripts.outputs import checked, run_cli
@@ -28,6 +47,7 @@ def _main(cfg: DictConfig) -> None:
 
 def _body(cfg: DictConfig) -> None:
     from snapflow.deploy.export_onnx import ExportParityError, export_onnx
+    from snapflow.deploy.quantize import QUANTIZATIONS
     from snapflow.deploy.runtimes import TorchRuntime
     from snapflow.scripts.lerobot_cli import resolve_pretrained
     from snapflow.scripts.outputs import atomic_out, check_out
@@ -36,15 +56,28 @@ def _body(cfg: DictConfig) -> None:
         raise ValueError(f"nfe={cfg.nfe}: the number of function evaluations must be >= 1")
     if cfg.get("int8") is not None:
         raise ValueError("int8= is replaced by quantize=int8 (deploys the int8 graph) or quantize=none")
-    if str(cfg.quantize) not in ("none", "int8"):
+    quantize = str(cfg.quantize)
+    if quantize not in QUANTIZATIONS:
         raise ValueError(
-            f"quantize={cfg.quantize!r}: choose none (float32 graph) or int8 (dynamic int8 graph)"
+            f"quantize={quantize!r}: choose none (float32 graph), int8 (dynamic int8) or int8_static "
+            "(static int8, calibrated on calibration=<LeRobotDataset dir>)"
         )
-    int8 = str(cfg.quantize) == "int8"
+    if (quantize == "int8_static") != (cfg.calibration is not None):
+        raise ValueError("calibration=<LeRobotDataset dir> goes with quantize=int8_static, and only with it")
     check_out(cfg.out, bool(cfg.overwrite))  # before the minute-long export, not after
     policy = resolve_pretrained(cfg.policy)
     print(f"[1/3] loading {policy}", flush=True)
     runtime = TorchRuntime.from_checkpoint(policy, nfe=int(cfg.nfe))
+    if cfg.image_size is not None:
+        set_image_size(runtime.policy, int(cfg.image_size))
+    calibration = None
+    if quantize == "int8_static":
+        from snapflow.deploy.calibration import calibration_feeds
+
+        print(f"      calibration: {cfg.calibration_frames} frames of {cfg.calibration}", flush=True)
+        calibration = calibration_feeds(
+            runtime.policy, runtime.pre, cfg.calibration, int(cfg.calibration_frames)
+        )
     print("[2/3] exporting to ONNX and checking parity against torch (about a minute)", flush=True)
     with atomic_out(cfg.out, bool(cfg.overwrite)) as tmp:  # a failed export leaves out= as it was
         try:
@@ -56,13 +89,18 @@ def _body(cfg: DictConfig) -> None:
                 source_dir=policy,
                 nfe=int(cfg.nfe),
                 opset=int(cfg.opset),
-                int8=int8,
+                quantize=quantize,
+                calibration=calibration,
                 fps=float(cfg.fps),
             )
         except ExportParityError as e:
             sys.exit(f"export failed the parity check: {e} (see {tmp}/parity.json; {cfg.out} unchanged)")
     print(f"[3/3] wrote {cfg.out}/{contract.onnx_file}, contract.json (file hashes), parity.json")
-    kind = "dynamic int8 (quantize=int8); model.onnx is the float32 graph" if int8 else "float32"
+    kind = {
+        "none": "float32",
+        "int8": "dynamic int8 (quantize=int8); model.onnx is the float32 graph",
+        "int8_static": "static int8 (quantize=int8_static); model.onnx is the float32 graph",
+    }[quantize]
     print(f"deployed graph (contract.json): {contract.onnx_file}, {kind}")
     if cfg.tensorrt:
         from snapflow.deploy.tensorrt_engine import TensorRTUnavailable, build_engine

@@ -116,17 +116,47 @@ def test_runtimes_turn_raw_observations_into_unnormalised_chunks(exported):
         load_runtime(out).predict_chunk({k: v for k, v in raw.items() if k != "task"})
 
 
-def test_int8_export_reports_its_own_parity(tiny_assets, tmp_path):
+@pytest.mark.parametrize("method", ["int8", "int8_static"])
+def test_int8_export_quantises_every_weight_matmul_and_reports_its_parity(tiny_assets, tmp_path, method):
+    """Every MatMul whose weight is an initializer (or a transposed one: SigLIP's Linear layers export as
+    MatMul(x, Transpose(W))) becomes int8; only activation x activation products (attention) stay float."""
+    from snapflow.deploy.calibration import calibration_feeds
+    from snapflow.sim.record import collect_dataset
+
     policy, pre, _post = tiny_student("smolvla", tiny_assets)
     policy.save_pretrained(tmp_path / "ckpt")
     pre.save_pretrained(tmp_path / "ckpt")
+    calibration = None
+    if method == "int8_static":  # real frames: a two-episode mini-LIBERO dataset at the policy's camera size
+        data = collect_dataset("goal", 1, tmp_path / "data", task_ids=[0, 1], resolution=image_size("smolvla"),
+                               progress=False)  # fmt: skip
+        calibration = calibration_feeds(policy, pre, data, frames=4)
+        assert len(calibration) == 4 and {"image_0", "lang_tokens", "noise"} <= set(calibration[0])
     contract, parity = export_onnx(
-        policy.eval(), pre, _observation("smolvla"), tmp_path / "out", source_dir=tmp_path / "ckpt", int8=True
+        policy.eval(), pre, _observation("smolvla"), tmp_path / "out", source_dir=tmp_path / "ckpt",
+        quantize=method, calibration=calibration,
+    )  # fmt: skip
+    file = {"int8": "model.int8.onnx", "int8_static": "model.int8_static.onnx"}[method]
+    assert contract.int8 and contract.onnx_file == file and contract.extra["quantize"] == method
+    assert parity.int8["method"] == method and np.isfinite(parity.int8["max_abs_err"])
+    float_graph = onnx.load(str(tmp_path / "out" / "model.onnx"), load_external_data=False).graph
+    weights = {i.name for i in float_graph.initializer}
+    made_by = {out: n for n in float_graph.node for out in n.output}
+    weight_matmuls = sum(
+        n.op_type == "MatMul"
+        and (n.input[1] in weights or (n.input[1] in made_by and made_by[n.input[1]].input[0] in weights))
+        for n in float_graph.node
     )
-    assert contract.int8 and contract.onnx_file == "model.int8.onnx"
-    assert parity.int8 is not None and np.isfinite(parity.int8["max_abs_err"])
-    graph = onnx.load(str(tmp_path / "out" / "model.int8.onnx"), load_external_data=False).graph
-    assert any(n.op_type in ("MatMulInteger", "DynamicQuantizeLinear") for n in graph.node)
+    graph = onnx.load(str(tmp_path / "out" / file), load_external_data=False).graph
+    if method == "int8":
+        int8_matmuls = sum(n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul") for n in graph.node)
+    else:  # QDQ: a DequantizeLinear of an int8 weight initializer feeds each quantised MatMul
+        int8_weights = {i.name for i in graph.initializer if i.data_type == onnx.TensorProto.INT8}
+        dequantized = {
+            n.output[0] for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] in int8_weights
+        }
+        int8_matmuls = sum(n.op_type == "MatMul" and n.input[1] in dequantized for n in graph.node)
+    assert weight_matmuls > 0 and int8_matmuls >= weight_matmuls
 
 
 def test_stats_keyed_under_other_names_are_refused_by_name(exported, tmp_path):
