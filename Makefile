@@ -14,7 +14,7 @@ PYTHON312 ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python
 	/root/.pyenv/versions/3.12*/bin/python3.12 /usr/local/bin/python3.12 /usr/bin/python3.12; do \
 	if $$p -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' >/dev/null 2>&1; then echo $$p; break; fi; done)
 
-.PHONY: install test test-all lint demo teacher teacher-multimodal clean
+.PHONY: install test test-all lint demo teacher teacher-multimodal edge-variants clean
 
 install: $(STAMP)
 
@@ -81,6 +81,24 @@ teacher-multimodal: install
 	fi
 	$(PY) -m snapflow.policies.embedded $(MM_RUN)/teacher/checkpoints/last/pretrained_model \
 		$(MM_RUN)/base/smolvlm policies/assets/mini_libero_multimodal_teacher
+
+# What each edge-speed variant costs in success (README, "Speed"): the SnapFlow student of a `make demo` run
+# exported as float32, dynamic int8, static int8 (calibrated on the demo's dataset), and with the cameras
+# resized to 32 px inside the graph (4x fewer patches, as 512 -> 256 px at real size), float32 and int8; then
+# every export evaluated by snapflow-eval on the demo's four suites (5 episodes per task, 200 per variant).
+EDGE_DEMO ?= $(lastword $(sort $(wildcard outputs/demo-*)))
+EDGE_OUT ?= $(EDGE_DEMO)/edge
+EDGE_WORKERS ?= 2
+EDGE_VARIANTS := fp32:quantize=none int8:quantize=int8 int8_static:quantize=int8_static,calibration=$(EDGE_DEMO)/data \
+	fp32_32px:quantize=none,image_size=32 int8_32px:quantize=int8,image_size=32
+edge-variants: install
+	@[ -f "$(EDGE_DEMO)/student/model.safetensors" ] || { echo "error: EDGE_DEMO=$(EDGE_DEMO) has no student (run make demo)" >&2; exit 2; }
+	for v in $(EDGE_VARIANTS); do name=$${v%%:*}; args=$$(echo $${v#*:} | tr , ' '); \
+		[ -f $(EDGE_OUT)/$$name/contract.json ] || $(VENV)/bin/snapflow-export policy=$(EDGE_DEMO)/student \
+			out=$(EDGE_OUT)/$$name $$args || exit 1; done
+	$(VENV)/bin/snapflow-eval "exports={$$(for v in $(EDGE_VARIANTS); do n=$${v%%:*}; printf '%s: %s, ' $$n $(EDGE_OUT)/$$n; \
+		done | sed 's/, $$//')}" "suites=[spatial,object,goal,long]" episodes=5 workers=$(EDGE_WORKERS) latency_calls=20 \
+		out=$(EDGE_OUT)/eval
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache .ruff_cache *.egg-info

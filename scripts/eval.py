@@ -22,8 +22,10 @@ import os
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import difflib
+import json
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -245,13 +247,18 @@ def _eval(cfg: DictConfig) -> None:
     report = build_report(results, info, mse, meta, bench)
     if sweep is not None:
         report["chunking"], report["chunking_meta"] = sweep
-    with atomic_out(cfg.out, bool(cfg.overwrite)) as tmp:
-        write_outputs(report, tmp)
-        if sweep is not None:
-            from snapflow.sim.chunking_report import chunking_table, plot_chunking
+    try:
+        with atomic_out(cfg.out, bool(cfg.overwrite)) as tmp:
+            write_outputs(report, tmp)  # validates the report first
+            if sweep is not None:
+                from snapflow.sim.chunking_report import chunking_table, plot_chunking
 
-            plot_chunking(*sweep, tmp / "success_vs_delay.png")
-            (tmp / "chunking.md").write_text(chunking_table(*sweep))
+                plot_chunking(*sweep, tmp / "success_vs_delay.png")
+                (tmp / "chunking.md").write_text(chunking_table(*sweep))
+    except ValueError as e:  # a report that fails its own schema is a bug; the rollouts are not thrown away
+        kept_file = Path(f"{str(cfg.out).rstrip('/')}.unvalidated-report.json")
+        kept_file.write_text(json.dumps(report, indent=1, default=str))
+        raise ValueError(f"{e} (the rollouts are kept in {kept_file})") from e
     print(markdown_table(report))
     if sweep is not None:
         print(chunking_table(*sweep))

@@ -27,7 +27,9 @@ def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, flo
     denom = 1.0 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # at 0/n and n/n the bounds equal p in exact arithmetic; in floats centre - half can land 1e-17 above 0
+    # (or below 1), which would put p outside its own interval
+    return min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half))
 
 
 def percentile(values: Sequence[float], q: float) -> float:

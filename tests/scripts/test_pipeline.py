@@ -96,6 +96,10 @@ def test_wilson_interval_known_values():
     assert [round(x, 3) for x in wilson_interval(0, 10)] == [0.0, 0.278]
     assert [round(x, 3) for x in wilson_interval(10, 10)] == [0.722, 1.0]
     assert [round(x, 3) for x in wilson_interval(40, 50)] == [0.670, 0.888]
+    for n in range(1, 301):  # 0/50 once gave ci_low = 6.9e-18 > 0 = success, and the report refused itself
+        for k in (0, n):
+            low, high = wilson_interval(k, n)
+            assert low <= k / n <= high
     with pytest.raises(ValueError):
         wilson_interval(3, 0)
     with pytest.raises(ValueError):
