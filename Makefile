@@ -84,13 +84,15 @@ teacher-multimodal: install
 
 # What each edge-speed variant costs in success (README, "Speed"): the SnapFlow student of a `make demo` run
 # exported as float32, dynamic int8, static int8 (calibrated on the demo's dataset), and with the cameras
-# resized to 32 px inside the graph (4x fewer patches, as 512 -> 256 px at real size), float32 and int8; then
+# resized to 32 px inside the graph (4x fewer patches, as 512 -> 256 px at real size), float32 and int8, and
+# opset 23 (attention as ONNX's Attention op), float32 and int8; then
 # every export evaluated by snapflow-eval on the demo's four suites (5 episodes per task, 200 per variant).
 EDGE_DEMO ?= $(lastword $(sort $(wildcard outputs/demo-*)))
 EDGE_OUT ?= $(EDGE_DEMO)/edge
 EDGE_WORKERS ?= 2
 EDGE_VARIANTS := fp32:quantize=none int8:quantize=int8 int8_static:quantize=int8_static,calibration=$(EDGE_DEMO)/data \
-	fp32_32px:quantize=none,image_size=32 int8_32px:quantize=int8,image_size=32
+	fp32_32px:quantize=none,image_size=32 int8_32px:quantize=int8,image_size=32 \
+	fp32_opset23:quantize=none,opset=23 int8_opset23:quantize=int8,opset=23
 edge-variants: install
 	@[ -f "$(EDGE_DEMO)/student/model.safetensors" ] || { echo "error: EDGE_DEMO=$(EDGE_DEMO) has no student (run make demo)" >&2; exit 2; }
 	for v in $(EDGE_VARIANTS); do name=$${v%%:*}; args=$$(echo $${v#*:} | tr , ' '); \

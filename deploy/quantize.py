@@ -62,7 +62,13 @@ def quantize(
     try:
         if method == "int8":
             quantize_dynamic(
-                str(folded), str(dst), weight_type=QuantType.QInt8, use_external_data_format=True
+                str(folded),
+                str(dst),
+                weight_type=QuantType.QInt8,
+                # not "Attention": the quantiser takes ONNX's own Attention (opset 23) for its contrib op of the
+                # same name and writes a QAttention that ONNX Runtime refuses to load
+                op_types_to_quantize=["MatMul", "Gemm", "Conv"],
+                use_external_data_format=True,
             )
         else:
             quantize_static(
@@ -80,7 +86,23 @@ def quantize(
         root.setLevel(level)
         for leftover in (folded, folded.with_name(folded.name + ".data")):
             leftover.unlink(missing_ok=True)
+    _check_loads(dst)
     return dst
+
+
+class QuantizationError(RuntimeError):
+    """The quantised graph does not load in ONNX Runtime (it is removed, so no cache keeps it)."""
+
+
+def _check_loads(path: Path) -> None:
+    import onnxruntime as ort
+
+    try:
+        ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as e:  # ORT raises its own exception types for invalid graphs
+        for file in (path, path.with_name(path.name + ".data")):
+            file.unlink(missing_ok=True)
+        raise QuantizationError(f"the quantised graph {path.name} does not load in ONNX Runtime: {e}") from e
 
 
 class _Reader:

@@ -114,3 +114,22 @@ def test_real_size_builds_on_meta_with_the_published_parameter_count(family, tmp
             and len(paligemma.model.language_model.layers) == 18
         )
         assert paligemma.config.vision_config.num_hidden_layers == 27  # SigLIP So400m
+
+
+def test_edge_table_joins_bench_runtimes_with_eval_samplers():
+    from snapflow.deploy.edge_table import edge_table
+
+    def row(runtime: str, path: str, p50: float) -> dict:
+        return {"runtime": runtime, "nfe": 1, "path": path, "e2e_ms": {"p50": p50}}
+
+    bench = {
+        "results": [row("torch", "joint", 6000.0), row("onnxruntime_int8", "graph", 2000.0)],
+        "families": {"smolvla": {"export": {"onnxruntime_int8_max_abs_vs_float32": 0.09}}},
+    }
+    cell = {"success": 0.8, "episodes": 50}
+    report = {"suites": {"goal": {"int8": cell}, "long": {"int8": {"success": 0.4, "episodes": 50}}}}
+    table = edge_table({"1": bench}, report)
+    int8 = next(line for line in table.splitlines() if line.startswith("| ONNX Runtime dynamic int8 |"))
+    assert "2000 ms | 3.00x" in int8 and "9.0e-02" in int8 and "60.0 % [50.2, 69.1] (n=100)" in int8
+    fp32 = next(line for line in table.splitlines() if line.startswith("| ONNX Runtime float32 |"))
+    assert "not evaluated" in fp32  # a variant with no eval sampler says so instead of a number

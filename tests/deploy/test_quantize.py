@@ -58,3 +58,25 @@ def test_static_int8_needs_calibration_and_methods_are_named(tmp_path: Path) -> 
         quantize(tmp_path / "model.onnx", tmp_path / "q.onnx", "int8_static")
     with pytest.raises(ValueError, match="quantize='fp4'"):
         quantize(tmp_path / "model.onnx", tmp_path / "q.onnx", "fp4")
+
+
+def test_a_graph_with_onnx_attention_quantises_into_a_graph_that_loads(tmp_path: Path) -> None:
+    """opset 23 writes SDPA as ONNX's Attention op, which the quantiser once mistook for its contrib op."""
+    w = np.random.default_rng(0).standard_normal((16, 16)).astype(np.float32)
+    qkv = helper.make_tensor_value_info("q", TensorProto.FLOAT, [1, 2, 4, 8])
+    graph = helper.make_graph(
+        [
+            helper.make_node("Attention", ["q", "q", "q"], ["a"]),
+            helper.make_node("Reshape", ["a", "shape"], ["flat"]),
+            helper.make_node("MatMul", ["flat", "W"], ["y"]),
+        ],
+        "attention",
+        [qkv],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 16])],
+        [numpy_helper.from_array(w, "W"), numpy_helper.from_array(np.array([4, 16], np.int64), "shape")],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 23)]), str(tmp_path / "m.onnx"))
+    out = quantize(tmp_path / "m.onnx", tmp_path / "q.onnx", "int8")
+    q = np.random.default_rng(1).standard_normal((1, 2, 4, 8)).astype(np.float32)
+    y = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"q": q})[0]
+    assert y.shape == (4, 16) and np.isfinite(y).all()
