@@ -58,7 +58,7 @@ class BenchConfig:
     cache_dir: str = "~/.cache/snapflow/bench"  # exports are cached here, keyed by the model's shapes
     seed: int = 0
     train: bool = False  # also time one SnapFlow training step against one FM step (deploy/bench_train.py)
-    opset: int = 20  # of the exported graph; 23 writes SDPA as ONNX Attention (README, Speed)
+    opset: int = 23  # of the exported graph; 23 writes SDPA as ONNX Attention (README, Speed)
     best_of: tuple[str, ...] = ()  # 1-NFE variants e2e_teacher10_torch_vs_best_student may pick; () = all
 
     def __post_init__(self) -> None:

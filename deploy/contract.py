@@ -47,7 +47,7 @@ class Contract:
     source_sha256: str
     onnx_file: str = "model.onnx"
     onnx_sha256: str = ""
-    opset: int = 20
+    opset: int = 23
     int8: bool = False
     version: int = CONTRACT_VERSION
     extra: dict = field(default_factory=dict)

@@ -184,7 +184,7 @@ def export_onnx(
     *,
     source_dir: str | Path,
     nfe: int = 1,
-    opset: int = 20,
+    opset: int = 23,
     quantize: str = "none",
     calibration: list[dict] | None = None,
     fps: float = 20.0,

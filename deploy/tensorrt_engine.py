@@ -79,7 +79,13 @@ def build_engine(export_dir: str | Path) -> Path:
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(export_dir / contract.onnx_file)):
-        raise RuntimeError([str(parser.get_error(i)) for i in range(parser.num_errors)])
+        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
+        if contract.opset >= 23 and any("Attention" in e for e in errors):
+            raise TensorRTUnavailable(
+                f"TensorRT {trt.__version__} cannot parse ONNX's Attention op (opset {contract.opset}; TensorRT "
+                "parses it from 10.14): re-export with snapflow-export opset=20"
+            )
+        raise RuntimeError(errors)
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
     profile = builder.create_optimization_profile()

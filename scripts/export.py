@@ -1,6 +1,6 @@
 """`snapflow-export`: ONNX (and TensorRT) export of a *_snapflow checkpoint with a parity report.
 
-    snapflow-export policy=<pretrained_model dir> out=<dir> [nfe=1] [opset=20] [quantize=none|int8|int8_static]
+    snapflow-export policy=<pretrained_model dir> out=<dir> [nfe=1] [opset=23] [quantize=none|int8|int8_static]
         [calibration=<dataset dir>] [image_size=<px>] [tensorrt=false]
 
 Writes <out>/model.onnx (+ model.onnx.data), contract.json, parity.json, the checkpoint's processors and a
