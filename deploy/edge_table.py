@@ -3,10 +3,11 @@ threads) beside the closed-loop success of the trained tiny student exported the
 exports={...}, `make edge-variants`).
 
     python -m snapflow.deploy.edge_table --bench1 <bench.json, threads=1> [--bench2 <bench.json, threads=2>]
-        --eval <report.json> [--opset23-bench1 <bench.json>] [--opset23-bench2 <bench.json>]
+        --eval <report.json> [--opset20-bench1 <bench.json>] [--opset20-bench2 <bench.json>]
 
 Each row names the bench runtime (e.g. ``onnxruntime_int8@256px``) and the eval sampler (the exports= name,
-e.g. ``int8_32px``) it joins; ratios are against torch eager's 1-NFE pass of the same bench run.
+e.g. ``int8_32px``) it joins; ratios are against torch eager's 1-NFE pass of the same bench run. The tiny
+student runs at 64 px, so its 32 px variants stand for the real model's 256 px (4x fewer patches each).
 """
 
 from __future__ import annotations
@@ -15,17 +16,28 @@ import argparse
 import json
 from pathlib import Path
 
-# (label, bench runtime, which bench ("" or "opset23"), eval sampler of the tiny student)
+# (label, bench runtime, which bench ("" = the default opset 23, or "opset20"), eval sampler of the tiny student)
 ROWS = (
     ("torch eager, float32 (reference)", "torch", "", None),
     ("ONNX Runtime float32", "onnxruntime", "", "fp32"),
-    ("ONNX Runtime float32, opset 23 (Attention op)", "onnxruntime", "opset23", "fp32_opset23"),
     ("ONNX Runtime dynamic int8", "onnxruntime_int8", "", "int8"),
-    ("ONNX Runtime dynamic int8, opset 23", "onnxruntime_int8", "opset23", "int8_opset23"),
     ("ONNX Runtime static int8 (calibrated)", "onnxruntime_int8_static", "", "int8_static"),
-    ("torch eager, cameras at 256 px (16 tokens/camera)", "torch@256px", "", None),
-    ("ONNX Runtime float32, 256 px", "onnxruntime@256px", "", "fp32_32px"),
-    ("ONNX Runtime dynamic int8, 256 px", "onnxruntime_int8@256px", "", "int8_32px"),
+    ("ONNX Runtime float32, opset 20", "onnxruntime", "opset20", "fp32_opset20"),
+    ("ONNX Runtime dynamic int8, opset 20", "onnxruntime_int8", "opset20", "int8_opset20"),
+    ("torch eager, cameras at 256 px", "torch@256px", "", None),
+    ("ONNX Runtime float32, 256 px", "onnxruntime@256px", "", None),
+    (
+        "ONNX Runtime dynamic int8, 256 px, policy trained at full size",
+        "onnxruntime_int8@256px",
+        "",
+        "int8_32px_untuned",
+    ),
+    (
+        "ONNX Runtime dynamic int8, 256 px, student distilled at that size",
+        "onnxruntime_int8@256px",
+        "",
+        "int8_32px",
+    ),
 )
 
 
@@ -63,7 +75,7 @@ def _success(report: dict, sampler: str | None) -> str:
 
 
 def edge_table(benches: dict[str, dict | None], report: dict) -> str:
-    """Markdown rows; ``benches`` maps "1" / "2" (threads) and "opset23_1" / "opset23_2" to bench.json dicts."""
+    """Markdown rows; ``benches`` maps "1" / "2" (threads) and "opset20_1" / "opset20_2" to bench.json dicts."""
     lines = [
         "| variant | 1 thread p50 | vs torch | 2 threads p50 | vs torch | parity (max abs) | tiny student success |",
         "|---|---|---|---|---|---|---|",
@@ -86,8 +98,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bench1", type=Path, required=True)
     parser.add_argument("--bench2", type=Path)
-    parser.add_argument("--opset23-bench1", type=Path)
-    parser.add_argument("--opset23-bench2", type=Path)
+    parser.add_argument("--opset20-bench1", type=Path)
+    parser.add_argument("--opset20-bench2", type=Path)
     parser.add_argument("--eval", type=Path, required=True)
     args = parser.parse_args(argv)
 
@@ -97,8 +109,8 @@ def main(argv: list[str] | None = None) -> None:
     benches = {
         "1": load(args.bench1),
         "2": load(args.bench2),
-        "opset23_1": load(args.opset23_bench1),
-        "opset23_2": load(args.opset23_bench2),
+        "opset20_1": load(args.opset20_bench1),
+        "opset20_2": load(args.opset20_bench2),
     }
     print(edge_table(benches, load(args.eval)))
 
