@@ -40,7 +40,9 @@ def tiny_bench(tmp_path_factory):
                 "policy=smolvla",
                 "size=tiny",
                 "nfe=[1,10]",
-                "runtimes=[torch,onnxruntime,tensorrt]",
+                "runtimes=[torch,onnxruntime,onnxruntime_int8,tensorrt]",
+                "image_sizes=[32]",
+                "best_of=[torch,onnxruntime_int8]",
                 "repeats=3",
                 "warmup=1",
                 "threads=2",
@@ -63,14 +65,33 @@ def test_tiny_bench_writes_a_schema_checked_json_and_the_plot(tiny_bench):
         ("torch", 10, "cached"),
         ("torch", 1, "cached"),
         ("onnxruntime", 1, "graph"),
+        ("onnxruntime_int8", 1, "graph"),
+        ("torch@32px", 1, "joint"),
+        ("onnxruntime@32px", 1, "graph"),
+        ("onnxruntime_int8@32px", 1, "graph"),
     } <= set(rows)
     assert all(r["n"] == 3 and r["size"] == "tiny" and r["family"] == "smolvla" for r in rows.values())
     assert rows[("torch", 10, "cached")]["stages_ms"]["step"]["p50"] > 0
     assert rows[("torch", 1, "joint")]["stages_ms"]["joint"]["p50"] > 0
     speed = bench["speedup"]["smolvla"]
     assert {"e2e_1_vs_10", "expert_1_vs_10", "onnxruntime_vs_torch", "bound_1_vs_10"} <= set(speed)
+    assert {
+        "onnxruntime_int8_vs_torch",
+        "onnxruntime_int8@32px_vs_torch",
+        "e2e_teacher10_torch_vs_best_student",
+    } <= set(speed)
     family = bench["families"]["smolvla"]
-    assert family["export"]["parity_max_abs_err"] < 1e-3
+    best = family["bound_inputs"]["best_student"]
+    assert best["runtime"] in (
+        "torch",
+        "onnxruntime_int8",
+    )  # only what best_of allows, never the 32 px graphs
+    assert speed["e2e_teacher10_torch_vs_best_student"] == pytest.approx(
+        rows[("torch", 10, "cached")]["e2e_ms"]["p50"] / best["e2e_p50_ms"], rel=1e-2
+    )
+    assert family["export"]["float32"]["parity_max_abs_err"] < 1e-3
+    assert family["export"]["float32@32px"]["parity_max_abs_err"] < 1e-3
+    assert 0 < family["export"]["onnxruntime_int8_max_abs_vs_float32"] < 1.0
     if not torch.cuda.is_available():  # no TensorRT here: it is skipped with the reason, never faked
         assert any(s["runtime"] == "tensorrt" for s in family["skipped"])
     machine = bench["machine"]
