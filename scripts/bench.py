@@ -54,6 +54,9 @@ def _body(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    from snapflow.scripts.outputs import check_argv
+
+    check_argv("bench")  # unknown keys named in one line before Hydra parses
     _main()
 
 

@@ -253,6 +253,9 @@ def _demo(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    from snapflow.scripts.outputs import check_argv
+
+    check_argv("demo")  # unknown keys named in one line before Hydra parses
     _main()
 
 

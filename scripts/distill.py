@@ -73,6 +73,9 @@ def _body(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Console entry point (hydra parses sys.argv)."""
+    from snapflow.scripts.outputs import check_argv
+
+    check_argv("distill")  # unknown keys named in one line before Hydra parses
     _main()
 
 

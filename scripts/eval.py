@@ -157,7 +157,7 @@ def _main(cfg: DictConfig) -> None:
 
 def _eval(cfg: DictConfig) -> None:
     from snapflow.policies.offline_mse import offline_action_mse
-    from snapflow.scripts.outputs import atomic_out, check_out
+    from snapflow.scripts.outputs import atomic_out, check_device, check_out
     from snapflow.sim.eval_pool import EvalSettings, cached_policy, evaluate_many
     from snapflow.sim.evaluate import benchmark_latency, episode_inits
     from snapflow.sim.layouts import check_layout
@@ -172,6 +172,7 @@ def _eval(cfg: DictConfig) -> None:
     if cfg.max_steps is not None and int(cfg.max_steps) < 1:
         raise ValueError(f"max_steps must be >= 1 (or null for the suite's limit), got {cfg.max_steps}")
     check_layout(str(cfg.layout))
+    check_device(cfg.device)
     episode_inits(
         int(cfg.episodes), strict_bool(cfg.held_out, "held_out")
     )  # and on impossible episode counts
@@ -267,6 +268,9 @@ def _eval(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Console entry point (hydra parses sys.argv)."""
+    from snapflow.scripts.outputs import check_argv
+
+    check_argv("eval")  # unknown keys named in one line before Hydra parses
     _main()
 
 

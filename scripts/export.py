@@ -112,6 +112,9 @@ def _body(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    from snapflow.scripts.outputs import check_argv
+
+    check_argv("export")  # unknown keys named in one line before Hydra parses
     _main()
 
 

@@ -326,6 +326,9 @@ def check_run_values(cfg: object) -> None:
             raise ValueError(f"{key} must be >= 1, got {cfg[key]}")
     if int(cfg.num_workers) < 0:
         raise ValueError(f"num_workers must be >= 0, got {cfg.num_workers}")
+    from snapflow.scripts.outputs import check_device
+
+    check_device(cfg.get("device"), allowed=("cpu", "cuda", "mps"))  # before lerobot-train refuses it
     out = Path(cfg.out)
     if not cfg.resume and out.exists() and (not out.is_dir() or any(out.iterdir())):
         # lerobot-train refuses an existing out; say so before any work (there is no overwrite here)

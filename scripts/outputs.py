@@ -108,6 +108,44 @@ def check_types(cfg: object, name: str | dict, prefix: str = "") -> None:
                 cfg[key] = _typed(value, default, f"{prefix}{key}")
 
 
+OPEN_DICTS = ("sampler_defs", "exports")  # dict keys a user may add entries to (+sampler_defs.mine={...})
+
+
+def argv_problem(name: str, argv: list[str]) -> str | None:
+    """What is wrong with `argv`'s key=value overrides for configs/<name>.yaml, before Hydra parses them
+    (Hydra's own refusals are multi-line and exit 1): an unknown key or sub-key, or an `extra=` flag list
+    given without its quoting. None when nothing is."""
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / f"{name}.yaml"), resolve=False)
+    known = ", ".join(k for k in config if k not in ("defaults", "hydra"))
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        key = key.lstrip("+~")
+        if not sep or arg.startswith("-") or key.startswith("hydra"):
+            continue
+        node: object = config
+        for depth, part in enumerate(key.split(".")):
+            if not isinstance(node, dict) or (depth and key.split(".")[0] in OPEN_DICTS):
+                break
+            if part not in node:
+                where = f"{key.split('.')[0]}." if depth else ""
+                options = known if not depth else ", ".join(node)
+                return f"unknown key {key}=; {where or 'this command'} takes: {options}"
+            node = node[part]
+        if key == "extra" and value.startswith("-"):
+            return f"extra= takes a list of flags, quoted for the shell: \"extra=['{value}']\""
+    return None
+
+
+def check_argv(name: str, argv: list[str] | None = None) -> None:
+    """Exit 2 with one line when `argv_problem` finds something (the console entry points call it first)."""
+    problem = argv_problem(name, sys.argv[1:] if argv is None else argv)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(USAGE_EXIT)
+
+
 def explicit_keys() -> set[str]:
     """The top-level keys given on this command line (Hydra's task overrides; empty outside a Hydra app)."""
     from hydra.core.hydra_config import HydraConfig
@@ -179,6 +217,20 @@ def quiet_third_party_logs() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def check_device(device: object, key: str = "device", allowed: tuple[str, ...] = ("cpu", "cuda")) -> None:
+    """ValueError naming `key` for a device this machine cannot run (None passes: the command's own choice)."""
+    if device is None:
+        return
+    name = str(device)
+    if name.split(":")[0] not in allowed:
+        raise ValueError(f"{key}={name!r}: choose one of {', '.join(allowed)}")
+    if name.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"{key}={name} but no CUDA device is available here; use {key}=cpu")
+
+
 def run_cli(body: Callable[[], int | None], debug: bool = False) -> None:
     """Run a command body; a refused input ends in `error: <message>` and exit 2 (traceback with debug=true).
 
@@ -187,6 +239,9 @@ def run_cli(body: Callable[[], int | None], debug: bool = False) -> None:
     """
     from omegaconf.errors import MissingMandatoryValue
 
+    from snapflow.deploy.tensorrt_engine import TensorRTUnavailable  # a runtime this machine lacks, by name
+
+    refused = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, TensorRTUnavailable)
     if not debug:
         quiet_third_party_logs()
     try:
@@ -203,7 +258,7 @@ def run_cli(body: Callable[[], int | None], debug: bool = False) -> None:
             raise
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
-    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as e:
+    except refused as e:
         if debug:
             raise
         print(f"error: {e}", file=sys.stderr)

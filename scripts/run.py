@@ -210,6 +210,9 @@ def _main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    from snapflow.scripts.outputs import check_argv
+
+    check_argv("run")  # unknown keys named in one line before Hydra parses
     _main()
 
 

@@ -108,6 +108,9 @@ def _body(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    from snapflow.scripts.outputs import check_argv
+
+    check_argv("tiny")  # unknown keys named in one line before Hydra parses
     _main()
 
 

@@ -276,3 +276,40 @@ def test_a_failed_lerobot_train_ends_in_one_line_and_exit_1(capsys: pytest.Captu
     assert stop.value.code == 1
     err = capsys.readouterr().err
     assert err.startswith("error: lerobot-train exited with code") and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("name", "argv", "match"),
+    [
+        ("collect", ["episdoes=3"], "unknown key episdoes=; this command takes: suite, episodes_per_task"),
+        ("distill", ["overwrite=true"], "unknown key overwrite=; this command takes: teacher"),
+        ("demo", ["probe_settings.episode=3"], "unknown key probe_settings.episode=; probe_settings. takes"),
+        ("train", ["extra=--policy.optimizer_lr=1e-4"], "\"extra=['--policy.optimizer_lr=1e-4']\""),
+        ("eval", ["+sampler_defs.mine={policy: x}", "exports={a: b}", "hydra.run.dir=."], None),  # open dicts
+        ("export", ["--help"], None),
+    ],
+)
+def test_argv_is_checked_against_the_config_before_hydra(name: str, argv: list, match: str | None) -> None:
+    from snapflow.scripts.outputs import argv_problem
+
+    problem = argv_problem(name, argv)
+    assert problem is None if match is None else match in problem
+
+
+def test_a_device_this_machine_lacks_is_named() -> None:
+    import torch
+
+    from snapflow.scripts.outputs import check_device
+
+    check_device(None)
+    check_device("cpu")
+    with pytest.raises(ValueError, match="device='tpu': choose one of cpu, cuda"):
+        check_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device is available here"):
+            check_device("cuda")
+    proc = subprocess.run(
+        [str(BIN / "snapflow-collect"), "suite=spatial", "episdoes=3", "out=/nonexistent/x"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2 and proc.stderr.startswith("error: unknown key episdoes=")
