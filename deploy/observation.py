@@ -11,9 +11,13 @@ def to_lerobot_batch(raw: dict) -> dict:
     Accepts the mini-LIBERO / gymnasium layout (``pixels`` dict of HxWx3 uint8, ``agent_pos``) and LeRobot's
     dataset-frame layout (``observation.images.<cam>`` HxWx3 uint8, ``observation.state``), plus ``task``.
     """
-    if "task" not in raw or not isinstance(raw["task"], str):
-        raise ValueError("the observation needs a 'task' string (the language instruction)")
+    if "task" not in raw or not isinstance(raw["task"], str) or not raw["task"].strip():
+        raise ValueError("the observation needs a non-empty 'task' string (the language instruction)")
     if "pixels" in raw or "agent_pos" in raw:
+        for name, img in (raw.get("pixels") or {}).items():
+            shape, dtype = np.shape(img), np.asarray(img).dtype
+            if len(shape) != 3 or shape[-1] != 3 or dtype != np.uint8:
+                raise ValueError(f"pixels.{name} must be an HxWx3 uint8 image, got {tuple(shape)} {dtype}")
         batch = preprocess_observation({k: v for k, v in raw.items() if k != "task"})
     else:
         batch = {}
@@ -32,3 +36,16 @@ def to_lerobot_batch(raw: dict) -> dict:
             raise ValueError(f"{key} contains NaN or infinite values")
     batch["task"] = [raw["task"]]
     return batch
+
+
+def check_features(batch: dict, expected: dict[str, tuple[int, ...]]) -> None:
+    """Every feature the policy reads is in ``batch`` (from ``to_lerobot_batch``) with its shape, without the
+    batch axis: ValueError naming the key, the shape expected and the keys given. A camera the policy was
+    trained with must not silently be missing (upstream SmolVLA would run on the cameras left)."""
+    given = sorted(k for k in batch if k != "task")
+    for key, shape in expected.items():
+        if key not in batch:
+            raise ValueError(f"the observation has no {key} (shape {list(shape)}); it has {given}")
+        got = tuple(batch[key].shape[1:])
+        if got != tuple(shape):
+            raise ValueError(f"{key} has shape {list(got)}, the policy expects {list(shape)}")

@@ -12,7 +12,7 @@ import torch
 
 from snapflow.deploy.contract import CONTRACT_FILE, Contract, load_contract
 from snapflow.deploy.export_onnx import ort_session, pad_language
-from snapflow.deploy.observation import to_lerobot_batch
+from snapflow.deploy.observation import check_features, to_lerobot_batch
 from snapflow.deploy.runtime_base import ChunkResult
 
 
@@ -60,7 +60,9 @@ class TorchRuntime:
 
     def predict_chunk(self, observation: dict) -> ChunkResult:
         start = time.perf_counter()
-        batch = self.pre(to_lerobot_batch(observation))
+        raw = to_lerobot_batch(observation)
+        check_features(raw, {k: tuple(ft.shape) for k, ft in self.policy.config.input_features.items()})
+        batch = self.pre(raw)
         t_pre = _ms(start)
         start = time.perf_counter()
         with torch.inference_mode():
@@ -89,6 +91,12 @@ class OrtRuntime:
         self.pre, self.post = load_processors(self.dir)
         self.rng = np.random.default_rng(seed)
         self.length = int(self.contract.tokenizer["max_length"])
+        # camera and state shapes (no batch axis) the graph reads; the state is raw, before normalisation
+        self.features = {
+            s.feature: tuple(int(d) for d in s.shape[1:])
+            for s in self.contract.inputs
+            if s.role in ("image", "state")
+        }
 
     def run_batch(self, batch: dict, noise: np.ndarray | None = None) -> np.ndarray:
         """Preprocessed LeRobot batch -> normalised actions (B, H, A); ``noise`` defaults to a fresh draw."""
@@ -118,7 +126,9 @@ class OrtRuntime:
 
     def predict_chunk(self, observation: dict) -> ChunkResult:
         start = time.perf_counter()
-        batch = self.pre(to_lerobot_batch(observation))
+        raw = to_lerobot_batch(observation)
+        check_features(raw, self.features)
+        batch = self.pre(raw)
         t_pre = _ms(start)
         start = time.perf_counter()
         actions = self.run_batch(batch)

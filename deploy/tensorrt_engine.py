@@ -119,10 +119,19 @@ class TrtRuntime:
 
     def predict_chunk(self, observation: dict) -> ChunkResult:
         from snapflow.deploy.export_onnx import pad_language
-        from snapflow.deploy.observation import to_lerobot_batch
+        from snapflow.deploy.observation import check_features, to_lerobot_batch
 
         start = time.perf_counter()
-        batch = self.pre(to_lerobot_batch(observation))
+        raw = to_lerobot_batch(observation)
+        check_features(
+            raw,
+            {
+                s.feature: tuple(int(d) for d in s.shape[1:])
+                for s in self.contract.inputs
+                if s.role in ("image", "state")
+            },
+        )
+        batch = self.pre(raw)
         length = int(self.contract.tokenizer["max_length"])
         tokens, mask = pad_language(
             batch["observation.language.tokens"], batch["observation.language.attention_mask"].bool(), length

@@ -19,6 +19,47 @@ from tests.policies.helpers import FAMILIES, TASK, image_size, raw_batch, tiny_s
 POLICY_ATOL = PARITY_ATOL
 
 
+def _bad_observation(family: str, case: str) -> dict:
+    raw = _raw_observation(family)
+    size = image_size(family)
+    if case == "camera_missing":
+        raw["pixels"] = {"image": raw["pixels"]["image"]}
+    elif case == "grey_image":
+        raw["pixels"]["image"] = np.zeros((size, size), np.uint8)
+    elif case == "small_image":
+        raw["pixels"] = {k: np.zeros((size // 2, size // 2, 3), np.uint8) for k in raw["pixels"]}
+    elif case == "short_state":
+        raw["agent_pos"] = np.zeros(7, np.float32)
+    elif case == "empty_task":
+        raw["task"] = "  "
+    elif case == "camera_key_typo":
+        frame = raw.pop("pixels")["image"]
+        raw = {"observation.images.img": frame, "observation.images.image2": frame, "observation.state":
+               raw.pop("agent_pos"), "task": TASK}  # fmt: skip
+    return raw
+
+
+OBSERVATION_REFUSALS = {
+    "camera_missing": "has no observation.images.image2",
+    "grey_image": "pixels.image must be an HxWx3 uint8 image",
+    "small_image": "the policy expects \\[3, 64, 64\\]",
+    "short_state": "observation.state has shape \\[7\\], the policy expects \\[8\\]",
+    "empty_task": "non-empty 'task'",
+    "camera_key_typo": "has no observation.images.image ",
+}
+
+
+@pytest.mark.parametrize("exported", ["smolvla"], indirect=True)
+@pytest.mark.parametrize("case", sorted(OBSERVATION_REFUSALS))
+def test_both_runtimes_refuse_the_same_bad_raw_observations(exported, case):
+    """The torch and the ONNX Runtime runtime name the same mistake; neither returns actions for it (the torch
+    policy alone would run on the camera left, or on a blank instruction)."""
+    family, ckpt, out, _, _ = exported
+    for runtime in (load_runtime(out), load_runtime(ckpt)):
+        with pytest.raises(ValueError, match=OBSERVATION_REFUSALS[case]):
+            runtime.predict_chunk(_bad_observation(family, case))
+
+
 def _raw_observation(family: str) -> dict:
     """A raw sim observation (the env's keys, uint8 frames) of the family's image size."""
     size = image_size(family)
