@@ -111,6 +111,13 @@ def build_policy(cfg: BenchConfig, device: torch.device) -> tuple[str, torch.nn.
     from snapflow.policies.tiny import TINY_IMAGE_SIZE, TINY_PI_IMAGE_SIZE, lerobot_features
 
     source = Path(cfg.policy).expanduser()
+    if (source / "contract.json").is_file():
+        raise ValueError(
+            f"policy={cfg.policy} is a snapflow-export directory: the bench times checkpoints (and exports "
+            "them itself); pass the checkpoint it came from"
+        )
+    if source.is_dir() and cfg.size != "tiny":
+        raise ValueError(f"size={cfg.size} applies to family names; a checkpoint is timed at its own size")
     if source.is_dir():
         from snapflow.deploy.runtimes import TorchRuntime
 

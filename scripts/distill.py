@@ -46,6 +46,10 @@ def _body(cfg: DictConfig) -> None:
         if cfg[key] is not None and not (math.isfinite(float(cfg[key])) and low <= float(cfg[key]) <= high):
             raise ValueError(f"{key} must be a finite number in [{low}, {high}], got {cfg[key]}")
     flags: list[str] = []
+    if not (Path(cfg.dataset) / "meta" / "info.json").is_file():
+        raise FileNotFoundError(
+            f"dataset={cfg.dataset} is not a LeRobotDataset (no meta/info.json); see snapflow-collect"
+        )
     if not cfg.resume:
         teacher = resolve_pretrained(cfg.teacher)
         check_weights_file(teacher / "model.safetensors")  # a corrupt teacher is named here, not in the child

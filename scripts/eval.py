@@ -39,7 +39,8 @@ def _samplers(cfg: DictConfig) -> dict:
     from snapflow.sim.evaluate import SamplerSpec
 
     defs = OmegaConf.to_container(cfg.sampler_defs, resolve=True)
-    exports = OmegaConf.to_container(cfg.exports, resolve=True) if cfg.get("exports") else {}
+    raw = cfg.get("exports")
+    exports = OmegaConf.to_container(raw, resolve=True) if isinstance(raw, DictConfig) else raw or {}
     if not isinstance(exports, dict):
         raise ValueError(
             f"exports must map sampler names to export dirs, e.g. exports={{int8: <dir>}}; got {exports}"
@@ -76,9 +77,22 @@ def _samplers(cfg: DictConfig) -> dict:
             path = resolve_pretrained(d["policy"])
         except FileNotFoundError as e:  # name the sampler (and so the key: teacher=, student=, fm=, ...)
             raise FileNotFoundError(f"sampler {name!r} ({d.get('role') or name}): {e}") from None
+        if d.get("role") in STUDENT_ROLES and not _is_student(path):
+            raise ValueError(
+                f"sampler {name!r}: {path} is not a *_snapflow student (teacher and student swapped?); "
+                f"set student=/student_k= to a snapflow-distill checkpoint"
+            )
         spec = SamplerSpec(name, path, int(d["nfe"]), d.get("mode"))
         out[name] = (spec, d.get("role") or name)
     return out
+
+
+STUDENT_ROLES = ("snapflow", "snapflow_k")  # sampler roles that read the student's target-time embedding
+
+
+def _is_student(path: object) -> bool:
+    config = json.loads((Path(path) / "config.json").read_text())
+    return str(config.get("type", "")).endswith("_snapflow")
 
 
 def _contract_nfe(name: str, directory: str) -> int:

@@ -52,6 +52,8 @@ def _body(cfg: DictConfig) -> None:
     from snapflow.scripts.lerobot_cli import resolve_pretrained
     from snapflow.scripts.outputs import atomic_out, check_out
 
+    if not 18 <= int(cfg.opset) <= 23:  # torch's dynamo exporter writes opset >= 18; ORT here reads <= 23
+        raise ValueError(f"opset={cfg.opset}: choose 18 to 23 (23 = attention as ONNX's Attention op)")
     if int(cfg.nfe) < 1:
         raise ValueError(f"nfe={cfg.nfe}: the number of function evaluations must be >= 1")
     if cfg.get("int8") is not None:

@@ -98,6 +98,11 @@ def resolve_pretrained(path: str | Path) -> Path:
     if str(path) == EMBEDDED:
         return materialize_teacher(MATERIALIZED_DIR / EMBEDDED, source=EMBEDDED_DIR)
     p = Path(path)
+    if (p / "contract.json").is_file():
+        raise ValueError(
+            f"{p} is a snapflow-export directory (an ONNX graph): this needs the LeRobot checkpoint it was "
+            "exported from (snapflow-eval runs exports with exports={name: dir})"
+        )
     for candidate in (p, p / LAST_CHECKPOINT):
         if (candidate / "config.json").is_file():
             config = json.loads((candidate / "config.json").read_text())
@@ -369,6 +374,28 @@ def check_resume_values(cfg: object, explicit: set[str]) -> None:
     if snapflow:
         fm = snapflow.get("alpha") == 1.0 and snapflow.get("multistep_mode") == "euler"
         recorded["method"] = "fm" if fm else "snapflow"
+    step_file = Path(cfg.out) / "checkpoints" / "last" / "training_state" / "training_step.json"
+    if step_file.is_file():  # lerobot-train would end at once, having trained nothing
+        done = int(json.loads(step_file.read_text()).get("step", 0))
+        if int(cfg.steps) <= done:
+            raise ValueError(
+                f"resume=true: the run in out={cfg.out} is at step {done}; steps={cfg.steps} must exceed it"
+            )
+    policy = saved.get("policy") or {}
+    if "policy" in explicit and cfg.get("policy"):  # snapflow-train: the family the run trains
+        given = str(cfg.policy).removesuffix("_snapflow")
+        was = str(policy.get("type", "")).removesuffix("_snapflow")
+        if given != was:
+            raise ValueError(
+                f"resume=true continues the {was} run in out={cfg.out}; policy={cfg.policy} would be ignored"
+            )
+    if "teacher" in explicit and cfg.get("teacher") and policy.get("pretrained_path"):  # snapflow-distill
+        given_dir = resolve_pretrained(cfg.teacher).resolve()
+        if given_dir != Path(policy["pretrained_path"]).resolve():
+            raise ValueError(
+                f"resume=true continues the run in out={cfg.out} distilled from {policy['pretrained_path']}; "
+                f"teacher={cfg.teacher} would be ignored"
+            )
     for key in sorted(explicit & set(recorded)):
         given, was = cfg.get(key), recorded[key]
         if given is None or was is None:

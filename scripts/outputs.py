@@ -44,18 +44,23 @@ def _typed(value: object, default: object, key: str) -> object:
     """`value` of `key` converted to the type of its default, or ValueError naming the key."""
     if isinstance(default, bool):
         return strict_bool(value, key)
-    if isinstance(default, int) and isinstance(value, str):
+    if isinstance(default, int) and isinstance(value, str | float):
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
         try:
-            return int(value)
-        except ValueError:
-            pass
-        try:
-            number = float(value)  # an int default may take a float (seconds=2.5)
+            number = float(value)
         except ValueError:
             raise ValueError(f"{key}={value!r} is not a number") from None
         if math.isnan(number):
             raise ValueError(f"{key}=nan is not a number")
-        return number
+        if number.is_integer():
+            return int(number)
+        if key.rsplit(".", 1)[-1] in FRACTIONAL_INT_KEYS:  # an int default that may take a fraction
+            return number
+        raise ValueError(f"{key}={value} is not a whole number")
     if isinstance(default, float) and not isinstance(value, bool):
         try:
             number = float(value)
@@ -67,7 +72,9 @@ def _typed(value: object, default: object, key: str) -> object:
     return value
 
 
-NULLABLE_INTS = ("resolution", "max_steps", "nfe")  # keys whose default is null (meaning "the policy's")
+NULLABLE_INTS = ("resolution", "max_steps", "nfe", "image_size")  # null by default ("the policy's")
+NULLABLE_FLOATS = ("alpha", "consistency_weight", "lr")  # null by default ("the plugin's recipe")
+FRACTIONAL_INT_KEYS = ("seconds", "hz", "run_seconds")  # int defaults that take fractions (seconds=2.5)
 NULLABLE_INT_LISTS = ("task_ids",)
 
 
@@ -94,6 +101,8 @@ def check_types(cfg: object, name: str | dict, prefix: str = "") -> None:
             if default is None:  # null by default: typed by name (the keys every command shares)
                 if key in NULLABLE_INTS:
                     cfg[key] = _typed(value, 0, f"{prefix}{key}")
+                elif key in NULLABLE_FLOATS:
+                    cfg[key] = _typed(value, 0.0, f"{prefix}{key}")
                 elif key in NULLABLE_INT_LISTS:
                     items = list(value) if isinstance(value, ListConfig | list) else [value]
                     cfg[key] = [_typed(v, 0, f"{prefix}{key}") if isinstance(v, str) else v for v in items]

@@ -143,6 +143,10 @@ def test_resume_refuses_values_the_resumed_run_would_ignore(tmp_path: Path) -> N
     with pytest.raises(ValueError, match=r"\(method=snapflow\); method=fm would be ignored"):
         check_resume_values(cfg, {"method"})
     check_resume_values(cfg, set())  # method=fm here is not from the command line: nothing to compare
+    (tmp_path / "meta").mkdir()
+    (tmp_path / "meta" / "info.json").write_text(
+        "{}"
+    )  # what distill checks before the resume (never read here)
     proc = subprocess.run(
         [str(BIN / "snapflow-distill"), "teacher=embedded", f"dataset={tmp_path}", f"out={out}",
          "resume=true", "lr=1e-4"],
@@ -313,3 +317,93 @@ def test_a_device_this_machine_lacks_is_named() -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 2 and proc.stderr.startswith("error: unknown key episdoes=")
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides", "match"),
+    [
+        ("collect", {"episodes_per_task": 1.5}, "episodes_per_task=1.5 is not a whole number"),
+        ("eval", {"resolution": float("nan")}, "resolution=nan is not a number"),
+        ("distill", {"alpha": "abc"}, "alpha='abc' is not a number"),
+    ],
+)
+def test_numbers_are_whole_where_they_must_be_and_named_when_not_numbers(name, overrides, match) -> None:
+    from snapflow.scripts.outputs import check_types
+
+    cfg = OmegaConf.load(CONFIGS / f"{name}.yaml")
+    for key, value in overrides.items():
+        OmegaConf.update(cfg, key, value)
+    with pytest.raises(ValueError, match=match):
+        check_types(cfg, name)
+    run = OmegaConf.load(CONFIGS / "run.yaml")
+    run.seconds = "2.5"
+    check_types(run, "run")
+    assert run.seconds == 2.5  # seconds may be fractional
+
+
+def test_resume_refuses_a_finished_step_count_another_family_and_another_teacher(tmp_path: Path) -> None:
+    import json
+
+    from snapflow.scripts.lerobot_cli import LAST_CHECKPOINT, check_resume_values
+
+    out = tmp_path / "run"
+    (out / LAST_CHECKPOINT).mkdir(parents=True)
+    (out / "checkpoints/last/training_state").mkdir(parents=True)
+    (out / "checkpoints/last/training_state/training_step.json").write_text(json.dumps({"step": 40}))
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    (teacher / "config.json").write_text("{}")
+    saved = {"policy": {"type": "smolvla_snapflow", "pretrained_path": str(teacher)}}
+    (out / LAST_CHECKPOINT / "train_config.json").write_text(json.dumps(saved))
+    other = tmp_path / "other_teacher"
+    other.mkdir()
+    (other / "config.json").write_text("{}")
+    cfg = OmegaConf.create({"out": str(out), "steps": 40, "policy": "pi0", "teacher": str(other)})
+    with pytest.raises(ValueError, match="is at step 40; steps=40 must exceed it"):
+        check_resume_values(cfg, set())
+    cfg.steps = 80
+    with pytest.raises(ValueError, match=r"continues the smolvla run .* policy=pi0 would be ignored"):
+        check_resume_values(cfg, {"policy"})
+    with pytest.raises(ValueError, match=r"teacher=.* would be ignored"):
+        check_resume_values(cfg, {"teacher"})
+    cfg.teacher = str(teacher)
+    check_resume_values(cfg, {"teacher"})  # the same teacher resumes
+
+
+def test_an_export_dir_is_named_where_a_checkpoint_is_needed_and_a_swapped_student_too(
+    tmp_path: Path,
+) -> None:
+    from snapflow.deploy.bench import BenchConfig, build_policy
+    from snapflow.scripts.eval import _samplers
+    from snapflow.scripts.lerobot_cli import resolve_pretrained
+
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "contract.json").write_text("{}")
+    with pytest.raises(ValueError, match="is a snapflow-export directory"):
+        resolve_pretrained(export)
+    with pytest.raises(ValueError, match="is a snapflow-export directory"):
+        build_policy(BenchConfig(policy=str(export)), None)
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    (teacher / "config.json").write_text('{"type": "smolvla"}')
+    with pytest.raises(ValueError, match="size=real applies to family names"):
+        build_policy(BenchConfig(policy=str(teacher), size="real"), None)
+    cfg = OmegaConf.load(CONFIGS / "eval.yaml")
+    cfg.student, cfg.out = str(teacher), str(tmp_path / "ev")
+    with pytest.raises(
+        ValueError, match="is not a \\*_snapflow student \\(teacher and student swapped\\?\\)"
+    ):
+        _samplers(cfg)
+    cfg.student, cfg.exports = None, "just/a/path"
+    with pytest.raises(ValueError, match="exports must map sampler names to export dirs"):
+        _samplers(cfg)
+
+
+def test_export_refuses_an_opset_the_exporter_cannot_write() -> None:
+    from snapflow.scripts.export import _body
+
+    cfg = OmegaConf.load(CONFIGS / "export.yaml")
+    cfg.policy, cfg.out, cfg.opset = "x", "y", 7
+    with pytest.raises(ValueError, match="opset=7: choose 18 to 23"):
+        _body(cfg)
