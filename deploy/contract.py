@@ -183,3 +183,11 @@ def _check_graph(directory: Path, contract: Contract) -> None:
         raise ContractError(
             f"graph inputs {sorted(actual)} != contract inputs {[s.name for s in contract.inputs]}"
         )
+    # the graph's (batch, chunk, action) output must be what the contract promises the control loop
+    out_dims = [d.dim_param or d.dim_value for d in graph.output[0].type.tensor_type.shape.dim]
+    promised = ["batch", contract.chunk_size, contract.action_dim]
+    if len(out_dims) != 3 or out_dims[1:] != promised[1:] or contract.outputs[0].shape[1:] != promised[1:]:
+        raise ContractError(
+            f"the graph outputs {out_dims}, the contract says chunk_size={contract.chunk_size}, "
+            f"action_dim={contract.action_dim}, outputs {contract.outputs[0].shape} (an edited contract?)"
+        )

@@ -123,6 +123,11 @@ def test_contract_is_validated_on_load(exported, tmp_path):
     with pytest.raises(ContractError, match="no input 'camera'"):
         load_contract(bad)
     raw = json.loads((out / "contract.json").read_text())
+    raw["chunk_size"] = 20  # the graph predicts 10 actions: a loop trusting 20 would index past the chunk
+    (bad / "contract.json").write_text(json.dumps(raw))
+    with pytest.raises(ContractError, match="chunk_size=20"):
+        load_contract(bad)
+    raw = json.loads((out / "contract.json").read_text())
     raw["onnx_sha256"] = "0" * 64
     (bad / "contract.json").write_text(json.dumps(raw))
     with pytest.raises(ContractError, match="sha256"):
