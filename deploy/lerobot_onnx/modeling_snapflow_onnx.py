@@ -50,6 +50,11 @@ class SnapFlowOnnxPolicy(PreTrainedPolicy):
         if self.runtime is None:
             raise RuntimeError("load a snapflow_onnx policy with from_pretrained(<export dir>)")
         validate_batch(self.config, batch, needs_action=False)  # the same checks as the torch student
+        for key, shape in self.runtime.features.items():  # the graph's fixed sizes (torch resizes any size)
+            if key in batch and tuple(batch[key].shape[1:]) != shape:
+                raise ValueError(
+                    f"{key} has shape {list(batch[key].shape[1:])}, the exported graph takes {list(shape)}"
+                )
         return torch.from_numpy(self.runtime.run_batch(batch))
 
     @torch.no_grad()

@@ -1,7 +1,7 @@
 """Clear errors for bad policy inputs (wrong keys or shapes, non-finite values) before they reach the model."""
 
 import torch
-from lerobot.utils.constants import ACTION, OBS_STATE
+from lerobot.utils.constants import ACTION, OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS, OBS_STATE
 from torch import Tensor
 
 # Images reach a policy as float in [0, 1] (LeRobot's preprocess_observation divides uint8 by 255); a little
@@ -32,6 +32,12 @@ def validate_batch(config: object, batch: dict[str, Tensor], *, needs_action: bo
         low, high = float(img.min()), float(img.max())
         if low < -IMAGE_RANGE_SLACK or high > 1.0 + IMAGE_RANGE_SLACK:
             raise ValueError(f"{key} has values in [{low:.3g}, {high:.3g}]: images must be float in [0, 1]")
+    for key in (OBS_LANGUAGE_TOKENS, OBS_LANGUAGE_ATTENTION_MASK):
+        if key not in batch:
+            raise ValueError(
+                f"missing {key}: the batch did not go through the policy's preprocessor, which tokenises "
+                "the 'task' instruction (lerobot-eval and our runtimes call it)"
+            )
     state_ft = config.robot_state_feature
     if state_ft is not None:
         if OBS_STATE not in batch:

@@ -346,6 +346,9 @@ def _bad(batch: dict, case: str) -> dict:
         batch.pop("observation.images.image2")
     elif case == "long_state":
         batch["observation.state"] = torch.cat([batch["observation.state"]] * 2, dim=-1)
+    elif case == "not_preprocessed":  # the raw task string, no tokens: the preprocessor was skipped
+        batch.pop("observation.language.tokens")
+        batch.pop("observation.language.attention_mask")
     return batch
 
 
@@ -355,6 +358,7 @@ BAD_INPUTS = {
     "0_255_float_image": "images must be float in \\[0, 1\\]",
     "renamed_camera": "no image in the batch",
     "long_state": "observation.state has",
+    "not_preprocessed": "missing observation.language.tokens: the batch did not go through the policy's preprocessor",
 }
 
 
@@ -369,6 +373,18 @@ def test_onnx_policy_and_student_refuse_the_same_bad_inputs(exported, case):
     for policy in (onnx_policy, torch_rt.policy):
         with pytest.raises(ValueError, match=BAD_INPUTS[case]):
             policy.predict_action_chunk(dict(batch))
+
+
+@pytest.mark.parametrize("exported", ["smolvla"], indirect=True)
+def test_onnx_policy_names_an_image_size_its_graph_cannot_take(exported):
+    family, ckpt, out, _, _ = exported
+    pre = TorchRuntime.from_checkpoint(ckpt).pre
+    batch = pre(raw_batch(family, batch_size=1, with_action=False))
+    batch["observation.images.image"] = batch["observation.images.image"][..., ::2, ::2]  # half the size
+    with pytest.raises(
+        ValueError, match=r"observation.images.image has shape \[3, 32, 32\], the exported graph"
+    ):
+        SnapFlowOnnxPolicy.from_pretrained(out).predict_action_chunk(batch)
 
 
 @pytest.mark.parametrize("exported", ["smolvla"], indirect=True)
