@@ -54,6 +54,7 @@ def _samplers(cfg: DictConfig) -> dict:
             "nfe": _contract_nfe(name, directory),
             "mode": None,
             "role": name,
+            "export": True,  # run as it is (resolve_pretrained takes checkpoints only)
         }
     names = (
         as_list(cfg.samplers) if cfg.samplers is not None else [n for n, d in defs.items() if d.get("policy")]
@@ -73,8 +74,8 @@ def _samplers(cfg: DictConfig) -> dict:
             raise ValueError(
                 f"sampler {name!r} has no checkpoint: set its policy (teacher=, student= or fm=)"
             )
-        try:
-            path = resolve_pretrained(d["policy"])
+        try:  # an export is run as it is; a checkpoint may be a training out dir or "embedded"
+            path = Path(d["policy"]) if d.get("export") else resolve_pretrained(d["policy"])
         except FileNotFoundError as e:  # name the sampler (and so the key: teacher=, student=, fm=, ...)
             raise FileNotFoundError(f"sampler {name!r} ({d.get('role') or name}): {e}") from None
         if d.get("role") in STUDENT_ROLES and not _is_student(path):
