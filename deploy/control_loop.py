@@ -183,7 +183,10 @@ class ControlLoop:
             if self.fault is None and self._first_chunk():
                 # Entered after the inference thread exists, so that thread does not inherit FIFO.
                 with realtime_scheduling(cfg.realtime_priority, cfg.timer_slack_ns) as self.realtime_notes:
-                    stop_reason = self._ticks()
+                    try:
+                        stop_reason = self._ticks()
+                    except KeyboardInterrupt:  # Ctrl-C: stop sending, keep the report of the ticks run
+                        stop_reason = "interrupted"
         finally:
             stopped = self.executor.close(self.config.close_timeout_s)
         success = getattr(self.robot, "is_success", None)

@@ -196,6 +196,9 @@ def _run(cfg: DictConfig) -> int:
         Path(path).write_text(json.dumps(run, indent=2) + "\n")
     print(summary(run))
     print(f"outputs: {out.resolve()}")
+    if run["stop_reason"] == "interrupted":
+        print("stopped by Ctrl-C; run.json holds the ticks run", file=sys.stderr)
+        sys.exit(130)  # the shell's code for SIGINT
     if run["stop_reason"] == "fault" or run.get("fault"):
         print(f"fault: {run.get('fault')}", file=sys.stderr)
         return 1

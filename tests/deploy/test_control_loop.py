@@ -388,3 +388,14 @@ def test_new_episode_discards_a_chunk_planned_in_the_old_one():
     assert not [v for v in values[7:] if 0.10 - 1e-9 <= v < 0.20]
     # call 2 observed on tick 8 (after the boundary), merged 2 ticks later without its 2 stale rows
     assert values[10:12] == [0.22, 0.23]
+
+
+def test_ctrl_c_stops_sending_and_still_reports_the_ticks_run():
+    def interrupt_at_five() -> None:
+        if len(robot.sent) == 5:
+            raise KeyboardInterrupt
+
+    clock, cfg = _setup(max_ticks=30)
+    robot = RecordingRobot(clock, cfg.safety, on_send=interrupt_at_five)
+    report = run_control_loop(ScriptedRuntime(), robot, clock, cfg, initial_action=np.zeros(DIM))
+    assert report.stop_reason == "interrupted" and len(robot.sent) == 5 and report.ticks >= 4
