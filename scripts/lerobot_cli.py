@@ -390,8 +390,11 @@ def check_resume_values(cfg: object, explicit: set[str]) -> None:
                 f"resume=true continues the {was} run in out={cfg.out}; policy={cfg.policy} would be ignored"
             )
     if "teacher" in explicit and cfg.get("teacher") and policy.get("pretrained_path"):  # snapflow-distill
-        given_dir = resolve_pretrained(cfg.teacher).resolve()
-        if given_dir != Path(policy["pretrained_path"]).resolve():
+        try:  # teacher= is mandatory on the command line, so a resume may pass a placeholder (teacher=unused)
+            given_dir = resolve_pretrained(cfg.teacher).resolve()
+        except (FileNotFoundError, ValueError):
+            given_dir = None
+        if given_dir is not None and given_dir != Path(policy["pretrained_path"]).resolve():
             raise ValueError(
                 f"resume=true continues the run in out={cfg.out} distilled from {policy['pretrained_path']}; "
                 f"teacher={cfg.teacher} would be ignored"
