@@ -15,8 +15,10 @@ round, so drift and contention spread over all variants alike):
   (fewer image tokens, shrinking P); graph variants live in ``snapflow.deploy.bench_graph``.
 """
 
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -176,6 +178,20 @@ class Variant:
     stages: list[dict[str, list[float]]]
 
 
+@contextlib.contextmanager
+def resized(policy: torch.nn.Module, size: tuple[int, int] | None) -> Iterator[None]:
+    """SmolVLA's ``resize_imgs_with_padding`` set to ``size`` inside the block (None: left as it is)."""
+    if size is None:
+        yield
+        return
+    saved = policy.config.resize_imgs_with_padding
+    policy.config.resize_imgs_with_padding = size
+    try:
+        yield
+    finally:
+        policy.config.resize_imgs_with_padding = saved
+
+
 def _torch_variant(
     family: str,
     policy: torch.nn.Module,
@@ -188,18 +204,12 @@ def _torch_variant(
 ) -> Variant:
     def run() -> tuple[float, dict]:
         _set_nfe(policy, nfe)
-        saved = getattr(policy.config, "resize_imgs_with_padding", None)
-        if resize is not None:
-            policy.config.resize_imgs_with_padding = resize
-        try:
+        with resized(policy, resize):
             if (
                 path == "cached"
             ):  # the upstream cached loop with one step (student's K > 1 code path at K = 1)
                 return timer.timed_call(lambda: _cached_one_step(policy, batch))
             return timer.timed_call(lambda: policy.predict_action_chunk(batch))
-        finally:
-            if resize is not None:
-                policy.config.resize_imgs_with_padding = saved
 
     return Variant(family, runtime, nfe, path or ("joint" if nfe == 1 else "cached"), run, [], [])
 

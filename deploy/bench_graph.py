@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from snapflow.deploy.bench import GRAPH_RUNTIMES, TASK, BenchConfig, Variant, raw_batch
+from snapflow.deploy.bench import GRAPH_RUNTIMES, TASK, BenchConfig, Variant, raw_batch, resized
 from snapflow.deploy.bench_timing import wall_ms
 
 logger = logging.getLogger(__name__)
@@ -189,14 +189,8 @@ def _export_at(
     policy: torch.nn.Module, pre: object, side: int, cfg: BenchConfig, family: str, size: int | None
 ) -> tuple[Path, dict]:
     """The cached float32 export with the cameras resized to ``size`` inside the graph (None: as configured)."""
-    if size is None:
-        return export_cached(policy, pre, side, cfg, f"{family}_{cfg.size}")
-    saved = policy.config.resize_imgs_with_padding
-    policy.config.resize_imgs_with_padding = (size, size)
-    try:
-        return export_cached(policy, pre, side, cfg, f"{family}_{cfg.size}_{size}px")
-    finally:
-        policy.config.resize_imgs_with_padding = saved
+    with resized(policy, None if size is None else (size, size)):
+        return export_cached(policy, pre, side, cfg, f"{family}_{cfg.size}{f'_{size}px' if size else ''}")
 
 
 def _ort_variants(

@@ -58,6 +58,13 @@ class Contract:
         path.write_text(json.dumps(asdict(self), indent=2))
         return path
 
+    def observation_features(self) -> dict[str, tuple[int, ...]]:
+        """{LeRobot key: shape without the batch axis} of the camera and state inputs the graph reads (the
+        state raw, before normalisation): what a runtime checks each observation against."""
+        return {
+            s.feature: tuple(int(d) for d in s.shape[1:]) for s in self.inputs if s.role in ("image", "state")
+        }
+
     def input(self, role: str) -> list[TensorSpec]:
         return [spec for spec in self.inputs if spec.role == role]
 

@@ -12,6 +12,7 @@ into the parts of a VLA: vision encoder, connector, language model (VLM prefix),
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import re
@@ -86,7 +87,7 @@ def node_parts(model_path: Path) -> dict[str, str]:
     parts = {}
     for node in model.graph.node:
         meta = {p.key: p.value for p in node.metadata_props}
-        part = part_of(json.loads(meta.get("pkg.torch.onnx.name_scopes", "[]").replace("'", '"')))
+        part = part_of(ast.literal_eval(meta.get("pkg.torch.onnx.name_scopes", "[]")))
         if part == OTHER:
             call = call_of(meta.get("pkg.torch.onnx.stack_trace", ""))
             part = CALLS.get(call, f"other: {call}" if call else OTHER)

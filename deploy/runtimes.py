@@ -41,6 +41,7 @@ class TorchRuntime:
 
     def __init__(self, policy: torch.nn.Module, preprocessor: object, postprocessor: object):
         self.policy, self.pre, self.post = policy.eval(), preprocessor, postprocessor
+        self.features = {k: tuple(ft.shape) for k, ft in policy.config.input_features.items()}
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", nfe: int | None = None) -> "TorchRuntime":
@@ -61,7 +62,7 @@ class TorchRuntime:
     def predict_chunk(self, observation: dict) -> ChunkResult:
         start = time.perf_counter()
         raw = to_lerobot_batch(observation)
-        check_features(raw, {k: tuple(ft.shape) for k, ft in self.policy.config.input_features.items()})
+        check_features(raw, self.features)
         batch = self.pre(raw)
         t_pre = _ms(start)
         start = time.perf_counter()
@@ -91,12 +92,7 @@ class OrtRuntime:
         self.pre, self.post = load_processors(self.dir)
         self.rng = np.random.default_rng(seed)
         self.length = int(self.contract.tokenizer["max_length"])
-        # camera and state shapes (no batch axis) the graph reads; the state is raw, before normalisation
-        self.features = {
-            s.feature: tuple(int(d) for d in s.shape[1:])
-            for s in self.contract.inputs
-            if s.role in ("image", "state")
-        }
+        self.features = self.contract.observation_features()
 
     def run_batch(self, batch: dict, noise: np.ndarray | None = None) -> np.ndarray:
         """Preprocessed LeRobot batch -> normalised actions (B, H, A); ``noise`` defaults to a fresh draw."""

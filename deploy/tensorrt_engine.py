@@ -123,14 +123,7 @@ class TrtRuntime:
 
         start = time.perf_counter()
         raw = to_lerobot_batch(observation)
-        check_features(
-            raw,
-            {
-                s.feature: tuple(int(d) for d in s.shape[1:])
-                for s in self.contract.inputs
-                if s.role in ("image", "state")
-            },
-        )
+        check_features(raw, self.contract.observation_features())
         batch = self.pre(raw)
         length = int(self.contract.tokenizer["max_length"])
         tokens, mask = pad_language(
