@@ -11,6 +11,7 @@ plain flow-matching fine-tune control (alpha=1). Prints the student checkpoint p
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -54,6 +55,7 @@ def _body(cfg: DictConfig) -> None:
         teacher = resolve_pretrained(cfg.teacher)
         check_weights_file(teacher / "model.safetensors")  # a corrupt teacher is named here, not in the child
         _, flags = teacher_flags(teacher)
+        _say_if_student(teacher)
         if cfg.renormalize:
             print(
                 "renormalize=true: the student's (un)normaliser takes the dataset's stats, not the teacher's"
@@ -73,6 +75,19 @@ def _body(cfg: DictConfig) -> None:
         if cfg.lr is not None:
             flags.append(f"--policy.optimizer_lr={float(cfg.lr)}")
     print(f"student checkpoint: {train_or_resume(flags, cfg)}")
+
+
+def _say_if_student(teacher: Path) -> None:
+    """A student's lerobot-train checkpoint given as teacher= is loaded as a resume would load it, so the
+    policy stays silent (see student.py); say here that this distillation does not start at a teacher."""
+    from snapflow.policies.lerobot_plugin.checkpoint import is_resumable_checkpoint
+
+    kind = json.loads((teacher / "config.json").read_text()).get("type", "")
+    if str(kind).endswith("_snapflow") and is_resumable_checkpoint(teacher):
+        print(
+            f"note: teacher={teacher} is a {kind} student checkpoint: this run continues from its weights "
+            "(target-time embedding included) with a fresh optimizer; it does not start at a flow-matching teacher"
+        )
 
 
 def main() -> None:

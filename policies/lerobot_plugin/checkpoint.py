@@ -49,6 +49,18 @@ def check_checkpoint_type(pretrained: str | Path, allowed: tuple[str, ...], **hu
     return ckpt_type
 
 
+def is_resumable_checkpoint(pretrained: str | Path) -> bool:
+    """True for a local lerobot-train checkpoint ``<run>/checkpoints/<step>/pretrained_model`` whose sibling
+    ``training_state/`` holds the optimizer state: the directory ``lerobot-train --resume=true`` loads
+    (upstream lerobot/scripts/lerobot_train.py, lerobot/utils/train_utils.py)."""
+    from lerobot.utils.constants import OPTIMIZER_STATE, PRETRAINED_MODEL_DIR, TRAINING_STATE_DIR
+
+    path = Path(pretrained)
+    return (
+        path.name == PRETRAINED_MODEL_DIR and (path.parent / TRAINING_STATE_DIR / OPTIMIZER_STATE).is_file()
+    )
+
+
 def check_weights_file(path: str | Path) -> None:
     """Cheap integrity check of a ``model.safetensors`` without loading it: the header parses and the file
     is as long as the header says (a truncated copy fails here). ValueError naming the file otherwise."""

@@ -31,7 +31,11 @@ from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
 from snapflow.policies.backbones.base import BackboneAdapter, Prefix
-from snapflow.policies.lerobot_plugin.checkpoint import check_checkpoint_type, load_weights
+from snapflow.policies.lerobot_plugin.checkpoint import (
+    check_checkpoint_type,
+    is_resumable_checkpoint,
+    load_weights,
+)
 from snapflow.policies.lerobot_plugin.validation import validate_batch
 from snapflow.policies.snapflow.flow import target_time
 from snapflow.policies.snapflow.loss import snapflow_loss
@@ -89,8 +93,16 @@ class SnapFlowStudent:
                 config = student_config_from(config, cls.config_class)
         policy = cls(config, **{k: v for k, v in kwargs.items() if k in _POLICY_KWARGS})
         missing = load_weights(policy, pretrained_name_or_path, remap=policy._remap_keys, **kwargs)
-        if ckpt_type == cls.name and not missing and policy.target_time_embedding.gap() > 0:
+        if (
+            ckpt_type == cls.name
+            and not missing
+            and policy.target_time_embedding.gap() > 0
+            and not is_resumable_checkpoint(pretrained_name_or_path)
+        ):
             # Said on the first training step (evaluating or exporting a trained student is the normal use).
+            # A lerobot-train checkpoint with its training state is what `--resume=true` loads: continuing a
+            # distillation is not "starting from a student" (snapflow-distill says so itself when a student
+            # checkpoint is given as teacher=, see scripts/distill.py).
             policy._trained_phi_source = (str(pretrained_name_or_path), policy.target_time_embedding.gap())
         policy.to(config.device)
         policy.eval()

@@ -304,6 +304,31 @@ def test_training_from_a_student_with_trained_phi_is_named(family_setup, tmp_pat
         loaded.train().forward(pre(raw_batch(family, batch_size=2)))
 
 
+def test_resuming_a_students_own_checkpoint_is_silent(family_setup, tmp_path):
+    """lerobot-train --resume=true loads <run>/checkpoints/<step>/pretrained_model beside its training_state:
+    continuing a distillation must not warn that it does not start at a teacher (the plain save above does)."""
+    import warnings
+
+    from lerobot.utils.constants import OPTIMIZER_STATE, PRETRAINED_MODEL_DIR, TRAINING_STATE_DIR
+    from safetensors.torch import save_file
+
+    family, student, pre, _ = family_setup
+    step_dir = tmp_path / "checkpoints" / "000004"
+    with_trained_phi(student).save_pretrained(step_dir / PRETRAINED_MODEL_DIR)
+    (step_dir / TRAINING_STATE_DIR).mkdir()
+    save_file({"state.0.step": torch.zeros(1)}, step_dir / TRAINING_STATE_DIR / OPTIMIZER_STATE)
+    loaded = type(student).from_pretrained(step_dir / PRETRAINED_MODEL_DIR)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*already trained")
+        loaded.train().forward(pre(raw_batch(family, batch_size=2)))
+    # Without its training state the same weights are a student given as a starting point: named.
+    (step_dir / TRAINING_STATE_DIR / OPTIMIZER_STATE).unlink()
+    with pytest.warns(UserWarning, match="already trained"):
+        type(student).from_pretrained(step_dir / PRETRAINED_MODEL_DIR).train().forward(
+            pre(raw_batch(family, batch_size=2))
+        )
+
+
 def test_lerobot_rollout_accepts_the_students_for_rtc(family_setup):
     """lerobot-rollout --inference.type=rtc checks exactly this before it drives a policy."""
     from lerobot.rollout.inference.rtc import supports_rtc_inference

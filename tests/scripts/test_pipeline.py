@@ -382,7 +382,7 @@ def test_eval_rejects_bad_input(runs, monkeypatch, tmp_path):
         )
 
 
-def test_resume_after_interrupted_distillation_keeps_optimizer_state(runs, monkeypatch):
+def test_resume_after_interrupted_distillation_keeps_optimizer_state(runs, monkeypatch, capfd):
     """Interrupt after step 1 (drop checkpoint 2), resume to 3 steps, check the optimizer continued exactly.
 
     The resumed step-2 gradient differs from the original run's (the restored RNG is also drawn by the new
@@ -405,6 +405,8 @@ def test_resume_after_interrupted_distillation_keeps_optimizer_state(runs, monke
         "steps=3",
     )
 
+    # Continuing its own run is not "distilling from a student" (policies/lerobot_plugin/student.py).
+    assert "already trained" not in capfd.readouterr().err
     state = lambda run, step: run / CKPT / f"{step:06d}" / "training_state"  # noqa: E731
     assert json.loads((state(resumed, 3) / "training_step.json").read_text())["step"] == 3
     assert json.loads((state(resumed, 2) / "scheduler_state.json").read_text())["last_epoch"] == 2
@@ -420,6 +422,15 @@ def test_resume_after_interrupted_distillation_keeps_optimizer_state(runs, monke
         m2, v2 = m_2[f"state/{p}/exp_avg"].double(), m_2[f"state/{p}/exp_avg_sq"].double()
         g = (m2 - b1 * m1) / (1 - b1)
         torch.testing.assert_close(b2 * v1 + (1 - b2) * g * g, v2, rtol=1e-4, atol=1e-12)
+
+
+def test_distilling_from_a_students_checkpoint_says_so(runs, capsys):
+    """teacher=<a student's run checkpoint> loads silently (it looks like a resume to the policy), so the CLI
+    says that this distillation starts from a student, not from a flow-matching teacher."""
+    distill._say_if_student(runs["student"] / CKPT / "last" / "pretrained_model")
+    assert "student checkpoint" in capsys.readouterr().out
+    distill._say_if_student(runs["teacher"] / CKPT / "last" / "pretrained_model")
+    assert capsys.readouterr().out == ""
 
 
 @pytest.mark.slow
