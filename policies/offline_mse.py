@@ -10,6 +10,7 @@ Use demos the policy never trained on, e.g. a dataset collected with another see
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,9 +47,11 @@ def offline_action_mse(
     stride: int = 10,
     max_samples: int = 200,
     seed: int = 0,
+    noise: Callable[[int], dict] | None = None,
 ) -> OfflineMSE:
     """Chunk MSE of ``policy`` (already configured with its NFE) on the last ``episodes`` demos; on a
-    dataset with a `mode` column also the error to the nearest demonstrated mode (`mode_reference.py`)."""
+    dataset with a `mode` column also the error to the nearest demonstrated mode (`mode_reference.py`).
+    ``noise(batch_size)`` gives extra ``predict_action_chunk`` kwargs (the sampler's scaled initial noise)."""
     from lerobot.datasets.lerobot_dataset import LeRobotDataset, LeRobotDatasetMetadata
     from lerobot.utils.constants import ACTION, OBS_STATE
 
@@ -77,7 +80,8 @@ def offline_action_mse(
         obs = preprocessor({k: batch[k] for k in keys})
         policy.reset()
         with torch.inference_mode():
-            pred = postprocessor(policy.predict_action_chunk(obs)).to("cpu").float()  # (B, H, A)
+            kwargs = noise(len(batch[ACTION])) if noise is not None else {}
+            pred = postprocessor(policy.predict_action_chunk(obs, **kwargs)).to("cpu").float()  # (B, H, A)
         target = batch[ACTION].float()  # (B, H, A)
         valid = (~batch[f"{ACTION}_is_pad"]).float()  # (B, H)
         per_step = ((pred[:, : target.shape[1]] - target) ** 2).mean(-1)  # (B, H)

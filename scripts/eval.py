@@ -83,7 +83,7 @@ def _samplers(cfg: DictConfig) -> dict:
                 f"sampler {name!r}: {path} is not a *_snapflow student (teacher and student swapped?); "
                 f"set student=/student_k= to a snapflow-distill checkpoint"
             )
-        spec = SamplerSpec(name, path, int(d["nfe"]), d.get("mode"))
+        spec = SamplerSpec(name, path, int(d["nfe"]), d.get("mode"), float(d.get("noise_scale", 1.0)))
         out[name] = (spec, d.get("role") or name)
     return out
 
@@ -174,7 +174,7 @@ def _eval(cfg: DictConfig) -> None:
     from snapflow.policies.offline_mse import offline_action_mse
     from snapflow.scripts.outputs import atomic_out, check_device, check_out
     from snapflow.sim.eval_pool import EvalSettings, cached_policy, evaluate_many
-    from snapflow.sim.evaluate import benchmark_latency, episode_inits
+    from snapflow.sim.evaluate import benchmark_latency, episode_inits, initial_noise
     from snapflow.sim.layouts import check_layout
     from snapflow.sim.report import build_report, machine_info, markdown_table, write_outputs
     from snapflow.sim.tasks import canonical_suite
@@ -211,6 +211,7 @@ def _eval(cfg: DictConfig) -> None:
             "policy": str(spec.policy),
             "nfe": spec.nfe,
             "mode": spec.mode,
+            "noise_scale": spec.noise_scale,
             "role": role,
             "policy_type": lp.config.type,
         }
@@ -227,6 +228,7 @@ def _eval(cfg: DictConfig) -> None:
                 int(cfg.mse_stride),
                 int(cfg.mse_max_samples),
                 seed=int(cfg.seed),
+                noise=lambda n, lp=lp: initial_noise(lp, n),
             )
             mse[name] = m.mean
             info[name]["offline_mse"] = {

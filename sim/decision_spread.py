@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from snapflow.sim.evaluate import SamplerSpec, load_policy, plan_chunk
+from snapflow.sim.evaluate import SamplerSpec, initial_noise, load_policy, plan_chunk
 from snapflow.sim.modes import lateral_axis
 
 SIDE_MIN = 0.1  # raw action units (|a| <= 1): a tenth of full speed sideways, held over the whole chunk
@@ -55,7 +55,10 @@ def spread(run_dir: Path, draws: int) -> dict:
     resolution, horizon = int(report["resolution"]), int(report["n_action_steps"])
     out = {}
     for name, info in report["samplers"].items():
-        lp = load_policy(SamplerSpec(name, Path(info["policy"]), int(info["nfe"]), info["mode"]), horizon)
+        scale = float(info.get("noise_scale", 1.0))
+        lp = load_policy(
+            SamplerSpec(name, Path(info["policy"]), int(info["nfe"]), info["mode"], scale), horizon
+        )
         env_pre, env_post = make_env_pre_post_processors(
             MiniLiberoEnvConfig(task="multimodal", resolution=resolution), lp.config
         )
@@ -65,7 +68,8 @@ def spread(run_dir: Path, draws: int) -> dict:
             torch.manual_seed(task_id)
             for _ in range(draws):
                 lp.policy.reset()
-                raw = plan_chunk(lp, [obs], [task], env_pre, env_post, [])[1][0, :horizon]
+                noise = initial_noise(lp, 1)
+                raw = plan_chunk(lp, [obs], [task], env_pre, env_post, [], **noise)[1][0, :horizon]
                 lateral.append(float(raw[:, :2].mean(0) @ axis))
         lat = np.array(lateral)
         out[name] = {

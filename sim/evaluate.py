@@ -19,6 +19,7 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # before anything imports mujoco
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,12 +43,16 @@ class SamplerSpec:
         policy: a LeRobot ``pretrained_model`` directory (config.json, model.safetensors, processors).
         nfe: denoising steps per chunk (written into num_steps / num_inference_steps).
         mode: for ``*_snapflow`` students: "target_time" or "euler" (at nfe=1: the jump or naive Euler); None keeps the checkpoint's.
+        noise_scale: std of the initial noise x_1 (the sampling temperature): 1.0 is the policy's own sampler;
+            0.0 integrates the ODE from the origin, one deterministic chunk per observation (a diagnostic: how
+            much of a sampler's failures come from drawing the tails of its learnt distribution).
     """
 
     name: str
     policy: Path
     nfe: int
     mode: str | None = None
+    noise_scale: float = 1.0
 
 
 @dataclass
@@ -98,6 +103,10 @@ def load_policy(spec: SamplerSpec, n_action_steps: int, device: str = "cpu") -> 
         )
     if spec.nfe < 1:
         raise ValueError(f"sampler {spec.name!r}: nfe must be >= 1, got {spec.nfe}")
+    if not (math.isfinite(spec.noise_scale) and spec.noise_scale >= 0):
+        raise ValueError(
+            f"sampler {spec.name!r}: noise_scale must be a finite number >= 0, got {spec.noise_scale}"
+        )
     cfg = PreTrainedConfig.from_pretrained(path)
     if not 1 <= n_action_steps <= cfg.chunk_size:
         raise ValueError(
@@ -125,10 +134,11 @@ def _check_export_sampler(spec: SamplerSpec, path: Path) -> None:
     from snapflow.deploy.contract import load_contract
 
     contract = load_contract(path, check_graph=False)  # the runtime checks the graph's hashes when it loads
-    if spec.nfe != contract.nfe or spec.mode is not None:
+    if spec.nfe != contract.nfe or spec.mode is not None or spec.noise_scale != 1.0:
         raise ValueError(
             f"sampler {spec.name!r}: {path} is an export of the {contract.nfe}-NFE sampler; it cannot run "
             f"nfe={spec.nfe}{f' mode={spec.mode}' if spec.mode else ''}"
+            f"{f' noise_scale={spec.noise_scale}' if spec.noise_scale != 1.0 else ''}"
         )
 
 
@@ -183,6 +193,16 @@ def plan_chunk(
     return norm, raw
 
 
+def initial_noise(lp: LoadedPolicy, n: int) -> dict[str, torch.Tensor]:
+    """``{"noise": (n, chunk_size, max_action_dim)}`` scaled by the sampler's noise_scale, or ``{}`` at 1.0
+    (the policy draws its own). Every LeRobot flow policy's ``predict_action_chunk`` takes ``noise=``
+    (upstream modeling_smolvla.py / modeling_pi0.py / modeling_pi05.py)."""
+    if lp.spec.noise_scale == 1.0:
+        return {}
+    shape = (n, lp.config.chunk_size, lp.config.max_action_dim)
+    return {"noise": lp.spec.noise_scale * torch.randn(shape, device=lp.config.device)}
+
+
 def _run_batch(
     lp: LoadedPolicy,
     envs: list,
@@ -206,7 +226,8 @@ def _run_batch(
     horizon = lp.config.n_action_steps
     while not done.all() and step < max_steps:
         if step % horizon == 0:  # a new chunk from the current observation (the queue is empty here)
-            chunk = plan_chunk(lp, last, task, env_pre, env_post, latencies_ms)[1][:, :horizon]
+            noise = initial_noise(lp, n)
+            chunk = plan_chunk(lp, last, task, env_pre, env_post, latencies_ms, **noise)[1][:, :horizon]
         render_next = (step + 1) % horizon == 0  # only the frames a chunk is planned on are rendered
         for i, env in enumerate(envs):
             if done[i]:

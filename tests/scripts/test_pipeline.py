@@ -237,7 +237,7 @@ def test_eval_two_samplers_closed_loop_report(runs, monkeypatch):
         monkeypatch,
         f"teacher={runs['teacher']}",
         f"student={runs['student']}",
-        "samplers=[teacher_10,snapflow_1]",
+        "samplers=[teacher_10,snapflow_1,teacher_10_zero_noise]",
         "suites=[spatial]",
         "task_ids=[0]",
         "episodes=2",
@@ -255,7 +255,9 @@ def test_eval_two_samplers_closed_loop_report(runs, monkeypatch):
     report = json.loads((out / "report.json").read_text())
     validate_report(report)
     spatial = report["suites"]["spatial"]
-    assert set(spatial) == {"teacher_10", "snapflow_1"} and set(report["offline_mse"]) == set(spatial)
+    assert set(spatial) == {"teacher_10", "snapflow_1", "teacher_10_zero_noise"}
+    assert set(report["offline_mse"]) == set(spatial)
+    assert report["samplers"]["teacher_10_zero_noise"]["noise_scale"] == 0.0
     for entry in spatial.values():
         assert entry["episodes"] == 2 and 0 < entry["mean_episode_length"] <= 12 and entry["latency_ms"] > 0
         assert 1 <= entry["latency_calls"] <= 3  # a chunk at steps 0, 5, 10 while an episode runs
@@ -348,6 +350,39 @@ def test_eval_chunking_sweep_writes_every_scheme_and_delay(runs, monkeypatch, tm
             "chunking=[async]", "inference_delay=[8]", f"out={tmp_path / 'bad'}",
         )  # fmt: skip
     assert refused.value.code == 2
+
+
+def test_noise_scale_zero_is_one_deterministic_chunk_per_observation(runs):
+    """noise_scale=0 integrates from the origin (the same chunk whatever the seed); 1.0 keeps the policy's own
+    noise (the chunk changes with the seed); a negative or NaN scale and an export with a scale are named."""
+    from lerobot.envs.factory import make_env_pre_post_processors
+
+    from snapflow.scripts.lerobot_cli import resolve_pretrained
+    from snapflow.sim.env import MiniLiberoEnv
+    from snapflow.sim.evaluate import SamplerSpec, initial_noise, load_policy, plan_chunk
+    from snapflow.sim.lerobot_env import MiniLiberoEnvConfig
+
+    teacher = resolve_pretrained(runs["teacher"])
+    env = MiniLiberoEnv("spatial", 0, resolution=64)
+    obs, _ = env.reset(options={"init_state": 0})
+    chunks = {}
+    for scale in (0.0, 1.0):
+        lp = load_policy(SamplerSpec("t", teacher, 2, None, scale), n_action_steps=5)
+        pre, post = make_env_pre_post_processors(
+            MiniLiberoEnvConfig(task="spatial", resolution=64), lp.config
+        )
+        for seed in (0, 1):
+            torch.manual_seed(seed)
+            lp.policy.reset()
+            noise = initial_noise(lp, 1)
+            assert (scale == 1.0) == (noise == {})
+            chunks[scale, seed] = plan_chunk(lp, [obs], [env.task_description], pre, post, [], **noise)[0]
+    env.close()
+    assert torch.equal(chunks[0.0, 0], chunks[0.0, 1])
+    assert not torch.allclose(chunks[1.0, 0], chunks[1.0, 1])
+    for bad in (-0.5, float("nan")):
+        with pytest.raises(ValueError, match="noise_scale"):
+            load_policy(SamplerSpec("t", teacher, 2, None, bad), n_action_steps=5)
 
 
 def test_tiny_refuses_an_unknown_family_before_writing(monkeypatch, tmp_path):
