@@ -52,10 +52,15 @@ class Contract:
     version: int = CONTRACT_VERSION
     extra: dict = field(default_factory=dict)
     files_sha256: dict[str, str] = field(default_factory=dict)  # every file that changes the actions
+    # sha256 of the contract's own fields (the files' hashes cannot cover the file that holds them): a
+    # hand-edited fps or chunk size is refused by name. Exports written before it have none and are read.
+    contract_sha256: str = ""
 
     def save(self, directory: str | Path) -> Path:
         path = Path(directory) / CONTRACT_FILE
-        path.write_text(json.dumps(asdict(self), indent=2))
+        fields = asdict(self)
+        fields["contract_sha256"] = contract_digest(fields)
+        path.write_text(json.dumps(fields, indent=2))
         return path
 
     def observation_features(self) -> dict[str, tuple[int, ...]]:
@@ -67,6 +72,12 @@ class Contract:
 
     def input(self, role: str) -> list[TensorSpec]:
         return [spec for spec in self.inputs if spec.role == role]
+
+
+def contract_digest(fields: dict) -> str:
+    """sha256 of a contract's JSON fields, ``contract_sha256`` itself left out (key order does not count)."""
+    body = {k: v for k, v in fields.items() if k != "contract_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 def sha256_file(path: str | Path) -> str:
@@ -144,6 +155,11 @@ def load_contract(directory: str | Path, *, check_graph: bool = True) -> Contrac
     )
     if missing:
         raise ContractError(f"{path} is missing {missing}")
+    if raw.get("contract_sha256") and contract_digest(raw) != raw["contract_sha256"]:
+        raise ContractError(
+            f"{path} was edited after the export: its fields no longer match its contract_sha256 "
+            "(re-export instead of editing it)"
+        )
     try:
         raw["inputs"] = [TensorSpec(**s) for s in raw["inputs"]]
         raw["outputs"] = [TensorSpec(**s) for s in raw["outputs"]]

@@ -106,7 +106,9 @@ class ControlLoopConfig:
         if self.queue_low_watermark < 0 or self.max_consecutive_errors < 1:
             raise ValueError("queue_low_watermark must be >= 0 and max_consecutive_errors >= 1")
         if self.inference not in ("thread", "inline", "inline_blocking"):
-            raise ValueError(f"unknown inference mode {self.inference!r}")
+            raise ValueError(
+                f"unknown inference mode {self.inference!r}; choose thread, inline or inline_blocking"
+            )
 
     @property
     def period_s(self) -> float:

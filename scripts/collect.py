@@ -20,9 +20,10 @@ def _main(cfg: DictConfig) -> None:
 
 
 def _body(cfg: DictConfig) -> None:
-    from snapflow.scripts.outputs import as_list, check_unique, strict_bool
+    from snapflow.scripts.outputs import as_list, check_out, check_unique, strict_bool
     from snapflow.sim.record import collect_dataset
 
+    check_out(cfg.out, strict_bool(cfg.overwrite, "overwrite"))  # a file at out= is refused before any demo
     task_ids = as_list(cfg.task_ids)
     check_unique("task_ids", task_ids or [])
     suite = ",".join(cfg.suite) if OmegaConf.is_list(cfg.suite) else str(cfg.suite)

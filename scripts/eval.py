@@ -123,6 +123,11 @@ def _chunking_grid(cfg: DictConfig, specs: dict) -> list:
     from snapflow.sim.chunking import Chunking
 
     if not cfg.chunking:
+        from snapflow.scripts.outputs import explicit_keys
+
+        unused = sorted(explicit_keys() & {"inference_delay", "execute_steps", "crossfade_steps"})
+        if unused:  # they only shape the chunking sweep: without it they would be ignored without a word
+            raise ValueError(f"{', '.join(unused)} set the chunking sweep; add chunking=[...] or drop them")
         return []
     if len(specs) != 1:
         raise ValueError(f"chunking= sweeps one sampler; pick it with samplers=[...] (got {sorted(specs)})")

@@ -7,6 +7,7 @@ Writes <out>/model.onnx (+ model.onnx.data), contract.json, parity.json, the che
 `snapflow_onnx` config.json (so `lerobot-eval --policy.path=<out>` runs the exported graph).
 """
 
+import math
 import sys
 
 import hydra
@@ -56,6 +57,10 @@ def _body(cfg: DictConfig) -> None:
         raise ValueError(f"opset={cfg.opset}: choose 18 to 23 (23 = attention as ONNX's Attention op)")
     if int(cfg.nfe) < 1:
         raise ValueError(f"nfe={cfg.nfe}: the number of function evaluations must be >= 1")
+    if not (math.isfinite(float(cfg.fps)) and float(cfg.fps) > 0):
+        raise ValueError(
+            f"fps={cfg.fps}: the control rate recorded in the contract must be a finite number > 0 Hz"
+        )
     if cfg.get("int8") is not None:
         raise ValueError("int8= is replaced by quantize=int8 (deploys the int8 graph) or quantize=none")
     quantize = str(cfg.quantize)

@@ -382,33 +382,47 @@ def check_resume_values(cfg: object, explicit: set[str]) -> None:
                 f"resume=true: the run in out={cfg.out} is at step {done}; steps={cfg.steps} must exceed it"
             )
     policy = saved.get("policy") or {}
+    problems = []  # every ignored value at once, in one message
     if "policy" in explicit and cfg.get("policy"):  # snapflow-train: the family the run trains
         given = str(cfg.policy).removesuffix("_snapflow")
         was = str(policy.get("type", "")).removesuffix("_snapflow")
         if given != was:
-            raise ValueError(
-                f"resume=true continues the {was} run in out={cfg.out}; policy={cfg.policy} would be ignored"
-            )
-    if "teacher" in explicit and cfg.get("teacher") and policy.get("pretrained_path"):  # snapflow-distill
+            problems.append(f"policy={cfg.policy} (the run trains {was})")
+    teacher = _original_teacher(Path(cfg.out))
+    if "teacher" in explicit and cfg.get("teacher") and teacher:  # snapflow-distill
         try:  # teacher= is mandatory on the command line, so a resume may pass a placeholder (teacher=unused)
             given_dir = resolve_pretrained(cfg.teacher).resolve()
         except (FileNotFoundError, ValueError):
             given_dir = None
-        if given_dir is not None and given_dir != Path(policy["pretrained_path"]).resolve():
-            raise ValueError(
-                f"resume=true continues the run in out={cfg.out} distilled from {policy['pretrained_path']}; "
-                f"teacher={cfg.teacher} would be ignored"
-            )
+        if given_dir is not None and given_dir != teacher:
+            problems.append(f"teacher={cfg.teacher} (the run was distilled from {teacher})")
     for key in sorted(explicit & set(recorded)):
         given, was = cfg.get(key), recorded[key]
         if given is None or was is None:
             continue
         same = str(given) == str(was) if key == "method" else math.isclose(float(given), float(was))
         if not same:
-            raise ValueError(
-                f"resume=true continues the run in out={cfg.out} as it was started ({key}={was}); "
-                f"{key}={given} would be ignored. Start a new out= to change it."
-            )
+            problems.append(f"{key}={given} (the run has {key}={was})")
+    if problems:
+        raise ValueError(
+            f"resume=true continues the run in out={cfg.out} as it was started; these would be ignored: "
+            f"{'; '.join(problems)}. Start a new out= to change them."
+        )
+
+
+def _original_teacher(out: Path) -> Path | None:
+    """The checkpoint a run in ``out`` started from. A resumed run records its own checkpoint as
+    ``pretrained_path`` (lerobot-train resumes from there), so the earliest checkpoint whose config points
+    outside ``out`` tells; None when none does (nothing to compare)."""
+    out = out.resolve()
+    configs = sorted((out / "checkpoints").glob("[0-9]*/pretrained_model/train_config.json"))
+    for config in [out / LAST_CHECKPOINT / "train_config.json", *configs]:
+        if not config.is_file():
+            continue
+        path = (json.loads(config.read_text()).get("policy") or {}).get("pretrained_path")
+        if path and not Path(path).resolve().is_relative_to(out):
+            return Path(path).resolve()
+    return None
 
 
 def train_or_resume(policy_flags: list[str], cfg: object) -> Path:

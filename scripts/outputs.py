@@ -42,6 +42,11 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 def _typed(value: object, default: object, key: str) -> object:
     """`value` of `key` converted to the type of its default, or ValueError naming the key."""
+    from omegaconf import DictConfig, ListConfig
+
+    if isinstance(value, ListConfig | DictConfig | list | dict):  # image_size=[64] for a one-value key
+        kind = "a list" if isinstance(value, ListConfig | list) else "a mapping"
+        raise ValueError(f"{key}={value} is {kind}; {key} takes a single value")
     if isinstance(default, bool):
         return strict_bool(value, key)
     if isinstance(default, int) and isinstance(value, str | float):
@@ -133,6 +138,13 @@ def argv_problem(name: str, argv: list[str]) -> str | None:
         key = key.lstrip("+~")
         if not sep or arg.startswith("-") or key.startswith("hydra"):
             continue
+        if value.count("{") != value.count("}") or value.count("[") != value.count("]"):
+            # the shell split an unquoted value at a space: exports={int8: dir} arrives as two words
+            example = f"{key}={{name: <value>}}" if "{" in value else f"{key}=[a, b]"
+            return (
+                f"{key}={value} is cut short (its brackets do not close): quote the whole value for the "
+                f'shell, e.g. "{example}"'
+            )
         node: object = config
         for depth, part in enumerate(key.split(".")):
             if not isinstance(node, dict) or (depth and key.split(".")[0] in OPEN_DICTS):
@@ -183,6 +195,10 @@ def check_out(out: str | Path, overwrite: bool) -> Path:
     Call it before any work, so a long run is not lost to a refusal at the end.
     """
     path = Path(out)
+    blocking = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:  # overwrite=true replaces result folders, never a file
+        where = "is a file" if blocking == path else f"lies under {blocking}, which is a file"
+        raise NotADirectoryError(f"out={out} {where}: out= names a folder for the results")
     if path.exists() and (not path.is_dir() or any(path.iterdir())) and not overwrite:
         raise FileExistsError(
             f"out={out} already holds results; pass overwrite=true to replace them, or choose another out="

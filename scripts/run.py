@@ -144,14 +144,25 @@ def _run(cfg: DictConfig) -> int:
     from snapflow.deploy.metrics import save_run
     from snapflow.deploy.preflight import check_observation, policy_resolution
     from snapflow.deploy.runtimes import load_runtime
+    from snapflow.scripts.lerobot_cli import EMBEDDED, resolve_pretrained
     from snapflow.scripts.outputs import atomic_out, check_out
 
     if not (math.isfinite(float(cfg.hz)) and float(cfg.hz) > 0) or not float(cfg.seconds) > 0:
         raise ValueError(f"hz={cfg.hz} and seconds={cfg.seconds} must both be > 0 (hz finite)")
+    modes = ("auto", "thread", "inline", "inline_blocking")
+    if str(cfg.inference) not in modes:
+        raise ValueError(f"inference={cfg.inference}: choose one of {', '.join(modes)}")
     policy = str(cfg.policy)
     looks_like_path = policy.startswith(("/", ".", "~")) or policy.count("/") != 1
-    if looks_like_path and not Path(policy).expanduser().is_dir():  # a Hub id (org/name) is left to LeRobot
-        raise FileNotFoundError(f"policy={policy}: no checkpoint or export directory there")
+    if policy != EMBEDDED and looks_like_path and not Path(policy).expanduser().is_dir():
+        raise FileNotFoundError(
+            f"policy={policy}: no checkpoint or export directory there"
+        )  # Hub ids: LeRobot
+    if policy == EMBEDDED or (
+        looks_like_path and not (Path(policy).expanduser() / "contract.json").is_file()
+    ):
+        # a training out dir (its checkpoints/last) or the shipped teacher, as every other command takes them
+        cfg.policy = str(resolve_pretrained(Path(policy).expanduser() if policy != EMBEDDED else policy))
     out = check_out(cfg.out, bool(cfg.overwrite))
     torch.set_num_threads(int(cfg.threads))
     runtime = load_runtime(

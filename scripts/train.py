@@ -41,9 +41,14 @@ def _body(cfg: DictConfig) -> None:
             pretrained = str(resolve_pretrained(pretrained))  # FileNotFoundError naming it
         flags = [f"--policy.path={pretrained}"]
     elif cfg.tiny:
+        assets = Path(cfg.assets or Path(cfg.out).resolve().parent / "tiny_assets")
+        if (
+            not assets.is_dir()
+        ):  # said, so that a mistyped assets= is seen (the build is the documented default)
+            print(f"assets={assets} does not exist: building the tiny VLM and tokenizer there")
         flags = tiny_flags(
             family,
-            cfg.assets or Path(cfg.out).resolve().parent / "tiny_assets",
+            assets,
             state_dim=dataset_state_dim(cfg.dataset),
             width=int(cfg.tiny_width),
         )

@@ -13,10 +13,14 @@ def validate_batch(config: object, batch: dict[str, Tensor], *, needs_action: bo
     """Raise ValueError naming the offending key when a preprocessed batch cannot be what the policy expects."""
     image_keys = list(config.image_features)
     present = [k for k in image_keys if k in batch]
-    if image_keys and not present:
+    missing = [k for k in image_keys if k not in batch]
+    if missing:  # upstream SmolVLA/PI0 would drop a missing camera and act on the others without a word
         raise ValueError(
-            f"no image in the batch: expected at least one of {image_keys}, got keys {sorted(batch)}"
+            f"the batch has no {missing}: the policy was trained on cameras {image_keys}; got keys {sorted(batch)}"
         )
+    sizes = {k: int(batch[k].shape[0]) for k in (*present, OBS_STATE, OBS_LANGUAGE_TOKENS) if k in batch}
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"the batch's entries disagree on the batch size: {sizes}")
     for key in present:
         img = batch[key]
         # (B, 3, H, W), or (B, T, 3, H, W) when the policy stacks observation steps in training.
@@ -47,6 +51,8 @@ def validate_batch(config: object, batch: dict[str, Tensor], *, needs_action: bo
             raise ValueError(
                 f"{OBS_STATE} has {state.shape[-1]} dims but the policy was built for {state_ft.shape[-1]}"
             )
+        if not state.is_floating_point() or state.dtype == torch.float64:  # float64 fails inside the model
+            raise ValueError(f"{OBS_STATE} is {state.dtype}: the policy takes float32 (convert it first)")
         if not torch.isfinite(state).all():
             raise ValueError(f"{OBS_STATE} contains NaN or infinite values")
     if needs_action:

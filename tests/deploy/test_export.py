@@ -7,7 +7,7 @@ import onnx
 import pytest
 import torch
 
-from snapflow.deploy.contract import ContractError, load_contract
+from snapflow.deploy.contract import ContractError, contract_digest, load_contract
 from snapflow.deploy.export_onnx import PARITY_ATOL, export_onnx
 from snapflow.deploy.lerobot_onnx import SnapFlowOnnxPolicy
 from snapflow.deploy.runtimes import OrtRuntime, TorchRuntime, load_runtime
@@ -118,22 +118,31 @@ def test_contract_is_validated_on_load(exported, tmp_path):
         (bad / f.name).symlink_to(f)
     (bad / "contract.json").unlink()
     raw = json.loads((out / "contract.json").read_text())
-    raw["inputs"][0]["name"] = "camera"
+    raw["fps"] = 50.0  # a hand edit: the contract's own digest no longer matches
     (bad / "contract.json").write_text(json.dumps(raw))
+    with pytest.raises(ContractError, match="edited after the export"):
+        load_contract(bad)
+
+    def write(fields: dict) -> None:  # a consistent but wrong contract (its digest recomputed)
+        (bad / "contract.json").write_text(json.dumps({**fields, "contract_sha256": contract_digest(fields)}))
+
+    raw = json.loads((out / "contract.json").read_text())
+    raw["inputs"][0]["name"] = "camera"
+    write(raw)
     with pytest.raises(ContractError, match="no input 'camera'"):
         load_contract(bad)
     raw = json.loads((out / "contract.json").read_text())
     raw["chunk_size"] = 20  # the graph predicts 10 actions: a loop trusting 20 would index past the chunk
-    (bad / "contract.json").write_text(json.dumps(raw))
+    write(raw)
     with pytest.raises(ContractError, match="chunk_size=20"):
         load_contract(bad)
     raw = json.loads((out / "contract.json").read_text())
     raw["onnx_sha256"] = "0" * 64
-    (bad / "contract.json").write_text(json.dumps(raw))
+    write(raw)
     with pytest.raises(ContractError, match="sha256"):
         load_contract(bad)
     del raw["tokenizer"]
-    (bad / "contract.json").write_text(json.dumps(raw))
+    write(raw)
     with pytest.raises(ContractError, match="missing"):
         OrtRuntime(bad)
 
@@ -344,6 +353,12 @@ def _bad(batch: dict, case: str) -> dict:
     elif case == "renamed_camera":
         batch["observation.images.front"] = batch.pop("observation.images.image")
         batch.pop("observation.images.image2")
+    elif case == "one_camera_missing":  # upstream would act on the other camera alone
+        batch.pop("observation.images.image2")
+    elif case == "float64_state":
+        batch["observation.state"] = batch["observation.state"].double()
+    elif case == "batch_size_mismatch":
+        batch["observation.state"] = torch.cat([batch["observation.state"]] * 2)
     elif case == "long_state":
         batch["observation.state"] = torch.cat([batch["observation.state"]] * 2, dim=-1)
     elif case == "not_preprocessed":  # the raw task string, no tokens: the preprocessor was skipped
@@ -356,7 +371,10 @@ BAD_INPUTS = {
     "nan_state": "observation.state contains NaN",
     "uint8_image": "torch.uint8: images must be float in \\[0, 1\\]",
     "0_255_float_image": "images must be float in \\[0, 1\\]",
-    "renamed_camera": "no image in the batch",
+    "renamed_camera": r"the batch has no \['observation.images.image', 'observation.images.image2'\]",
+    "one_camera_missing": r"the batch has no \['observation.images.image2'\]: the policy was trained on cameras",
+    "float64_state": "observation.state is torch.float64: the policy takes float32",
+    "batch_size_mismatch": "disagree on the batch size",
     "long_state": "observation.state has",
     "not_preprocessed": "missing observation.language.tokens: the batch did not go through the policy's preprocessor",
 }

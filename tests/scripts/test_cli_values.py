@@ -140,7 +140,7 @@ def test_resume_refuses_values_the_resumed_run_would_ignore(tmp_path: Path) -> N
     cfg = OmegaConf.load(CONFIGS / "distill.yaml")
     cfg.out, cfg.alpha, cfg.batch_size, cfg.method = str(out), 0.5, 4, "fm"
     check_resume_values(cfg, {"alpha", "batch_size", "steps"})  # the same values, and steps may grow
-    with pytest.raises(ValueError, match=r"\(method=snapflow\); method=fm would be ignored"):
+    with pytest.raises(ValueError, match=r"would be ignored: method=fm \(the run has method=snapflow\)"):
         check_resume_values(cfg, {"method"})
     check_resume_values(cfg, set())  # method=fm here is not from the command line: nothing to compare
     (tmp_path / "meta").mkdir()
@@ -152,7 +152,9 @@ def test_resume_refuses_values_the_resumed_run_would_ignore(tmp_path: Path) -> N
          "resume=true", "lr=1e-4"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    assert proc.returncode == 2 and "(lr=2.5e-05); lr=0.0001 would be ignored" in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and "would be ignored: lr=0.0001 (the run has lr=2.5e-05)" in proc.stderr, (
+        proc.stderr
+    )
 
 
 def test_distill_refuses_before_touching_out_and_run_names_bad_values(tmp_path: Path) -> None:
@@ -362,12 +364,27 @@ def test_resume_refuses_a_finished_step_count_another_family_and_another_teacher
     with pytest.raises(ValueError, match="is at step 40; steps=40 must exceed it"):
         check_resume_values(cfg, set())
     cfg.steps = 80
-    with pytest.raises(ValueError, match=r"continues the smolvla run .* policy=pi0 would be ignored"):
+    with pytest.raises(ValueError, match=r"would be ignored: policy=pi0 \(the run trains smolvla\)"):
         check_resume_values(cfg, {"policy"})
-    with pytest.raises(ValueError, match=r"teacher=.* would be ignored"):
+    with pytest.raises(ValueError, match=r"would be ignored: teacher=.* \(the run was distilled from"):
         check_resume_values(cfg, {"teacher"})
     cfg.teacher = str(teacher)
     check_resume_values(cfg, {"teacher"})  # the same teacher resumes
+    # After one resume lerobot-train records the run's own checkpoint as pretrained_path: the original
+    # teacher is read from the earliest checkpoint, so resuming again with it is not refused ...
+    first = out / "checkpoints" / "000020" / "pretrained_model"
+    first.mkdir(parents=True)
+    (first / "train_config.json").write_text(json.dumps(saved))
+    resumed = {"policy": {"type": "smolvla_snapflow", "pretrained_path": str(out / LAST_CHECKPOINT)}}
+    (out / LAST_CHECKPOINT / "train_config.json").write_text(json.dumps(resumed))
+    check_resume_values(cfg, {"teacher"})
+    # ... and every ignored value is named at once.
+    cfg.teacher, cfg.batch_size = str(other), 3
+    (out / LAST_CHECKPOINT / "train_config.json").write_text(json.dumps({**resumed, "batch_size": 2}))
+    with pytest.raises(
+        ValueError, match=r"teacher=.*other_teacher .*; batch_size=3 \(the run has batch_size=2\)"
+    ):
+        check_resume_values(cfg, {"teacher", "batch_size"})
 
 
 def test_an_export_dir_is_named_where_a_checkpoint_is_needed_and_a_swapped_student_too(
@@ -407,3 +424,38 @@ def test_export_refuses_an_opset_the_exporter_cannot_write() -> None:
     cfg.policy, cfg.out, cfg.opset = "x", "y", 7
     with pytest.raises(ValueError, match="opset=7: choose 18 to 23"):
         _body(cfg)
+
+
+def _cli(command: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / command), *args], capture_output=True, text=True, timeout=180, cwd=cwd)
+
+
+@pytest.mark.parametrize(
+    "command, args, match",
+    [
+        ("snapflow-export", ["policy=/nonexistent", "out={tmp}/e", "fps=0"], "fps=0: the control rate"),
+        ("snapflow-export", ["policy=/nonexistent", "out={tmp}/e", "image_size=[64]"],
+         r"image_size=\[64\] is a list; image_size takes a single value"),
+        ("snapflow-run", ["policy=/nonexistent", "inference=xx"],
+         "inference=xx: choose one of auto, thread, inline, inline_blocking"),
+        ("snapflow-eval", ["teacher=embedded", "out={tmp}/v", "inference_delay=[3]"],
+         "inference_delay set the chunking sweep; add chunking=\\[...\\] or drop them"),
+        ("snapflow-eval", ["exports={int8:", "{tmp}/x}", "out={tmp}/v"],
+         r"exports=\{int8: is cut short .* quote the whole value"),
+        ("snapflow-collect", ["suite=goal", "episodes_per_task=1", "task_ids=[0]", "out={tmp}/f/info.json",
+                              "overwrite=true"], r"out=.*info.json is a file: out= names a folder"),
+        ("snapflow-collect", ["suite=goal", "episodes_per_task=1", "task_ids=[0]", "out={tmp}/f/info.json/d"],
+         r"lies under .*info.json, which is a file"),
+    ],
+)  # fmt: skip
+def test_newcomer_pass_4_values_are_named_before_any_work(tmp_path: Path, command, args, match) -> None:
+    """Cases a fresh-clone newcomer pass found accepted, ignored or ending in a traceback: one named line,
+    exit 2, nothing written (the collect cases point out= at a file inside a folder of results)."""
+    (tmp_path / "f").mkdir()
+    (tmp_path / "f" / "info.json").write_text("{}")
+    proc = _cli(command, *[a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert proc.returncode == 2, proc.stderr
+    import re
+
+    assert re.search(match, proc.stderr) and "Traceback" not in proc.stderr, proc.stderr
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["f", "info.json"]  # nothing else written

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -383,6 +384,17 @@ def test_noise_scale_zero_is_one_deterministic_chunk_per_observation(runs):
     for bad in (-0.5, float("nan")):
         with pytest.raises(ValueError, match="noise_scale"):
             load_policy(SamplerSpec("t", teacher, 2, None, bad), n_action_steps=5)
+
+
+def test_snapflow_run_takes_a_training_out_dir_as_every_command_does(runs, tmp_path):
+    """policy=<distill out dir> runs its checkpoints/last (export and eval take such a dir; run did not)."""
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "snapflow-run"), f"policy={runs['student']}", "robot=sim",
+         "task=spatial/0", "seconds=1", f"out={tmp_path / 'run'}"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["ticks"] > 0
 
 
 def test_tiny_refuses_an_unknown_family_before_writing(monkeypatch, tmp_path):
