@@ -281,9 +281,20 @@ def export_onnx(
         },
     )
     _write_lerobot_config(cfg, out)
+    _add_observation_check(out, contract.observation_features())
     contract.files_sha256 = hash_export_files(out)  # last: every file that changes the actions is final
     contract.save(out)
     return contract, parity
+
+
+def _add_observation_check(out: Path, features: dict[str, tuple[int, ...]]) -> None:
+    """Put the observation check first in the export's preprocessor (policies/lerobot_plugin/observation_check.py):
+    every user of the export's processors gets named errors for a missing camera, task or a wrong shape."""
+    from snapflow.policies.lerobot_plugin.observation_check import insert_into
+
+    path = out / "policy_preprocessor.json"
+    raw = json.loads(path.read_text())
+    path.write_text(json.dumps(insert_into(raw, {k: list(v) for k, v in features.items()}), indent=2))
 
 
 def _write_lerobot_config(cfg: object, out: Path) -> None:

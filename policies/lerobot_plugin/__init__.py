@@ -10,8 +10,10 @@ from snapflow.policies.lerobot_plugin.configuration_smolvla_snapflow import Smol
 from snapflow.policies.lerobot_plugin.modeling_pi0_snapflow import PI0SnapFlowPolicy
 from snapflow.policies.lerobot_plugin.modeling_pi05_snapflow import PI05SnapFlowPolicy
 from snapflow.policies.lerobot_plugin.modeling_smolvla_snapflow import SmolVLASnapFlowPolicy
+from snapflow.policies.lerobot_plugin.observation_check import ObservationCheckStep
 
 __all__ = [
+    "ObservationCheckStep",
     "PI0SnapFlowConfig",
     "PI0SnapFlowPolicy",
     "PI05SnapFlowConfig",

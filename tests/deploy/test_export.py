@@ -515,3 +515,36 @@ def test_ort_profile_splits_kernel_time_by_model_part(exported):
         and abs(sum(parts.values()) - result["kernel_ms"]) < 1e-6 * result["kernel_ms"] + 1e-9
     )
     assert "MatMul" in result["by_op"]
+
+
+RAW_BAD = {  # a raw observation as a user hands it to the export's preprocessor -> the named error
+    "no_task": ("task", None, "task=None: the policy needs the instruction"),
+    "blank_task": ("task", ["  "], "the policy needs the instruction"),
+    "short_state": ("observation.state", torch.zeros(1, 7), r"observation.state has shape \(1, 7\)"),
+    "no_wrist_camera": ("observation.images.image2", None, r"the observation has no \['observation.images.image2'\]"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("exported", ["smolvla"], indirect=True)
+@pytest.mark.parametrize("case", sorted(RAW_BAD))
+def test_the_exports_preprocessor_names_a_bad_raw_observation(exported, case):
+    """LeRobot's own steps would end in KeyError: 'task' or a tensor-size error; the export's preprocessor
+    checks first (policies/lerobot_plugin/observation_check.py), for every user of the export's processors."""
+    from snapflow.deploy.runtimes import load_processors
+
+    family, _, out, _, _ = exported
+    steps = json.loads((out / "policy_preprocessor.json").read_text())["steps"]
+    assert [s["registry_name"] for s in steps[:2]] == [
+        "rename_observations_processor",
+        "snapflow_observation_check",
+    ]
+    pre, _ = load_processors(out)
+    pre(raw_batch(family, batch_size=1, with_action=False))  # a good observation passes
+    key, value, match = RAW_BAD[case]
+    batch = raw_batch(family, batch_size=1, with_action=False)
+    if value is None and key != "task":
+        batch.pop(key)
+    else:
+        batch[key] = value
+    with pytest.raises(ValueError, match=match):
+        pre(batch)

@@ -1,0 +1,71 @@
+"""A preprocessor step that names a bad observation before LeRobot's own steps fail on it.
+
+LeRobot's policy preprocessors (upstream lerobot/processor/*.py) end a missing instruction in
+``KeyError: 'task'`` (tokenizer step) and a state of the wrong length in a tensor-size error (normaliser
+step). `snapflow-export` puts this step first in the export's ``policy_preprocessor.json`` (after the
+rename step), so every path through the export's processors (``lerobot-eval``/``lerobot-rollout`` with
+``--policy.path=<export>``, our runtimes, a user's own ``pre(obs)``) gets a ValueError that names the key.
+Registered as ``snapflow_observation_check`` when the plugin is imported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from lerobot.processor import ProcessorStep, ProcessorStepRegistry, TransitionKey
+
+STEP_NAME = "snapflow_observation_check"
+
+
+def check_observation_batch(observation: dict, task: Any, features: dict[str, list[int]]) -> None:
+    """ValueError naming what is wrong: a feature of ``features`` ({key: shape without batch axis}) missing
+    or of another shape (batched or not), or ``task`` missing, None or blank."""
+    missing = [k for k in features if k not in observation]
+    if missing:
+        raise ValueError(
+            f"the observation has no {missing}: the policy reads {list(features)}; got {sorted(observation)}"
+        )
+    for key, shape in features.items():
+        got = tuple(getattr(observation[key], "shape", ()))
+        if got[-len(shape) :] != tuple(shape) or len(got) not in (len(shape), len(shape) + 1):
+            raise ValueError(
+                f"{key} has shape {got}: the policy takes {tuple(shape)} (with or without a batch axis)"
+            )
+    texts = [task] if isinstance(task, str) else list(task) if isinstance(task, list | tuple) else None
+    if texts is None or not texts or any(not isinstance(t, str) or not t.strip() for t in texts):
+        raise ValueError(
+            f"task={task!r}: the policy needs the instruction as 'task' (a non-empty string, or one per batch row)"
+        )
+
+
+@ProcessorStepRegistry.register(STEP_NAME)
+@dataclass
+class ObservationCheckStep(ProcessorStep):
+    """Checks, changes nothing. ``features``: {observation key: shape without the batch axis}."""
+
+    features: dict[str, list[int]] = field(default_factory=dict)
+    task_key: str = "task"
+
+    def __call__(self, transition: dict) -> dict:
+        observation = transition.get(TransitionKey.OBSERVATION) or {}
+        extra = transition.get(TransitionKey.COMPLEMENTARY_DATA) or {}
+        check_observation_batch(observation, extra.get(self.task_key), self.features)
+        return transition
+
+    def get_config(self) -> dict[str, Any]:
+        return {"features": self.features, "task_key": self.task_key}
+
+    def transform_features(self, features: dict) -> dict:
+        return features
+
+
+def insert_into(preprocessor_json: dict, features: dict[str, list[int]]) -> dict:
+    """``policy_preprocessor.json`` with the check after its rename step (first if there is none); a check
+    already there is replaced (a re-export)."""
+    steps = [s for s in preprocessor_json.get("steps", []) if s.get("registry_name") != STEP_NAME]
+    at = next(
+        (i + 1 for i, s in enumerate(steps) if s.get("registry_name") == "rename_observations_processor"), 0
+    )
+    check = {"registry_name": STEP_NAME, "config": {"features": features, "task_key": "task"}}
+    return {**preprocessor_json, "steps": [*steps[:at], check, *steps[at:]]}
