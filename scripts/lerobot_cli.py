@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import socket
 import subprocess
@@ -342,89 +341,6 @@ def check_run_values(cfg: object) -> None:
         )
 
 
-# Keys a resumed run takes from its saved train_config.json: a different value given with resume=true would be
-# ignored by lerobot-train, so it is refused instead (steps may change: the run continues up to it).
-RESUMED_KEYS = {
-    "batch_size": ("batch_size",),
-    "seed": ("seed",),
-    "save_freq": ("save_freq",),
-    "log_freq": ("log_freq",),
-    "num_workers": ("num_workers",),
-    "alpha": ("policy", "snapflow", "alpha"),
-    "consistency_weight": ("policy", "snapflow", "consistency_weight"),
-    "lr": ("policy", "optimizer_lr"),
-}
-
-
-def check_resume_values(cfg: object, explicit: set[str]) -> None:
-    """ValueError when a key given on the command line (``explicit``) with resume=true differs from the run
-    being resumed: lerobot-train would silently continue with the saved value. ``method`` (snapflow | fm) is
-    read back from the saved alpha and sampler. Keys the run does not record are not checked."""
-    config_file = Path(cfg.out) / LAST_CHECKPOINT / "train_config.json"
-    if not config_file.is_file():
-        return  # resume_args names the missing checkpoint
-    saved = json.loads(config_file.read_text())
-    recorded: dict[str, object] = {}
-    for key, path in RESUMED_KEYS.items():
-        value = saved
-        for part in path:
-            value = value.get(part) if isinstance(value, dict) else None
-        recorded[key] = value
-    snapflow = saved.get("policy", {}).get("snapflow") or {}
-    if snapflow:
-        fm = snapflow.get("alpha") == 1.0 and snapflow.get("multistep_mode") == "euler"
-        recorded["method"] = "fm" if fm else "snapflow"
-    step_file = Path(cfg.out) / "checkpoints" / "last" / "training_state" / "training_step.json"
-    if step_file.is_file():  # lerobot-train would end at once, having trained nothing
-        done = int(json.loads(step_file.read_text()).get("step", 0))
-        if int(cfg.steps) <= done:
-            raise ValueError(
-                f"resume=true: the run in out={cfg.out} is at step {done}; steps={cfg.steps} must exceed it"
-            )
-    policy = saved.get("policy") or {}
-    problems = []  # every ignored value at once, in one message
-    if "policy" in explicit and cfg.get("policy"):  # snapflow-train: the family the run trains
-        given = str(cfg.policy).removesuffix("_snapflow")
-        was = str(policy.get("type", "")).removesuffix("_snapflow")
-        if given != was:
-            problems.append(f"policy={cfg.policy} (the run trains {was})")
-    teacher = _original_teacher(Path(cfg.out))
-    if "teacher" in explicit and cfg.get("teacher") and teacher:  # snapflow-distill
-        try:  # teacher= is mandatory on the command line, so a resume may pass a placeholder (teacher=unused)
-            given_dir = resolve_pretrained(cfg.teacher).resolve()
-        except (FileNotFoundError, ValueError):
-            given_dir = None
-        if given_dir is not None and given_dir != teacher:
-            problems.append(f"teacher={cfg.teacher} (the run was distilled from {teacher})")
-    for key in sorted(explicit & set(recorded)):
-        given, was = cfg.get(key), recorded[key]
-        if given is None or was is None:
-            continue
-        same = str(given) == str(was) if key == "method" else math.isclose(float(given), float(was))
-        if not same:
-            problems.append(f"{key}={given} (the run has {key}={was})")
-    if problems:
-        raise ValueError(
-            f"resume=true continues the run in out={cfg.out} as it was started; these would be ignored: "
-            f"{'; '.join(problems)}. Start a new out= to change them."
-        )
-
-
-def _original_teacher(out: Path) -> Path | None:
-    """The checkpoint a run in ``out`` started from. A resumed run records its own checkpoint as
-    ``pretrained_path`` (lerobot-train resumes from there), so the earliest checkpoint whose config points
-    outside ``out`` tells; None when none does (nothing to compare)."""
-    out = out.resolve()
-    configs = sorted((out / "checkpoints").glob("[0-9]*/pretrained_model/train_config.json"))
-    for config in [out / LAST_CHECKPOINT / "train_config.json", *configs]:
-        if not config.is_file():
-            continue
-        path = (json.loads(config.read_text()).get("policy") or {}).get("pretrained_path")
-        if path and not Path(path).resolve().is_relative_to(out):
-            return Path(path).resolve()
-    return None
-
-
 def train_or_resume(policy_flags: list[str], cfg: object) -> Path:
     """Fresh run (``policy_flags`` + run flags) or ``resume`` of ``cfg.out``; returns the last checkpoint.
 
@@ -434,6 +350,7 @@ def train_or_resume(policy_flags: list[str], cfg: object) -> Path:
     check_run_values(cfg)
     if cfg.resume:
         from snapflow.scripts.outputs import explicit_keys
+        from snapflow.scripts.resume_checks import check_resume_values
 
         check_resume_values(cfg, explicit_keys())
         args = resume_args(cfg.out, int(cfg.steps))

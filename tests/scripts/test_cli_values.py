@@ -130,7 +130,8 @@ def test_tiny_overwrite_replaces_the_folder_whole_and_points_at_its_own_assets(t
 def test_resume_refuses_values_the_resumed_run_would_ignore(tmp_path: Path) -> None:
     import json
 
-    from snapflow.scripts.lerobot_cli import LAST_CHECKPOINT, check_resume_values
+    from snapflow.scripts.lerobot_cli import LAST_CHECKPOINT
+    from snapflow.scripts.resume_checks import check_resume_values
 
     out = tmp_path / "student"
     (out / LAST_CHECKPOINT).mkdir(parents=True)
@@ -346,7 +347,8 @@ def test_numbers_are_whole_where_they_must_be_and_named_when_not_numbers(name, o
 def test_resume_refuses_a_finished_step_count_another_family_and_another_teacher(tmp_path: Path) -> None:
     import json
 
-    from snapflow.scripts.lerobot_cli import LAST_CHECKPOINT, check_resume_values
+    from snapflow.scripts.lerobot_cli import LAST_CHECKPOINT
+    from snapflow.scripts.resume_checks import check_resume_values
 
     out = tmp_path / "run"
     (out / LAST_CHECKPOINT).mkdir(parents=True)
