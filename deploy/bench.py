@@ -66,6 +66,8 @@ class BenchConfig:
     def __post_init__(self) -> None:
         if self.size not in ("tiny", "real"):
             raise ValueError(f"size must be tiny or real, got {self.size!r}")
+        if not all(isinstance(n, int) and not isinstance(n, bool) for n in self.nfe):
+            raise ValueError(f"nfe must be integer step counts, got {list(self.nfe)}")
         if not self.nfe or min(self.nfe) < 1:
             raise ValueError(f"nfe must be positive step counts, got {self.nfe}")
         unknown = set(self.runtimes) - set(RUNTIMES)
@@ -73,8 +75,6 @@ class BenchConfig:
             raise ValueError(f"unknown runtimes {sorted(unknown)}; choose from {RUNTIMES}")
         if self.repeats < 1 or self.warmup < 0 or self.batch < 1 or self.threads < 1:
             raise ValueError("repeats, batch and threads must be >= 1 and warmup >= 0")
-        if not all(isinstance(n, int) and not isinstance(n, bool) for n in self.nfe):
-            raise ValueError(f"nfe must be integer step counts, got {list(self.nfe)}")
         if any(not 16 <= int(side) <= 1024 for side in self.image_sizes):
             raise ValueError(f"image_sizes must be in [16, 1024] px, got {list(self.image_sizes)}")
         if self.dtype not in ("auto", "float32", "bfloat16"):
@@ -85,6 +85,8 @@ class BenchConfig:
             raise ValueError("device=cuda but no CUDA device is available here; use device=auto or cpu")
         if self.int8 and "onnxruntime_int8" not in self.runtimes:  # int8=true: the older spelling
             object.__setattr__(self, "runtimes", (*self.runtimes, "onnxruntime_int8"))
+        if "torch" not in self.runtimes:  # torch eager is always measured (every ratio's baseline): say so
+            object.__setattr__(self, "runtimes", ("torch", *self.runtimes))
         known = {"torch", *self.runtimes}
         known |= {f"{r}@{s}px" for r in known for s in self.image_sizes}
         unknown = set(self.best_of) - known

@@ -32,6 +32,7 @@ def _body(cfg: DictConfig) -> None:
     from snapflow.policies.lerobot_plugin.checkpoint import check_weights_file
     from snapflow.scripts.lerobot_cli import (
         check_run_values,
+        read_dataset_info,
         resolve_pretrained,
         teacher_flags,
         train_or_resume,
@@ -47,10 +48,7 @@ def _body(cfg: DictConfig) -> None:
         if cfg[key] is not None and not (math.isfinite(float(cfg[key])) and low <= float(cfg[key]) <= high):
             raise ValueError(f"{key} must be a finite number in [{low}, {high}], got {cfg[key]}")
     flags: list[str] = []
-    if not (Path(cfg.dataset) / "meta" / "info.json").is_file():
-        raise FileNotFoundError(
-            f"dataset={cfg.dataset} is not a LeRobotDataset (no meta/info.json); see snapflow-collect"
-        )
+    read_dataset_info(cfg.dataset)  # a missing or broken meta/info.json is named before any work
     if not cfg.resume:
         teacher = resolve_pretrained(cfg.teacher)
         check_weights_file(teacher / "model.safetensors")  # a corrupt teacher is named here, not in the child

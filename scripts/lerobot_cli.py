@@ -115,14 +115,25 @@ def resolve_pretrained(path: str | Path) -> Path:
     )
 
 
-def dataset_state_dim(dataset: str | Path) -> int:
-    """Length of ``observation.state`` in a LeRobotDataset (meta/info.json)."""
+def read_dataset_info(dataset: str | Path) -> dict:
+    """A LeRobotDataset's meta/info.json; FileNotFoundError / ValueError naming the dataset and the file."""
     info = Path(dataset) / "meta" / "info.json"
     if not info.is_file():
         raise FileNotFoundError(
-            f"{dataset} is not a LeRobotDataset (no meta/info.json); see snapflow-collect"
+            f"dataset={dataset} is not a LeRobotDataset (no meta/info.json); see snapflow-collect"
         )
-    return int(json.loads(info.read_text())["features"]["observation.state"]["shape"][0])
+    try:
+        raw = json.loads(info.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"dataset={dataset}: {info} is not valid JSON ({e})") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("features"), dict):
+        raise ValueError(f"dataset={dataset}: {info} has no 'features' (not a LeRobotDataset's info.json)")
+    return raw
+
+
+def dataset_state_dim(dataset: str | Path) -> int:
+    """Length of ``observation.state`` in a LeRobotDataset (meta/info.json)."""
+    return int(read_dataset_info(dataset)["features"]["observation.state"]["shape"][0])
 
 
 def family_of(policy_type: str) -> str:
@@ -330,6 +341,8 @@ def check_run_values(cfg: object) -> None:
             raise ValueError(f"{key} must be >= 1, got {cfg[key]}")
     if int(cfg.num_workers) < 0:
         raise ValueError(f"num_workers must be >= 0, got {cfg.num_workers}")
+    if int(cfg.get("num_processes", 1)) < 1:
+        raise ValueError(f"num_processes must be >= 1, got {cfg.num_processes}")
     from snapflow.scripts.outputs import check_device
 
     check_device(cfg.get("device"), allowed=("cpu", "cuda", "mps"))  # before lerobot-train refuses it

@@ -116,8 +116,10 @@ def check_types(cfg: object, name: str | dict, prefix: str = "") -> None:
                 if isinstance(value, DictConfig):
                     check_types(value, default, f"{prefix}{key}.")
             elif isinstance(default, list):
-                if not isinstance(value, ListConfig | list):
-                    cfg[key] = [value]
+                items = list(value) if isinstance(value, ListConfig | list) else [value]
+                if default and all(isinstance(d, int) and not isinstance(d, bool) for d in default):
+                    items = [_typed(v, 0, f"{prefix}{key}") for v in items]  # nfe=[1,abc] named here
+                cfg[key] = items
             else:
                 cfg[key] = _typed(value, default, f"{prefix}{key}")
 
@@ -194,6 +196,8 @@ def check_out(out: str | Path, overwrite: bool) -> Path:
 
     Call it before any work, so a long run is not lost to a refusal at the end.
     """
+    if not str(out).strip():
+        raise ValueError("out= is empty: name a folder for the results")
     path = Path(out)
     blocking = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
     if blocking is not None:  # overwrite=true replaces result folders, never a file

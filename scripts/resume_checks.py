@@ -59,6 +59,10 @@ def check_resume_values(cfg: object, explicit: set[str]) -> None:
         was = str(policy.get("type", "")).removesuffix("_snapflow")
         if given != was:
             problems.append(f"policy={cfg.policy} (the run trains {was})")
+    recorded_root = (saved.get("dataset") or {}).get("root")
+    given_root = cfg.get("dataset") if "dataset" in explicit else None
+    if given_root and recorded_root and _dataset_source(given_root) != _dataset_source(recorded_root):
+        problems.append(f"dataset={cfg.dataset} (the run trains on {_dataset_source(recorded_root)})")
     teacher = _original_teacher(Path(cfg.out))
     if "teacher" in explicit and cfg.get("teacher") and teacher:  # snapflow-distill
         try:  # teacher= is mandatory on the command line, so a resume may pass a placeholder (teacher=unused)
@@ -94,3 +98,9 @@ def _original_teacher(out: Path) -> Path | None:
         if path and not Path(path).resolve().is_relative_to(out):
             return Path(path).resolve()
     return None
+
+
+def _dataset_source(root: str | Path) -> Path:
+    """The dataset a root reads its episodes from: itself, or for snapflow-distill's view with the teacher's
+    stats (``<out>.dataset``, scripts/teacher_stats.py) the dataset its ``data`` link points into."""
+    return (Path(root) / "data").resolve().parent

@@ -33,6 +33,8 @@ def make_robot(cfg: DictConfig, resolution: int) -> object:
 
     if cfg.robot == "sim":
         suite, _, task_id = str(cfg.task).partition("/")
+        if task_id and not task_id.isdigit():
+            raise ValueError(f"task={cfg.task}: the task id after '/' must be a whole number, e.g. {suite}/0")
         init_state = None if cfg.init_state is None else int(cfg.init_state)
         from snapflow.sim.init_states import N_FROZEN
 
@@ -153,7 +155,9 @@ def _run(cfg: DictConfig) -> int:
     if str(cfg.inference) not in modes:
         raise ValueError(f"inference={cfg.inference}: choose one of {', '.join(modes)}")
     policy = str(cfg.policy)
-    looks_like_path = policy.startswith(("/", ".", "~")) or policy.count("/") != 1
+    looks_like_path = (
+        policy.startswith(("/", ".", "~")) or policy.count("/") != 1 or Path(policy).expanduser().exists()
+    )  # else a Hub id (org/name), left to LeRobot
     if policy != EMBEDDED and looks_like_path and not Path(policy).expanduser().is_dir():
         raise FileNotFoundError(
             f"policy={policy}: no checkpoint or export directory there"
@@ -168,6 +172,12 @@ def _run(cfg: DictConfig) -> int:
     runtime = load_runtime(
         cfg.policy, cfg.runtime, threads=int(cfg.threads), nfe=None if cfg.nfe is None else int(cfg.nfe)
     )
+    contract = getattr(runtime, "contract", None)  # an export's; a checkpoint's policy config otherwise
+    chunk = contract.chunk_size if contract is not None else runtime.policy.config.chunk_size
+    if cfg.actions_per_chunk is not None and not 1 <= int(cfg.actions_per_chunk) <= chunk:
+        raise ValueError(
+            f"actions_per_chunk={cfg.actions_per_chunk}: choose 1..{chunk} (the policy's chunk size)"
+        )
     resolution = int(cfg.resolution) if cfg.resolution is not None else (policy_resolution(cfg.policy) or 128)
     robot = make_robot(cfg, resolution)
     try:

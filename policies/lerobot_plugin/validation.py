@@ -20,7 +20,12 @@ def validate_batch(config: object, batch: dict[str, Tensor], *, needs_action: bo
         )
     sizes = {k: int(batch[k].shape[0]) for k in (*present, OBS_STATE, OBS_LANGUAGE_TOKENS) if k in batch}
     if len(set(sizes.values())) > 1:
-        raise ValueError(f"the batch's entries disagree on the batch size: {sizes}")
+        hint = (
+            " (the language tokens come from 'task': one instruction per batch row)"
+            if (OBS_LANGUAGE_TOKENS in sizes)
+            else ""
+        )
+        raise ValueError(f"the batch's entries disagree on the batch size: {sizes}{hint}")
     for key in present:
         img = batch[key]
         # (B, 3, H, W), or (B, T, 3, H, W) when the policy stacks observation steps in training.
@@ -47,6 +52,11 @@ def validate_batch(config: object, batch: dict[str, Tensor], *, needs_action: bo
         if OBS_STATE not in batch:
             raise ValueError(f"missing {OBS_STATE} (expected shape {tuple(state_ft.shape)})")
         state = batch[OBS_STATE]
+        # (B, D) at inference; training batches may carry the observation-step axis, (B, T, D).
+        if state.ndim not in ((2, 3) if needs_action else (2,)):  # upstream would broadcast another layout
+            raise ValueError(
+                f"{OBS_STATE} must be a (B, {state_ft.shape[-1]}) batch, got shape {tuple(state.shape)}"
+            )
         if state.shape[-1] != state_ft.shape[-1]:
             raise ValueError(
                 f"{OBS_STATE} has {state.shape[-1]} dims but the policy was built for {state_ft.shape[-1]}"

@@ -266,8 +266,8 @@ def test_tensorrt_engine_matches_onnx_runtime(exported):
     assert result.actions.shape == (10, 7) and np.isfinite(result.actions).all()
 
 
-def _snapflow_run(export: object, *args: str) -> object:
-    """`snapflow-run` on the sim (spatial/0) as a subprocess; returns the CompletedProcess."""
+def _snapflow_run(export: object, *args: str, task: str = "spatial/0") -> object:
+    """`snapflow-run` on the sim (``task``) as a subprocess; returns the CompletedProcess."""
     import subprocess
     import sys
     from pathlib import Path
@@ -276,7 +276,7 @@ def _snapflow_run(export: object, *args: str) -> object:
         str(Path(sys.executable).parent / "snapflow-run"),
         f"policy={export}",
         "robot=sim",
-        "task=spatial/0",
+        f"task={task}",
         *args,
     ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
@@ -342,6 +342,19 @@ def test_snapflow_run_keeps_earlier_results(exported, tmp_path):
     assert (tmp_path / "run.json").read_text() == "{}"
 
 
+@pytest.mark.parametrize("exported", ["smolvla"], indirect=True)
+def test_snapflow_run_names_a_chunk_it_cannot_serve_and_a_bad_task_id(exported, tmp_path):
+    _, _, out, _, _ = exported
+    proc = _snapflow_run(out, "seconds=1", "actions_per_chunk=50", f"out={tmp_path / 'a'}")
+    assert proc.returncode == 2 and "actions_per_chunk=50: choose 1..10" in proc.stderr, proc.stderr
+    proc = _snapflow_run(out, "seconds=1", f"out={tmp_path / 'b'}", task="spatial/abc")
+    assert (
+        proc.returncode == 2
+        and "task=spatial/abc: the task id after '/' must be a whole number" in proc.stderr
+    )
+    assert not list(tmp_path.iterdir())
+
+
 def _bad(batch: dict, case: str) -> dict:
     batch = dict(batch)
     if case == "nan_state":
@@ -359,6 +372,8 @@ def _bad(batch: dict, case: str) -> dict:
         batch["observation.state"] = batch["observation.state"].double()
     elif case == "batch_size_mismatch":
         batch["observation.state"] = torch.cat([batch["observation.state"]] * 2)
+    elif case == "state_with_a_time_axis":  # (B, 1, 8): upstream would run it without a word
+        batch["observation.state"] = batch["observation.state"][:, None]
     elif case == "long_state":
         batch["observation.state"] = torch.cat([batch["observation.state"]] * 2, dim=-1)
     elif case == "not_preprocessed":  # the raw task string, no tokens: the preprocessor was skipped
@@ -375,6 +390,7 @@ BAD_INPUTS = {
     "one_camera_missing": r"the batch has no \['observation.images.image2'\]: the policy was trained on cameras",
     "float64_state": "observation.state is torch.float64: the policy takes float32",
     "batch_size_mismatch": "disagree on the batch size",
+    "state_with_a_time_axis": r"observation.state must be a \(B, 8\) batch, got shape \(1, 1, 8\)",
     "long_state": "observation.state has",
     "not_preprocessed": "missing observation.language.tokens: the batch did not go through the policy's preprocessor",
 }
@@ -521,6 +537,7 @@ RAW_BAD = {  # a raw observation as a user hands it to the export's preprocessor
     "no_task": ("task", None, "task=None: the policy needs the instruction"),
     "blank_task": ("task", ["  "], "the policy needs the instruction"),
     "short_state": ("observation.state", torch.zeros(1, 7), r"observation.state has shape \(1, 7\)"),
+    "two_tasks_one_row": ("task", ["a", "b"], "task has 2 instructions for a batch of \\[1\\] rows"),
     "no_wrist_camera": ("observation.images.image2", None, r"the observation has no \['observation.images.image2'\]"),
 }  # fmt: skip
 

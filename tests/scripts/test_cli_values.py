@@ -145,9 +145,7 @@ def test_resume_refuses_values_the_resumed_run_would_ignore(tmp_path: Path) -> N
         check_resume_values(cfg, {"method"})
     check_resume_values(cfg, set())  # method=fm here is not from the command line: nothing to compare
     (tmp_path / "meta").mkdir()
-    (tmp_path / "meta" / "info.json").write_text(
-        "{}"
-    )  # what distill checks before the resume (never read here)
+    (tmp_path / "meta" / "info.json").write_text('{"features": {}}')  # what distill reads before the resume
     proc = subprocess.run(
         [str(BIN / "snapflow-distill"), "teacher=embedded", f"dataset={tmp_path}", f"out={out}",
          "resume=true", "lr=1e-4"],
@@ -239,6 +237,17 @@ def test_bench_config_refuses_bad_values(overrides: dict, match: str) -> None:
 
     with pytest.raises(ValueError, match=match):
         BenchConfig(policy="smolvla", **overrides)
+
+
+def test_bench_always_records_its_torch_baseline() -> None:
+    """runtimes=[] still measures torch eager (every ratio's baseline), so the config says so."""
+    from snapflow.deploy.bench import BenchConfig
+
+    assert tuple(BenchConfig(policy="smolvla", runtimes=()).runtimes) == ("torch",)
+    assert tuple(BenchConfig(policy="smolvla", runtimes=("onnxruntime",)).runtimes) == (
+        "torch",
+        "onnxruntime",
+    )
 
 
 def test_env_refuses_an_init_state_beyond_the_frozen_ones_unless_striding() -> None:
@@ -380,6 +389,21 @@ def test_resume_refuses_a_finished_step_count_another_family_and_another_teacher
     resumed = {"policy": {"type": "smolvla_snapflow", "pretrained_path": str(out / LAST_CHECKPOINT)}}
     (out / LAST_CHECKPOINT / "train_config.json").write_text(json.dumps(resumed))
     check_resume_values(cfg, {"teacher"})
+    # A resume on another dataset is named; distill's view of the same dataset (its data link) is not.
+    data, view = tmp_path / "data", tmp_path / "run.dataset"
+    (data / "data").mkdir(parents=True)
+    view.mkdir()
+    (view / "data").symlink_to(data / "data")
+    (out / LAST_CHECKPOINT / "train_config.json").write_text(
+        json.dumps({**resumed, "dataset": {"root": str(view)}})
+    )
+    cfg.dataset = str(data)
+    check_resume_values(cfg, {"dataset"})
+    cfg.dataset = str(other)
+    with pytest.raises(
+        ValueError, match=r"would be ignored: dataset=.*other_teacher \(the run trains on .*data\)"
+    ):
+        check_resume_values(cfg, {"dataset"})
     # ... and every ignored value is named at once.
     cfg.teacher, cfg.batch_size = str(other), 3
     (out / LAST_CHECKPOINT / "train_config.json").write_text(json.dumps({**resumed, "batch_size": 2}))
@@ -446,6 +470,13 @@ def _cli(command: str, *args: str, cwd: Path | None = None) -> subprocess.Comple
          r"exports=\{int8: is cut short .* quote the whole value"),
         ("snapflow-collect", ["suite=goal", "episodes_per_task=1", "task_ids=[0]", "out={tmp}/f/info.json",
                               "overwrite=true"], r"out=.*info.json is a file: out= names a folder"),
+        ("snapflow-collect", ["suite=goal", "episodes_per_task=1", "out="], "out= is empty: name a folder"),
+        ("snapflow-distill", ["teacher=embedded", "dataset={tmp}/f", "out={tmp}/d", "num_processes=0"],
+         "num_processes must be >= 1, got 0"),
+        ("snapflow-distill", ["teacher=embedded", "dataset={tmp}/bad", "out={tmp}/d"],
+         r"dataset=.*bad: .*info.json is not valid JSON"),
+        ("snapflow-bench", ["policy=smolvla", "size=tiny", "nfe=[1,abc]", "out={tmp}/b"],
+         "nfe='abc' is not a number"),
         ("snapflow-collect", ["suite=goal", "episodes_per_task=1", "task_ids=[0]", "out={tmp}/f/info.json/d"],
          r"lies under .*info.json, which is a file"),
     ],
@@ -455,9 +486,11 @@ def test_newcomer_pass_4_values_are_named_before_any_work(tmp_path: Path, comman
     exit 2, nothing written (the collect cases point out= at a file inside a folder of results)."""
     (tmp_path / "f").mkdir()
     (tmp_path / "f" / "info.json").write_text("{}")
+    (tmp_path / "bad" / "meta").mkdir(parents=True)
+    (tmp_path / "bad" / "meta" / "info.json").write_text("{")  # a dataset whose info.json is cut short
     proc = _cli(command, *[a.replace("{tmp}", str(tmp_path)) for a in args])
     assert proc.returncode == 2, proc.stderr
     import re
 
     assert re.search(match, proc.stderr) and "Traceback" not in proc.stderr, proc.stderr
-    assert sorted(p.name for p in tmp_path.rglob("*")) == ["f", "info.json"]  # nothing else written
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["bad", "f", "info.json", "info.json", "meta"]

@@ -388,10 +388,11 @@ def test_noise_scale_zero_is_one_deterministic_chunk_per_observation(runs):
 
 def test_snapflow_run_takes_a_training_out_dir_as_every_command_does(runs, tmp_path):
     """policy=<distill out dir> runs its checkpoints/last (export and eval take such a dir; run did not)."""
+    student = Path(runs["student"])  # given as parent/name from its grandparent: the Hub-id form org/name
     proc = subprocess.run(
-        [str(Path(sys.executable).parent / "snapflow-run"), f"policy={runs['student']}", "robot=sim",
-         "task=spatial/0", "seconds=1", f"out={tmp_path / 'run'}"],
-        capture_output=True, text=True, timeout=300,
+        [str(Path(sys.executable).parent / "snapflow-run"), f"policy={student.parent.name}/{student.name}",
+         "robot=sim", "task=spatial/0", "seconds=1", f"out={tmp_path / 'run'}"],
+        capture_output=True, text=True, timeout=300, cwd=student.parent.parent,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert json.loads((tmp_path / "run" / "run.json").read_text())["ticks"] > 0
