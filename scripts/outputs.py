@@ -135,11 +135,15 @@ def argv_problem(name: str, argv: list[str]) -> str | None:
 
     config = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / f"{name}.yaml"), resolve=False)
     known = ", ".join(k for k in config if k not in ("defaults", "hydra"))
+    seen: set[str] = set()
     for arg in argv:
         key, sep, value = arg.partition("=")
         key = key.lstrip("+~")
         if not sep or arg.startswith("-") or key.startswith("hydra"):
             continue
+        if key in seen:  # Hydra would keep the last one without a word
+            return f"{key}= is given twice; give it once"
+        seen.add(key)
         if value.count("{") != value.count("}") or value.count("[") != value.count("]"):
             # the shell split an unquoted value at a space: exports={int8: dir} arrives as two words
             example = f"{key}={{name: <value>}}" if "{" in value else f"{key}=[a, b]"

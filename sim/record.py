@@ -170,8 +170,12 @@ def collect_dataset(
     bad = [t for t in ids or [] if not 0 <= t < n_tasks]
     if bad:
         raise ValueError(f"task_ids {bad} out of range for suite(s) {suites} (valid: 0..{n_tasks - 1})")
+    if ids == []:
+        raise ValueError("task_ids=[] selects no task: list some, or leave task_ids out for every task")
     if episodes_per_task < 1:
         raise ValueError(f"episodes_per_task must be >= 1, got {episodes_per_task}")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
     if not (np.isfinite(noise_std) and noise_std >= 0):
         raise ValueError(f"noise_std must be a finite number >= 0 (0 = no DART noise), got {noise_std}")
     modes = any(task.modes for s in suites for task in SUITES[s])

@@ -61,7 +61,7 @@ def validate_batch(config: object, batch: dict[str, Tensor], *, needs_action: bo
             raise ValueError(
                 f"{OBS_STATE} has {state.shape[-1]} dims but the policy was built for {state_ft.shape[-1]}"
             )
-        if not state.is_floating_point() or state.dtype == torch.float64:  # float64 fails inside the model
+        if state.dtype not in (torch.float32, torch.bfloat16):  # float64/float16 fail inside the model
             raise ValueError(f"{OBS_STATE} is {state.dtype}: the policy takes float32 (convert it first)")
         if not torch.isfinite(state).all():
             raise ValueError(f"{OBS_STATE} contains NaN or infinite values")

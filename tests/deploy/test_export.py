@@ -370,6 +370,8 @@ def _bad(batch: dict, case: str) -> dict:
         batch.pop("observation.images.image2")
     elif case == "float64_state":
         batch["observation.state"] = batch["observation.state"].double()
+    elif case == "float16_state":
+        batch["observation.state"] = batch["observation.state"].half()
     elif case == "batch_size_mismatch":
         batch["observation.state"] = torch.cat([batch["observation.state"]] * 2)
     elif case == "state_with_a_time_axis":  # (B, 1, 8): upstream would run it without a word
@@ -389,6 +391,7 @@ BAD_INPUTS = {
     "renamed_camera": r"the batch has no \['observation.images.image', 'observation.images.image2'\]",
     "one_camera_missing": r"the batch has no \['observation.images.image2'\]: the policy was trained on cameras",
     "float64_state": "observation.state is torch.float64: the policy takes float32",
+    "float16_state": "observation.state is torch.float16: the policy takes float32",
     "batch_size_mismatch": "disagree on the batch size",
     "state_with_a_time_axis": r"observation.state must be a \(B, 8\) batch, got shape \(1, 1, 8\)",
     "long_state": "observation.state has",

@@ -40,6 +40,10 @@ def test_sim_refuses_a_layout_the_suite_lacks_and_bad_collect_values(tmp_path: P
     for bad in (float("nan"), float("inf"), -0.1):
         with pytest.raises(ValueError, match="noise_std must be a finite number >= 0"):
             collect_dataset("goal", 1, tmp_path / "d", noise_std=bad, progress=False)
+    with pytest.raises(ValueError, match=r"task_ids=\[\] selects no task"):
+        collect_dataset("goal", 1, tmp_path / "e", task_ids=[], progress=False)
+    with pytest.raises(ValueError, match="workers must be >= 1, got -1"):
+        collect_dataset("goal", 1, tmp_path / "f", task_ids=[0], workers=-1, progress=False)
     assert not list(tmp_path.iterdir())  # nothing written, not even a .partial folder
 
 
@@ -303,6 +307,7 @@ def test_a_failed_lerobot_train_ends_in_one_line_and_exit_1(capsys: pytest.Captu
         ("train", ["extra=--policy.optimizer_lr=1e-4"], "\"extra=['--policy.optimizer_lr=1e-4']\""),
         ("eval", ["+sampler_defs.mine={policy: x}", "exports={a: b}", "hydra.run.dir=."], None),  # open dicts
         ("export", ["--help"], None),
+        ("run", ["seconds=2", "seconds=3"], "seconds= is given twice; give it once"),  # Hydra keeps the last
     ],
 )
 def test_argv_is_checked_against_the_config_before_hydra(name: str, argv: list, match: str | None) -> None:
