@@ -18,14 +18,6 @@ def validate_batch(config: object, batch: dict[str, Tensor], *, needs_action: bo
         raise ValueError(
             f"the batch has no {missing}: the policy was trained on cameras {image_keys}; got keys {sorted(batch)}"
         )
-    sizes = {k: int(batch[k].shape[0]) for k in (*present, OBS_STATE, OBS_LANGUAGE_TOKENS) if k in batch}
-    if len(set(sizes.values())) > 1:
-        hint = (
-            " (the language tokens come from 'task': one instruction per batch row)"
-            if (OBS_LANGUAGE_TOKENS in sizes)
-            else ""
-        )
-        raise ValueError(f"the batch's entries disagree on the batch size: {sizes}{hint}")
     for key in present:
         img = batch[key]
         # (B, 3, H, W), or (B, T, 3, H, W) when the policy stacks observation steps in training.
@@ -47,24 +39,15 @@ def validate_batch(config: object, batch: dict[str, Tensor], *, needs_action: bo
                 f"missing {key}: the batch did not go through the policy's preprocessor, which tokenises "
                 "the 'task' instruction (lerobot-eval and our runtimes call it)"
             )
-    state_ft = config.robot_state_feature
-    if state_ft is not None:
-        if OBS_STATE not in batch:
-            raise ValueError(f"missing {OBS_STATE} (expected shape {tuple(state_ft.shape)})")
-        state = batch[OBS_STATE]
-        # (B, D) at inference; training batches may carry the observation-step axis, (B, T, D).
-        if state.ndim not in ((2, 3) if needs_action else (2,)):  # upstream would broadcast another layout
-            raise ValueError(
-                f"{OBS_STATE} must be a (B, {state_ft.shape[-1]}) batch, got shape {tuple(state.shape)}"
-            )
-        if state.shape[-1] != state_ft.shape[-1]:
-            raise ValueError(
-                f"{OBS_STATE} has {state.shape[-1]} dims but the policy was built for {state_ft.shape[-1]}"
-            )
-        if state.dtype not in (torch.float32, torch.bfloat16):  # float64/float16 fail inside the model
-            raise ValueError(f"{OBS_STATE} is {state.dtype}: the policy takes float32 (convert it first)")
-        if not torch.isfinite(state).all():
-            raise ValueError(f"{OBS_STATE} contains NaN or infinite values")
+    _check_state(config.robot_state_feature, batch, needs_action)
+    sizes = {k: int(batch[k].shape[0]) for k in (*present, OBS_STATE, OBS_LANGUAGE_TOKENS) if k in batch}
+    if len(set(sizes.values())) > 1:
+        others = {v for k, v in sizes.items() if k != OBS_LANGUAGE_TOKENS}
+        odd_tokens = (
+            OBS_LANGUAGE_TOKENS in sizes and len(others) == 1 and sizes[OBS_LANGUAGE_TOKENS] not in others
+        )
+        hint = " (the language tokens come from 'task': one instruction per batch row)" if odd_tokens else ""
+        raise ValueError(f"the batch's entries disagree on the batch size: {sizes}{hint}")
     if needs_action:
         if ACTION not in batch:
             raise ValueError(f"training batch has no {ACTION!r}")
@@ -75,6 +58,28 @@ def validate_batch(config: object, batch: dict[str, Tensor], *, needs_action: bo
             )
         if not torch.isfinite(batch[ACTION]).all():
             raise ValueError(f"{ACTION} contains NaN or infinite values")
+
+
+def _check_state(state_ft: object, batch: dict[str, Tensor], needs_action: bool) -> None:
+    """``observation.state``: present, (B, D) ((B, T, D) in training), D as built, float32/bf16, finite."""
+    if state_ft is None:
+        return
+    if OBS_STATE not in batch:
+        raise ValueError(f"missing {OBS_STATE} (expected shape {tuple(state_ft.shape)})")
+    state = batch[OBS_STATE]
+    # (B, D) at inference; training batches may carry the observation-step axis, (B, T, D).
+    if state.ndim not in ((2, 3) if needs_action else (2,)):  # upstream would broadcast another layout
+        raise ValueError(
+            f"{OBS_STATE} must be a (B, {state_ft.shape[-1]}) batch, got shape {tuple(state.shape)}"
+        )
+    if state.shape[-1] != state_ft.shape[-1]:
+        raise ValueError(
+            f"{OBS_STATE} has {state.shape[-1]} dims but the policy was built for {state_ft.shape[-1]}"
+        )
+    if state.dtype not in (torch.float32, torch.bfloat16):  # float64/float16 fail inside the model
+        raise ValueError(f"{OBS_STATE} is {state.dtype}: the policy takes float32 (convert it first)")
+    if not torch.isfinite(state).all():
+        raise ValueError(f"{OBS_STATE} contains NaN or infinite values")
 
 
 def validate_processor_stats(processors: tuple[object, ...], source: object) -> None:
