@@ -272,10 +272,11 @@ def _snapflow_run(export: object, *args: str, task: str = "spatial/0") -> object
     import sys
     from pathlib import Path
 
+    robot = [] if any(a.startswith("robot=") for a in args) else ["robot=sim"]
     cmd = [
         str(Path(sys.executable).parent / "snapflow-run"),
         f"policy={export}",
-        "robot=sim",
+        *robot,
         f"task={task}",
         *args,
     ]
@@ -327,7 +328,9 @@ def test_snapflow_run_refuses_bad_settings_by_name(exported, tmp_path, args, cod
     """Refused settings end in one line naming the field (exit 2); a faulted run exits 1 with its reason."""
 
     _, _, out, _, _ = exported
-    proc = _snapflow_run(out, "seconds=1", f"out={tmp_path / 'run'}", *args)
+    given = {a.split("=", 1)[0] for a in args}  # each key once: a repeated key is itself refused
+    defaults = [a for a in ("seconds=1", "robot=sim") if a.split("=", 1)[0] not in given]
+    proc = _snapflow_run(out, *defaults, f"out={tmp_path / 'run'}", *args)
     assert proc.returncode == code, proc.stderr[-3000:]
     assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-3000:]
 
