@@ -138,6 +138,22 @@ def summary(report: dict) -> str:
     )
 
 
+def _local_policy(policy: str) -> str:
+    """``policy=`` as the runtimes take it: an export dir as given, a training out dir or ``embedded`` resolved
+    to its checkpoint (as every other command takes them), a Hub id (org/name, not a local path) left to LeRobot.
+    FileNotFoundError for a path that holds nothing."""
+    from snapflow.scripts.lerobot_cli import EMBEDDED, resolve_pretrained
+
+    if policy == EMBEDDED:
+        return str(resolve_pretrained(policy))
+    path = Path(policy).expanduser()
+    if not (policy.startswith(("/", ".", "~")) or policy.count("/") != 1 or path.exists()):
+        return policy  # a Hub id
+    if not path.is_dir():
+        raise FileNotFoundError(f"policy={policy}: no checkpoint or export directory there")
+    return policy if (path / "contract.json").is_file() else str(resolve_pretrained(path))
+
+
 def _run(cfg: DictConfig) -> int:
     import torch
 
@@ -146,7 +162,6 @@ def _run(cfg: DictConfig) -> int:
     from snapflow.deploy.metrics import save_run
     from snapflow.deploy.preflight import check_observation, policy_resolution
     from snapflow.deploy.runtimes import load_runtime
-    from snapflow.scripts.lerobot_cli import EMBEDDED, resolve_pretrained
     from snapflow.scripts.outputs import atomic_out, check_out
 
     if not (math.isfinite(float(cfg.hz)) and float(cfg.hz) > 0) or not float(cfg.seconds) > 0:
@@ -154,19 +169,7 @@ def _run(cfg: DictConfig) -> int:
     modes = ("auto", "thread", "inline", "inline_blocking")
     if str(cfg.inference) not in modes:
         raise ValueError(f"inference={cfg.inference}: choose one of {', '.join(modes)}")
-    policy = str(cfg.policy)
-    looks_like_path = (
-        policy.startswith(("/", ".", "~")) or policy.count("/") != 1 or Path(policy).expanduser().exists()
-    )  # else a Hub id (org/name), left to LeRobot
-    if policy != EMBEDDED and looks_like_path and not Path(policy).expanduser().is_dir():
-        raise FileNotFoundError(
-            f"policy={policy}: no checkpoint or export directory there"
-        )  # Hub ids: LeRobot
-    if policy == EMBEDDED or (
-        looks_like_path and not (Path(policy).expanduser() / "contract.json").is_file()
-    ):
-        # a training out dir (its checkpoints/last) or the shipped teacher, as every other command takes them
-        cfg.policy = str(resolve_pretrained(Path(policy).expanduser() if policy != EMBEDDED else policy))
+    cfg.policy = _local_policy(str(cfg.policy))
     out = check_out(cfg.out, bool(cfg.overwrite))
     torch.set_num_threads(int(cfg.threads))
     runtime = load_runtime(
