@@ -72,7 +72,19 @@ def _body(cfg: DictConfig) -> None:
             flags.append(f"--policy.snapflow.consistency_weight={float(cfg.consistency_weight)}")
         if cfg.lr is not None:
             flags.append(f"--policy.optimizer_lr={float(cfg.lr)}")
-    print(f"student checkpoint: {train_or_resume(flags, cfg)}")
+    try:
+        print(f"student checkpoint: {train_or_resume(flags, cfg)}")
+    finally:  # also the checkpoints an interrupted run has written
+        _check_observations_in_checkpoints(Path(cfg.out))
+
+
+def _check_observations_in_checkpoints(out: Path) -> None:
+    """Every student checkpoint's preprocessor starts with the observation check (lerobot-train copies the
+    teacher's LeRobot processors, which end a missing task in ``KeyError: 'task'``)."""
+    from snapflow.policies.lerobot_plugin.observation_check import add_to_checkpoint
+
+    for pretrained_model in sorted((out / "checkpoints").glob("*/pretrained_model")):
+        add_to_checkpoint(pretrained_model)
 
 
 def _say_if_student(teacher: Path) -> None:

@@ -3,14 +3,18 @@
 LeRobot's policy preprocessors (upstream lerobot/processor/*.py) end a missing instruction in
 ``KeyError: 'task'`` (tokenizer step) and a state of the wrong length in a tensor-size error (normaliser
 step). `snapflow-export` puts this step first in the export's ``policy_preprocessor.json`` (after the
-rename step), so every path through the export's processors (``lerobot-eval``/``lerobot-rollout`` with
-``--policy.path=<export>``, our runtimes, a user's own ``pre(obs)``) gets a ValueError that names the key.
-Registered as ``snapflow_observation_check`` when the plugin is imported.
+rename step), and `snapflow-distill` in every student checkpoint it writes, so every path through those
+processors (``lerobot-eval``/``lerobot-rollout`` with ``--policy.path=<export or checkpoint>``, our runtimes,
+a user's own ``pre(obs)``) gets a ValueError that names the key. Registered as ``snapflow_observation_check``
+when the plugin is imported (LeRobot imports ``lerobot_policy_*`` plugins itself), so only processors of our
+own policy types carry it: an upstream teacher's checkpoint stays loadable without this package.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from lerobot.processor import ProcessorStep, ProcessorStepRegistry, TransitionKey
@@ -28,7 +32,8 @@ def check_observation_batch(observation: dict, task: Any, features: dict[str, li
         )
     for key, shape in features.items():
         got = tuple(getattr(observation[key], "shape", ()))
-        if got[-len(shape) :] != tuple(shape) or len(got) not in (len(shape), len(shape) + 1):
+        # (B, T, ...) is a training batch's layout (lerobot-train runs these processors on resume)
+        if got[-len(shape) :] != tuple(shape) or len(got) - len(shape) not in (0, 1, 2):
             raise ValueError(
                 f"{key} has shape {got}: the policy takes {tuple(shape)} (with or without a batch axis)"
             )
@@ -37,9 +42,7 @@ def check_observation_batch(observation: dict, task: Any, features: dict[str, li
         raise ValueError(
             f"task={task!r}: the policy needs the instruction as 'task' (a non-empty string, or one per batch row)"
         )
-    rows = {
-        len(observation[k].shape) == len(s) + 1 and int(observation[k].shape[0]) for k, s in features.items()
-    }
+    rows = {len(observation[k].shape) > len(s) and int(observation[k].shape[0]) for k, s in features.items()}
     rows.discard(False)  # unbatched entries
     if isinstance(task, list | tuple) and rows and rows != {len(texts)}:
         raise ValueError(
@@ -66,6 +69,28 @@ class ObservationCheckStep(ProcessorStep):
 
     def transform_features(self, features: dict) -> dict:
         return features
+
+
+def features_of(config: dict) -> dict[str, list[int]]:
+    """{key: shape} of the camera (VISUAL) and STATE input features of a LeRobot policy ``config.json``."""
+    return {
+        key: [int(d) for d in spec["shape"]]
+        for key, spec in config.get("input_features", {}).items()
+        if spec.get("type") in ("VISUAL", "STATE")
+    }
+
+
+def add_to_checkpoint(pretrained_model: Path) -> None:
+    """Insert the check into ``<pretrained_model>/policy_preprocessor.json`` (features from its config.json);
+    idempotent. A directory without both files is left alone (a checkpoint still being written)."""
+    processor, config = pretrained_model / "policy_preprocessor.json", pretrained_model / "config.json"
+    if not (processor.is_file() and config.is_file()):
+        return
+    features = features_of(json.loads(config.read_text()))
+    updated = insert_into(json.loads(processor.read_text()), features)
+    tmp = processor.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(updated, indent=2))
+    tmp.replace(processor)  # atomic: a reader sees the old or the new pipeline, never half of one
 
 
 def insert_into(preprocessor_json: dict, features: dict[str, list[int]]) -> dict:

@@ -481,6 +481,37 @@ def test_distilling_from_a_students_checkpoint_says_so(runs, capsys):
     assert capsys.readouterr().out == ""
 
 
+def test_student_checkpoints_name_a_bad_observation(runs):
+    """Every checkpoint snapflow-distill wrote has the observation check first in its preprocessor, so a
+    user's ``pre(obs)`` on a checkpoint names the missing task or the wrong state instead of LeRobot's
+    ``KeyError: 'task'`` / tensor-size error; the teacher's (upstream smolvla) processors stay untouched."""
+    import torch
+    from lerobot.processor import PolicyProcessorPipeline
+
+    for step in ("000001", "000002"):
+        names = [
+            s["registry_name"]
+            for s in json.loads(
+                (runs["student"] / CKPT / step / "pretrained_model" / "policy_preprocessor.json").read_text()
+            )["steps"]
+        ]
+        assert "snapflow_observation_check" in names[:2], names
+    teacher_steps = (
+        runs["teacher"] / CKPT / "last" / "pretrained_model" / "policy_preprocessor.json"
+    ).read_text()
+    assert "snapflow_observation_check" not in teacher_steps
+    pre = PolicyProcessorPipeline.from_pretrained(
+        runs["student"] / CKPT / "last" / "pretrained_model", config_filename="policy_preprocessor.json"
+    )
+    image = torch.zeros(1, 3, 64, 64)
+    obs = {"observation.images.image": image, "observation.images.image2": image}
+    with pytest.raises(ValueError, match="task=None"):
+        pre({**obs, "observation.state": torch.zeros(1, 8)})
+    with pytest.raises(ValueError, match=r"observation.state has shape \(1, 7\)"):
+        pre({**obs, "observation.state": torch.zeros(1, 7), "task": ["pick"]})
+    assert pre({**obs, "observation.state": torch.zeros(1, 8), "task": ["pick"]})  # a good one passes
+
+
 @pytest.mark.slow
 def test_distill_under_accelerate_two_cpu_processes(runs, monkeypatch):
     """DDP (gloo) with 2 CPU processes: the frozen VLM stays bit-identical, the target-time MLP trains."""
