@@ -70,6 +70,8 @@ class BenchConfig:
             raise ValueError(f"nfe must be integer step counts, got {list(self.nfe)}")
         if not self.nfe or min(self.nfe) < 1:
             raise ValueError(f"nfe must be positive step counts, got {self.nfe}")
+        if not self.runtimes:
+            raise ValueError(f"runtimes=[] measures nothing: name at least one of {RUNTIMES}")
         unknown = set(self.runtimes) - set(RUNTIMES)
         if unknown:
             raise ValueError(f"unknown runtimes {sorted(unknown)}; choose from {RUNTIMES}")

@@ -13,18 +13,24 @@ own policy types carry it: an upstream teacher's checkpoint stays loadable witho
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
 from lerobot.processor import ProcessorStep, ProcessorStepRegistry, TransitionKey
 
 STEP_NAME = "snapflow_observation_check"
+CAMERA_PREFIX = "observation.images."
+logger = logging.getLogger(__name__)
 
 
 def check_observation_batch(observation: dict, task: Any, features: dict[str, list[int]]) -> None:
-    """ValueError naming what is wrong: a feature of ``features`` ({key: shape without batch axis}) missing
-    or of another shape (batched or not), or ``task`` missing, None or blank."""
+    """ValueError naming what is wrong: a feature of ``features`` ({key: shape without batch axis}) missing,
+    of another shape (batched or not) or not floating point (an integer state or uint8 image would be
+    normalised as numbers of another scale without a word), or ``task`` missing, None or blank."""
     missing = [k for k in features if k not in observation]
     if missing:
         raise ValueError(
@@ -36,6 +42,11 @@ def check_observation_batch(observation: dict, task: Any, features: dict[str, li
         if got[-len(shape) :] != tuple(shape) or len(got) - len(shape) not in (0, 1, 2):
             raise ValueError(
                 f"{key} has shape {got}: the policy takes {tuple(shape)} (with or without a batch axis)"
+            )
+        if not _is_floating(observation[key]):
+            raise ValueError(
+                f"{key} has dtype {observation[key].dtype}: the policy takes floating point "
+                "(images scaled to [0, 1], the state in the robot's units)"
             )
     texts = [task] if isinstance(task, str) else list(task) if isinstance(task, list | tuple) else None
     if texts is None or not texts or any(not isinstance(t, str) or not t.strip() for t in texts):
@@ -50,6 +61,20 @@ def check_observation_batch(observation: dict, task: Any, features: dict[str, li
         )
 
 
+def _is_floating(value: Any) -> bool:
+    """True for a float torch tensor or numpy array (and for anything else: shape checks cover those)."""
+    if isinstance(value, torch.Tensor):
+        return value.is_floating_point()
+    if isinstance(value, np.ndarray):
+        return bool(np.issubdtype(value.dtype, np.floating))
+    return True
+
+
+def unused_cameras(observation: dict, features: dict[str, list[int]]) -> list[str]:
+    """Camera keys of ``observation`` the policy does not read (LeRobot policies ignore them)."""
+    return sorted(k for k in observation if k.startswith(CAMERA_PREFIX) and k not in features)
+
+
 @ProcessorStepRegistry.register(STEP_NAME)
 @dataclass
 class ObservationCheckStep(ProcessorStep):
@@ -57,12 +82,20 @@ class ObservationCheckStep(ProcessorStep):
 
     features: dict[str, list[int]] = field(default_factory=dict)
     task_key: str = "task"
+    _warned: bool = field(default=False, init=False, repr=False)
 
     def __call__(self, transition: dict) -> dict:
         observation = transition.get(TransitionKey.OBSERVATION) or {}
         extra = transition.get(TransitionKey.COMPLEMENTARY_DATA) or {}
         check_observation_batch(observation, extra.get(self.task_key), self.features)
+        if not self._warned and (unused := unused_cameras(observation, self.features)):
+            # a robot may carry more cameras than the policy reads, so this is legal; say it once
+            logger.warning("the policy ignores %s: it reads the cameras %s", unused, self._cameras())
+            self._warned = True
         return transition
+
+    def _cameras(self) -> list[str]:
+        return [k for k in self.features if k.startswith(CAMERA_PREFIX)]
 
     def get_config(self) -> dict[str, Any]:
         return {"features": self.features, "task_key": self.task_key}

@@ -545,6 +545,8 @@ RAW_BAD = {  # a raw observation as a user hands it to the export's preprocessor
     "short_state": ("observation.state", torch.zeros(1, 7), r"observation.state has shape \(1, 7\)"),
     "two_tasks_one_row": ("task", ["a", "b"], "task has 2 instructions for a batch of \\[1\\] rows"),
     "no_wrist_camera": ("observation.images.image2", None, r"the observation has no \['observation.images.image2'\]"),
+    "int_state": ("observation.state", torch.zeros(1, 8, dtype=torch.int64), "observation.state has dtype torch.int64"),
+    "uint8_image": ("observation.images.image", lambda b: (b * 255).to(torch.uint8), "has dtype torch.uint8"),
 }  # fmt: skip
 
 
@@ -567,7 +569,25 @@ def test_the_exports_preprocessor_names_a_bad_raw_observation(exported, case):
     batch = raw_batch(family, batch_size=1, with_action=False)
     if value is None and key != "task":
         batch.pop(key)
+    elif callable(value):  # a changed copy of the good entry
+        batch[key] = value(batch[key])
     else:
         batch[key] = value
     with pytest.raises(ValueError, match=match):
         pre(batch)
+
+
+@pytest.mark.parametrize("exported", ["smolvla"], indirect=True)
+def test_a_camera_the_policy_does_not_read_is_named_once(exported, caplog):
+    """A robot may carry more cameras than the policy reads (LeRobot ignores them); the check says so once."""
+    from snapflow.deploy.runtimes import load_processors
+
+    family, _, out, _, _ = exported
+    pre, _ = load_processors(out)
+    batch = raw_batch(family, batch_size=1, with_action=False)
+    batch["observation.images.image3"] = batch["observation.images.image"].clone()
+    with caplog.at_level("WARNING"):
+        pre(dict(batch))
+        pre(dict(batch))
+    said = [r.getMessage() for r in caplog.records if "image3" in r.getMessage()]
+    assert len(said) == 1 and "the policy ignores ['observation.images.image3']" in said[0], said

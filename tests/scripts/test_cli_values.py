@@ -244,10 +244,11 @@ def test_bench_config_refuses_bad_values(overrides: dict, match: str) -> None:
 
 
 def test_bench_always_records_its_torch_baseline() -> None:
-    """runtimes=[] still measures torch eager (every ratio's baseline), so the config says so."""
+    """torch eager is always measured (every ratio's baseline), so the config says so; runtimes=[] is named."""
     from snapflow.deploy.bench import BenchConfig
 
-    assert tuple(BenchConfig(policy="smolvla", runtimes=()).runtimes) == ("torch",)
+    with pytest.raises(ValueError, match=r"runtimes=\[\] measures nothing"):
+        BenchConfig(policy="smolvla", runtimes=())
     assert tuple(BenchConfig(policy="smolvla", runtimes=("onnxruntime",)).runtimes) == (
         "torch",
         "onnxruntime",
