@@ -12,6 +12,7 @@ Prints one table; the last line is `outputs: <dir>`, which holds report.json
 """
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -156,6 +157,10 @@ def check_values(cfg: DictConfig) -> None:
             raise ValueError(f"{key} must be >= 1, got {cfg[key]}")
     if cfg.max_steps is not None and int(cfg.max_steps) < 1:
         raise ValueError(f"max_steps must be >= 1 (or null), got {cfg.max_steps}")
+    if not (math.isfinite(float(cfg.run_seconds)) and float(cfg.run_seconds) > 0):
+        raise ValueError(f"run_seconds must be > 0 (the control-loop stage's length), got {cfg.run_seconds}")
+    if not cfg.suites:
+        raise ValueError("suites=[] names no suite: give at least one of spatial, object, goal, long")
     suites = [canonical_suite(s) for s in cfg.suites]
     check_unique("suites", suites)
     if cfg.task_ids is not None:

@@ -83,6 +83,11 @@ def _samplers(cfg: DictConfig) -> dict:
                 f"sampler {name!r}: {path} is not a *_snapflow student (teacher and student swapped?); "
                 f"set student=/student_k= to a snapflow-distill checkpoint"
             )
+        if str(d.get("role", "")).startswith("teacher") and _is_distilled(path):
+            raise ValueError(
+                f"sampler {name!r}: {path} is a SnapFlow-distilled student (alpha < 1), not a flow-matching "
+                "teacher (teacher and student swapped?); pass it as student="
+            )
         spec = SamplerSpec(name, path, int(d["nfe"]), d.get("mode"), float(d.get("noise_scale", 1.0)))
         out[name] = (spec, d.get("role") or name)
     return out
@@ -94,6 +99,14 @@ STUDENT_ROLES = ("snapflow", "snapflow_k")  # sampler roles that read the studen
 def _is_student(path: object) -> bool:
     config = json.loads((Path(path) / "config.json").read_text())
     return str(config.get("type", "")).endswith("_snapflow")
+
+
+def _is_distilled(path: object) -> bool:
+    """A *_snapflow checkpoint trained with the consistency loss (alpha < 1); PI0/PI05 tiny teachers are
+    *_snapflow types trained with alpha = 1 (plain flow matching) and stay valid teachers."""
+    config = json.loads((Path(path) / "config.json").read_text())
+    alpha = (config.get("snapflow") or {}).get("alpha", 1.0)
+    return _is_student(path) and float(alpha) < 1.0
 
 
 def _contract_nfe(name: str, directory: str) -> int:
@@ -186,6 +199,8 @@ def _eval(cfg: DictConfig) -> None:
 
     start = time.perf_counter()
     check_out(cfg.out, strict_bool(cfg.overwrite, "overwrite"))  # refuse before hours of rollouts, not after
+    if not as_list(cfg.suites):
+        raise ValueError("suites=[] names no suite: give at least one of spatial, object, goal, long")
     suites = [canonical_suite(s) for s in as_list(cfg.suites)]  # fail fast on unknown suites
     check_unique("suites", suites)
     check_unique("task_ids", as_list(cfg.task_ids) or [])

@@ -104,7 +104,7 @@ def resolve_pretrained(path: str | Path) -> Path:
         )
     for candidate in (p, p / LAST_CHECKPOINT):
         if (candidate / "config.json").is_file():
-            config = json.loads((candidate / "config.json").read_text())
+            config = read_policy_config(candidate)
             if config.get("vlm_model_name") == VLM_SUBDIR and (candidate / VLM_SUBDIR).is_dir():
                 name = hashlib.sha256(str(candidate.resolve()).encode()).hexdigest()[:12]
                 return materialize_teacher(MATERIALIZED_DIR / name, source=candidate)
@@ -113,6 +113,19 @@ def resolve_pretrained(path: str | Path) -> Path:
         f"no LeRobot checkpoint at {p}: expected {p}/config.json or {p / LAST_CHECKPOINT}/config.json "
         f"(or {EMBEDDED} for the shipped teacher)"
     )
+
+
+def read_policy_config(directory: Path) -> dict:
+    """``<directory>/config.json`` of a LeRobot checkpoint; ValueError naming the file when it is not a JSON
+    object with a policy ``type`` (a truncated or hand-edited file)."""
+    path = directory / "config.json"
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON ({e}): not a usable LeRobot checkpoint") from None
+    if not isinstance(config, dict) or not isinstance(config.get("type"), str):
+        raise ValueError(f"{path} has no policy 'type': not a LeRobot policy config")
+    return config
 
 
 def read_dataset_info(dataset: str | Path) -> dict:
@@ -268,6 +281,7 @@ def resume_args(out: str | Path, steps: int | None = None) -> list[str]:
     config = Path(out) / LAST_CHECKPOINT / "train_config.json"
     if not config.is_file():
         raise FileNotFoundError(f"cannot resume: {config} does not exist (no checkpoint saved in {out} yet)")
+    _check_resumable_files(config.parent)
     # --output_dir: train_config.json records the original dir; a copied or moved run must write here.
     return [
         "--resume=true",
@@ -275,6 +289,22 @@ def resume_args(out: str | Path, steps: int | None = None) -> list[str]:
         f"--output_dir={out}",
         *([f"--steps={steps}"] if steps else []),
     ]
+
+
+def _check_resumable_files(pretrained_model: Path) -> None:
+    """The weights and optimizer state a resume loads, checked here (a truncated file is named with its path
+    instead of failing inside lerobot-train with an unnamed safetensors error)."""
+    from lerobot.utils.constants import OPTIMIZER_STATE, TRAINING_STATE_DIR
+
+    from snapflow.policies.lerobot_plugin.checkpoint import check_weights_file
+
+    for path in (
+        pretrained_model / "model.safetensors",
+        pretrained_model.parent / TRAINING_STATE_DIR / OPTIMIZER_STATE,
+    ):
+        if not path.is_file():
+            raise FileNotFoundError(f"cannot resume: {path} is missing (an incomplete checkpoint)")
+        check_weights_file(path)
 
 
 def _free_port() -> int:
@@ -354,6 +384,18 @@ def check_run_values(cfg: object) -> None:
         )
 
 
+def check_extra_flags(args: list[str], extra: list[str]) -> None:
+    """ValueError when an ``extra=`` flag sets a lerobot-train key this command already sets (LeRobot would
+    keep the last one without a word, e.g. ``steps=2 extra=[--steps=6]`` trains 6 steps)."""
+    managed = {a.partition("=")[0] for a in args if a.startswith("--")}
+    clashes = [f for f in extra if f.partition("=")[0] in managed]
+    if clashes:
+        raise ValueError(
+            f"extra={clashes} sets what this command already passes to lerobot-train; use the command's "
+            "own key (steps=, batch_size=, save_freq=, lr=, ...) instead"
+        )
+
+
 def train_or_resume(policy_flags: list[str], cfg: object) -> Path:
     """Fresh run (``policy_flags`` + run flags) or ``resume`` of ``cfg.out``; returns the last checkpoint.
 
@@ -383,5 +425,7 @@ def train_or_resume(policy_flags: list[str], cfg: object) -> Path:
                 device=cfg.device,
             ),
         ]
-    run_lerobot_train([*args, *[str(x) for x in cfg.extra]], str(cfg.launcher), int(cfg.num_processes))
+    extra = [str(x) for x in cfg.extra]
+    check_extra_flags(args, extra)
+    run_lerobot_train([*args, *extra], str(cfg.launcher), int(cfg.num_processes))
     return Path(cfg.out) / LAST_CHECKPOINT

@@ -79,6 +79,7 @@ def _typed(value: object, default: object, key: str) -> object:
 
 NULLABLE_INTS = ("resolution", "max_steps", "nfe", "image_size")  # null by default ("the policy's")
 NULLABLE_FLOATS = ("alpha", "consistency_weight", "lr")  # null by default ("the plugin's recipe")
+VALUE_OR_LIST_KEYS = ("suite",)  # one value by default, a list also taken (snapflow-collect suite=[a,b])
 FRACTIONAL_INT_KEYS = ("seconds", "hz", "run_seconds")  # int defaults that take fractions (seconds=2.5)
 NULLABLE_INT_LISTS = ("task_ids",)
 
@@ -120,6 +121,8 @@ def check_types(cfg: object, name: str | dict, prefix: str = "") -> None:
                 if default and all(isinstance(d, int) and not isinstance(d, bool) for d in default):
                     items = [_typed(v, 0, f"{prefix}{key}") for v in items]  # nfe=[1,abc] named here
                 cfg[key] = items
+            elif key in VALUE_OR_LIST_KEYS and isinstance(value, ListConfig | list):
+                cfg[key] = [str(v) for v in value]  # snapflow-collect suite=[spatial,goal]
             else:
                 cfg[key] = _typed(value, default, f"{prefix}{key}")
 

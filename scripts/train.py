@@ -29,6 +29,11 @@ def _body(cfg: DictConfig) -> None:
     from snapflow.scripts.lerobot_cli import dataset_state_dim, family_of, tiny_flags, train_or_resume
 
     family = family_of(str(cfg.policy))
+    if str(cfg.policy) != family:  # smolvla_snapflow would train an upstream smolvla without a word
+        raise ValueError(
+            f"policy={cfg.policy}: snapflow-train trains a flow-matching teacher (smolvla, pi0 or pi05); "
+            "a *_snapflow student comes from snapflow-distill"
+        )
     if cfg.pretrained and cfg.tiny:
         raise ValueError("pass either pretrained=<checkpoint> or tiny=true, not both")
     if cfg.resume:

@@ -53,8 +53,12 @@ def check_observation_batch(observation: dict, task: Any, features: dict[str, li
         raise ValueError(
             f"task={task!r}: the policy needs the instruction as 'task' (a non-empty string, or one per batch row)"
         )
-    rows = {len(observation[k].shape) > len(s) and int(observation[k].shape[0]) for k, s in features.items()}
-    rows.discard(False)  # unbatched entries
+    batched = {
+        k: int(observation[k].shape[0]) for k, s in features.items() if len(observation[k].shape) > len(s)
+    }
+    rows = set(batched.values())
+    if len(rows) > 1:
+        raise ValueError(f"the observation's entries disagree on the batch size: {batched}")
     if isinstance(task, list | tuple) and rows and rows != {len(texts)}:
         raise ValueError(
             f"task has {len(texts)} instructions for a batch of {sorted(rows)} rows: give one per row"

@@ -389,6 +389,11 @@ def _bad(batch: dict, case: str) -> dict:
 
 BAD_INPUTS = {
     "nan_state": "observation.state contains NaN",
+    "image_batch_2": (
+        "observation.images.image",
+        lambda b: b.repeat(2, 1, 1, 1),
+        "entries disagree on the batch size",
+    ),
     "uint8_image": "torch.uint8: images must be float in \\[0, 1\\]",
     "0_255_float_image": "images must be float in \\[0, 1\\]",
     "renamed_camera": r"the batch has no \['observation.images.image', 'observation.images.image2'\]",
@@ -546,6 +551,7 @@ RAW_BAD = {  # a raw observation as a user hands it to the export's preprocessor
     "two_tasks_one_row": ("task", ["a", "b"], "task has 2 instructions for a batch of \\[1\\] rows"),
     "no_wrist_camera": ("observation.images.image2", None, r"the observation has no \['observation.images.image2'\]"),
     "int_state": ("observation.state", torch.zeros(1, 8, dtype=torch.int64), "observation.state has dtype torch.int64"),
+    "image_batch_2": ("observation.images.image", lambda b: b.repeat(2, 1, 1, 1), "entries disagree on the batch size"),
     "uint8_image": ("observation.images.image", lambda b: (b * 255).to(torch.uint8), "has dtype torch.uint8"),
 }  # fmt: skip
 

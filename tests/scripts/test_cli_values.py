@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from snapflow.scripts.outputs import as_list, strict_bool
@@ -201,6 +202,22 @@ def test_every_command_converts_values_to_their_types_by_name(name: str, overrid
         OmegaConf.update(cfg, key, value, force_add=True)
     with pytest.raises(ValueError, match=match):
         check_types(cfg, name)
+
+
+def test_collect_takes_a_list_of_suites_as_the_demo_passes_it(tmp_path: Path) -> None:
+    """snapflow-demo starts `snapflow-collect suite=[a,b]`: the one-value check must let `suite` be a list
+    (it once refused it, and every `make demo` failed at its collect stage)."""
+    import json
+    import subprocess
+
+    out = tmp_path / "data"
+    proc = subprocess.run(
+        [str(BIN / "snapflow-collect"), "suite=[spatial,goal]", "episodes_per_task=1", "task_ids=[0]",
+         "resolution=32", f"out={out}"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-800:]
+    assert json.loads((out / "meta" / "info.json").read_text())["total_episodes"] == 2
 
 
 def test_single_values_become_lists_and_repeats_are_refused() -> None:
@@ -485,6 +502,11 @@ def _cli(command: str, *args: str, cwd: Path | None = None) -> subprocess.Comple
          "nfe='abc' is not a number"),
         ("snapflow-collect", ["suite=goal", "episodes_per_task=1", "task_ids=[0]", "out={tmp}/f/info.json/d"],
          r"lies under .*info.json, which is a file"),
+        ("snapflow-train", ["policy=smolvla_snapflow", "tiny=true", "dataset={tmp}/f", "out={tmp}/t"],
+         r"a \*_snapflow student comes from snapflow-distill"),
+        ("snapflow-eval", ["teacher=embedded", "suites=[]", "out={tmp}/v"], r"suites=\[\] names no suite"),
+        ("snapflow-demo", ["run_seconds=0", "out={tmp}/demo"], "run_seconds must be > 0"),
+        ("snapflow-export", ["policy={tmp}/badcfg", "out={tmp}/e"], r"badcfg/config.json is not valid JSON"),
     ],
 )  # fmt: skip
 def test_newcomer_pass_4_values_are_named_before_any_work(tmp_path: Path, command, args, match) -> None:
@@ -494,9 +516,46 @@ def test_newcomer_pass_4_values_are_named_before_any_work(tmp_path: Path, comman
     (tmp_path / "f" / "info.json").write_text("{}")
     (tmp_path / "bad" / "meta").mkdir(parents=True)
     (tmp_path / "bad" / "meta" / "info.json").write_text("{")  # a dataset whose info.json is cut short
+    (tmp_path / "badcfg").mkdir()
+    (tmp_path / "badcfg" / "config.json").write_text("{")  # a checkpoint whose config.json is cut short
     proc = _cli(command, *[a.replace("{tmp}", str(tmp_path)) for a in args])
     assert proc.returncode == 2, proc.stderr
     import re
 
     assert re.search(match, proc.stderr) and "Traceback" not in proc.stderr, proc.stderr
-    assert sorted(p.name for p in tmp_path.rglob("*")) == ["bad", "f", "info.json", "info.json", "meta"]
+    assert sorted(p.name for p in tmp_path.rglob("*")) == [
+        "bad", "badcfg", "config.json", "f", "info.json", "info.json", "meta",
+    ]  # fmt: skip
+
+
+def test_extra_flags_may_not_repeat_what_the_command_sets() -> None:
+    """steps=2 extra=['--steps=6'] trained 6 steps without a word (LeRobot keeps the last flag)."""
+    from snapflow.scripts.lerobot_cli import check_extra_flags
+
+    args = ["--policy.type=smolvla", "--dataset.root=data", "--output_dir=out", "--steps=2", "--batch_size=2"]
+    check_extra_flags(args, ["--policy.optimizer_lr=1e-4"])  # a key the command leaves alone passes
+    with pytest.raises(ValueError, match=r"extra=\['--steps=6'\] sets what this command already passes"):
+        check_extra_flags(args, ["--steps=6"])
+
+
+def test_resume_names_a_truncated_checkpoint_file(tmp_path: Path) -> None:
+    """resume=true checks the weights and optimizer state it will load, naming a cut-short file."""
+    from safetensors.torch import save_file
+
+    from snapflow.scripts.lerobot_cli import resume_args
+
+    model = tmp_path / "checkpoints" / "last" / "pretrained_model"
+    state = model.parent / "training_state"
+    model.mkdir(parents=True)
+    state.mkdir()
+    (model / "train_config.json").write_text("{}")
+    for path in (model / "model.safetensors", state / "optimizer_state.safetensors"):
+        save_file({"w": torch.zeros(64)}, path)
+    assert resume_args(tmp_path)[0] == "--resume=true"  # whole files pass
+    data = (state / "optimizer_state.safetensors").read_bytes()
+    (state / "optimizer_state.safetensors").write_bytes(data[:-10])
+    with pytest.raises(ValueError, match=r"optimizer_state\.safetensors: truncated"):
+        resume_args(tmp_path)
+    (state / "optimizer_state.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match=r"optimizer_state\.safetensors is missing"):
+        resume_args(tmp_path)

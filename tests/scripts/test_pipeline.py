@@ -419,6 +419,9 @@ def test_eval_rejects_bad_input(runs, monkeypatch, tmp_path):
         cfg = compose("eval", [f"teacher={runs['teacher']}", f"out={tmp_path}", "samplers=[snapflow_1]"])
         with pytest.raises(ValueError, match="no checkpoint"):
             eval_script._samplers(cfg)
+        cfg = compose("eval", [f"teacher={runs['student']}", f"out={tmp_path}", "samplers=[teacher_10]"])
+        with pytest.raises(ValueError, match=r"is a SnapFlow-distilled student .* pass it as student="):
+            eval_script._samplers(cfg)
         cfg = compose("eval", [f"teacher={tmp_path / 'nope'}", f"out={tmp_path}"])
         with pytest.raises(FileNotFoundError, match="no LeRobot checkpoint"):
             eval_script._samplers(cfg)
