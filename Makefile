@@ -39,12 +39,17 @@ lint: install
 demo: install
 	$(VENV)/bin/snapflow-demo
 
-# Reproduces the embedded default teacher (policies/assets/mini_libero_smolvla_teacher/README.md): 1600
-# demos, 40 per task of all four suites on the libero layout (~18 min on 2 cores), then lerobot-train on 2 CPU
-# cores (10000 steps, ~55 min idle). Re-running continues an interrupted run (resume=true). It overwrites
+# Reproduces the embedded default teacher (policies/assets/mini_libero_smolvla_teacher/README.md) in two
+# lerobot-train runs on 2 CPU cores. Stage 1: 1600 demos, 40 per task of all four suites on the libero layout
+# with DART noise 0.05 (~18 min), then 10000 steps from scratch (~55 min idle). Stage 2: 800 demos with
+# action noise $(TEACHER_FT_NOISE) (~12 min), then 3000 fine-tuning steps (~13 min): the smaller noise makes
+# the demonstrated action chunks less random, which is what the 10-step sampler reproduces (README, "The
+# embedded teacher"). Re-running continues an interrupted run (resume=true). It overwrites
 # policies/assets/mini_libero_smolvla_teacher/.
 TEACHER_RUN ?= outputs/teacher_run
 TEACHER_STEPS ?= 10000
+TEACHER_FT_STEPS ?= 3000
+TEACHER_FT_NOISE ?= 0.02
 teacher: install
 	[ -d $(TEACHER_RUN)/data ] || $(VENV)/bin/snapflow-collect suite=all episodes_per_task=40 \
 		resolution=64 workers=2 seed=0 out=$(TEACHER_RUN)/data
@@ -58,7 +63,19 @@ teacher: install
 			'--policy.scheduler_warmup_steps=300','--policy.scheduler_decay_steps=$(TEACHER_STEPS)', \
 			'--policy.scheduler_decay_lr=1e-5']"; \
 	fi
-	$(PY) -m snapflow.policies.embedded $(TEACHER_RUN)/teacher/checkpoints/last/pretrained_model \
+	[ -d $(TEACHER_RUN)/data_finetune ] || $(VENV)/bin/snapflow-collect suite=all episodes_per_task=20 \
+		resolution=64 workers=2 seed=0 noise_std=$(TEACHER_FT_NOISE) out=$(TEACHER_RUN)/data_finetune
+	if [ -f $(TEACHER_RUN)/finetune/checkpoints/last/pretrained_model/train_config.json ]; then \
+		$(VENV)/bin/snapflow-train out=$(TEACHER_RUN)/finetune dataset=$(TEACHER_RUN)/data_finetune \
+			steps=$(TEACHER_FT_STEPS) resume=true; \
+	else \
+		$(VENV)/bin/snapflow-train pretrained=$(TEACHER_RUN)/teacher/checkpoints/last/pretrained_model \
+			dataset=$(TEACHER_RUN)/data_finetune out=$(TEACHER_RUN)/finetune steps=$(TEACHER_FT_STEPS) \
+			batch_size=32 save_freq=1000 num_workers=2 seed=1000 log_freq=100 \
+			"extra=['--policy.optimizer_lr=2e-4','--policy.scheduler_warmup_steps=100', \
+			'--policy.scheduler_decay_steps=$(TEACHER_FT_STEPS)','--policy.scheduler_decay_lr=1e-5']"; \
+	fi
+	$(PY) -m snapflow.policies.embedded $(TEACHER_RUN)/finetune/checkpoints/last/pretrained_model \
 		$(TEACHER_RUN)/assets/tiny_smolvlm
 
 # Reproduces the multimodal probe's teacher (policies/assets/mini_libero_multimodal_teacher/README.md):

@@ -10,6 +10,7 @@ training_step.json, scheduler_state.json, rng_state.safetensors}}.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -513,6 +514,22 @@ def test_student_checkpoints_name_a_bad_observation(runs):
     with pytest.raises(ValueError, match=r"observation.state has shape \(1, 7\)"):
         pre({**obs, "observation.state": torch.zeros(1, 7), "task": ["pick"]})
     assert pre({**obs, "observation.state": torch.zeros(1, 8), "task": ["pick"]})  # a good one passes
+
+
+def test_loss_breakdown_splits_the_teachers_loss(runs, tmp_path):
+    """The diagnostic behind the teacher's recipe (README, "The embedded teacher"): per action dimension,
+    chunk position and time bin; its mean is the mean of the per-dimension losses."""
+    from snapflow.policies.loss_breakdown import loss_breakdown
+
+    teacher = runs["teacher"] / CKPT / "last" / "pretrained_model"
+    result = loss_breakdown(str(teacher), str(runs["data"]), samples=8)
+    chunk = json.loads((teacher / "config.json").read_text())["chunk_size"]
+    assert len(result["by_dim"]) == 7 and len(result["by_position"]) == chunk
+    assert all(math.isfinite(x) and x > 0 for x in result["by_dim"] + result["by_position"])
+    assert result["mean"] == pytest.approx(sum(result["by_dim"]) / 7, rel=1e-5)
+    (tmp_path / "config.json").write_text(json.dumps({"type": "pi0"}))
+    with pytest.raises(ValueError, match="is a pi0 policy"):
+        loss_breakdown(str(tmp_path), str(runs["data"]))
 
 
 @pytest.mark.slow
