@@ -33,6 +33,7 @@ def _set_vlm_paths(directory: Path, vlm: str) -> None:
             f"{directory} holds a {config.get('type')!r} policy; the embedded teacher is a smolvla"
         )
     config["vlm_model_name"] = vlm
+    config["pretrained_path"] = None  # where a fine-tuned teacher started: a path on the training machine
     (directory / "config.json").write_text(json.dumps(config, indent=4))
     pre = directory / "policy_preprocessor.json"
     pipeline = json.loads(pre.read_text())
