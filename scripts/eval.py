@@ -123,9 +123,14 @@ def _resolution(cfg: DictConfig, samplers: dict) -> int:
     """The camera size: ``resolution=`` if given, else the one every sampler's policy was trained at."""
     from snapflow.deploy.preflight import policy_resolution
 
-    if cfg.resolution is not None:
-        return int(cfg.resolution)
     sizes = {name: policy_resolution(spec.policy) for name, (spec, _) in samplers.items()}
+    if cfg.resolution is not None:
+        other = {name: size for name, size in sizes.items() if size not in (None, int(cfg.resolution))}
+        if other:  # legal (the policy resizes), but the numbers are then not the trained setting: say so
+            print(
+                f"note: resolution={cfg.resolution} px, but {other} were trained at other camera sizes; the policies resize"
+            )
+        return int(cfg.resolution)
     if None in sizes.values() or len(set(sizes.values())) != 1:
         raise ValueError(f"the samplers' camera sizes differ or are not square ({sizes}); set resolution=")
     return next(iter(sizes.values()))

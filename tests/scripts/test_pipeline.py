@@ -407,7 +407,7 @@ def test_tiny_refuses_an_unknown_family_before_writing(monkeypatch, tmp_path):
     assert refused.value.code == 2 and not (tmp_path / "tiny").exists()
 
 
-def test_eval_rejects_bad_input(runs, monkeypatch, tmp_path):
+def test_eval_rejects_bad_input(runs, monkeypatch, tmp_path, capsys):
     from hydra import compose, initialize_config_dir
 
     import snapflow.configs
@@ -423,6 +423,10 @@ def test_eval_rejects_bad_input(runs, monkeypatch, tmp_path):
         cfg = compose("eval", [f"teacher={runs['student']}", f"out={tmp_path}", "samplers=[teacher_10]"])
         with pytest.raises(ValueError, match=r"is a SnapFlow-distilled student .* pass it as student="):
             eval_script._samplers(cfg)
+        cfg = compose("eval", [f"teacher={runs['teacher']}", f"out={tmp_path}", "samplers=[teacher_10]"])
+        cfg.resolution = 32  # the tiny teacher was trained at 64 px: legal, and said
+        assert eval_script._resolution(cfg, eval_script._samplers(cfg)) == 32
+        assert "note: resolution=32 px, but {'teacher_10': 64}" in capsys.readouterr().out
         cfg = compose("eval", [f"teacher={tmp_path / 'nope'}", f"out={tmp_path}"])
         with pytest.raises(FileNotFoundError, match="no LeRobot checkpoint"):
             eval_script._samplers(cfg)
