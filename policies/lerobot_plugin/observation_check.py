@@ -13,7 +13,7 @@ own policy types carry it: an upstream teacher's checkpoint stays loadable witho
 from __future__ import annotations
 
 import json
-import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,6 @@ from lerobot.processor import ProcessorStep, ProcessorStepRegistry, TransitionKe
 
 STEP_NAME = "snapflow_observation_check"
 CAMERA_PREFIX = "observation.images."
-logger = logging.getLogger(__name__)
 
 
 def check_observation_batch(observation: dict, task: Any, features: dict[str, list[int]]) -> None:
@@ -94,7 +93,10 @@ class ObservationCheckStep(ProcessorStep):
         check_observation_batch(observation, extra.get(self.task_key), self.features)
         if not self._warned and (unused := unused_cameras(observation, self.features)):
             # a robot may carry more cameras than the policy reads, so this is legal; say it once
-            logger.warning("the policy ignores %s: it reads the cameras %s", unused, self._cameras())
+            # a warning, not a log line: a host's logging config (Hydra's disables existing loggers) can mute logs
+            warnings.warn(
+                f"the policy ignores {unused}: it reads the cameras {self._cameras()}", stacklevel=2
+            )
             self._warned = True
         return transition
 

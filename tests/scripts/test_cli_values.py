@@ -388,12 +388,12 @@ def test_resume_refuses_a_finished_step_count_another_family_and_another_teacher
     (out / "checkpoints/last/training_state/training_step.json").write_text(json.dumps({"step": 40}))
     teacher = tmp_path / "teacher"
     teacher.mkdir()
-    (teacher / "config.json").write_text("{}")
+    (teacher / "config.json").write_text('{"type": "smolvla"}')
     saved = {"policy": {"type": "smolvla_snapflow", "pretrained_path": str(teacher)}}
     (out / LAST_CHECKPOINT / "train_config.json").write_text(json.dumps(saved))
     other = tmp_path / "other_teacher"
     other.mkdir()
-    (other / "config.json").write_text("{}")
+    (other / "config.json").write_text('{"type": "smolvla"}')
     cfg = OmegaConf.create({"out": str(out), "steps": 40, "policy": "pi0", "teacher": str(other)})
     with pytest.raises(ValueError, match="is at step 40; steps=40 must exceed it"):
         check_resume_values(cfg, set())
