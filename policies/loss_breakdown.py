@@ -26,7 +26,7 @@ BATCH = 32
 def loss_breakdown(checkpoint: str, dataset_root: str, samples: int = 256, seed: int = 0) -> dict:
     """{"by_dim": [D], "by_position": [chunk], "by_time": {bin: loss}, "mean": float} over ``samples`` frames
     drawn without replacement (seeded), t ~ U(0.001, 1). ValueError for a policy that is not SmolVLA."""
-    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset, LeRobotDatasetMetadata
     from lerobot.policies.factory import get_policy_class, make_pre_post_processors
 
     from snapflow.scripts.lerobot_cli import read_policy_config
@@ -39,7 +39,7 @@ def loss_breakdown(checkpoint: str, dataset_root: str, samples: int = 256, seed:
     policy = get_policy_class(kind).from_pretrained(checkpoint).eval()
     pre, _ = make_pre_post_processors(policy.config, pretrained_path=checkpoint)
     chunk = policy.config.chunk_size
-    fps = LeRobotDataset("local/data", root=dataset_root, video_backend="pyav").meta.fps
+    fps = LeRobotDatasetMetadata("local/data", root=dataset_root).fps
     dataset = LeRobotDataset(
         "local/data",
         root=dataset_root,

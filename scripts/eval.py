@@ -106,7 +106,7 @@ def _is_distilled(path: object) -> bool:
     *_snapflow types trained with alpha = 1 (plain flow matching) and stay valid teachers."""
     config = json.loads((Path(path) / "config.json").read_text())
     alpha = (config.get("snapflow") or {}).get("alpha", 1.0)
-    return _is_student(path) and float(alpha) < 1.0
+    return str(config.get("type", "")).endswith("_snapflow") and float(alpha) < 1.0
 
 
 def _contract_nfe(name: str, directory: str) -> int:

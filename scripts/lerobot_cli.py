@@ -115,17 +115,25 @@ def resolve_pretrained(path: str | Path) -> Path:
     )
 
 
+def _json_object(path: Path, key: str, kind: type) -> dict:
+    """The JSON object in ``path`` whose ``key`` is a ``kind``; ValueError naming the file otherwise (a
+    truncated or hand-edited file). Callers add what the file should have been."""
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON ({e})") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get(key), kind):
+        raise ValueError(f"{path} has no {key!r}")
+    return raw
+
+
 def read_policy_config(directory: Path) -> dict:
     """``<directory>/config.json`` of a LeRobot checkpoint; ValueError naming the file when it is not a JSON
-    object with a policy ``type`` (a truncated or hand-edited file)."""
-    path = directory / "config.json"
+    object with a policy ``type``."""
     try:
-        config = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON ({e}): not a usable LeRobot checkpoint") from None
-    if not isinstance(config, dict) or not isinstance(config.get("type"), str):
-        raise ValueError(f"{path} has no policy 'type': not a LeRobot policy config")
-    return config
+        return _json_object(directory / "config.json", "type", str)
+    except ValueError as e:
+        raise ValueError(f"{e}: not a usable LeRobot policy checkpoint") from None
 
 
 def read_dataset_info(dataset: str | Path) -> dict:
@@ -136,12 +144,9 @@ def read_dataset_info(dataset: str | Path) -> dict:
             f"dataset={dataset} is not a LeRobotDataset (no meta/info.json); see snapflow-collect"
         )
     try:
-        raw = json.loads(info.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"dataset={dataset}: {info} is not valid JSON ({e})") from None
-    if not isinstance(raw, dict) or not isinstance(raw.get("features"), dict):
-        raise ValueError(f"dataset={dataset}: {info} has no 'features' (not a LeRobotDataset's info.json)")
-    return raw
+        return _json_object(info, "features", dict)
+    except ValueError as e:
+        raise ValueError(f"dataset={dataset}: {e} (not a LeRobotDataset's info.json)") from None
 
 
 def dataset_state_dim(dataset: str | Path) -> int:
