@@ -157,6 +157,11 @@ def check_values(cfg: DictConfig) -> None:
             raise ValueError(f"{key} must be >= 1, got {cfg[key]}")
     if cfg.max_steps is not None and int(cfg.max_steps) < 1:
         raise ValueError(f"max_steps must be >= 1 (or null), got {cfg.max_steps}")
+    noise = float(cfg.distill_noise_std)
+    if not (
+        math.isfinite(noise) and noise >= 0
+    ):  # checked here too: collect would fail minutes into the demo
+        raise ValueError(f"distill_noise_std must be a finite number >= 0, got {cfg.distill_noise_std}")
     if not (math.isfinite(float(cfg.run_seconds)) and float(cfg.run_seconds) > 0):
         raise ValueError(f"run_seconds must be > 0 (the control-loop stage's length), got {cfg.run_seconds}")
     if not cfg.suites:
@@ -214,7 +219,7 @@ def _demo(cfg: DictConfig) -> None:
     data = out / "data"  # one multi-suite dataset: the students learn every task the teacher knows
     collect = [str(BIN / "snapflow-collect"), f"suite=[{','.join(suites)}]", f"out={data}",
                f"episodes_per_task={int(cfg.distill_demos_per_task)}", f"resolution={resolution}",
-               f"workers={int(cfg.workers)}", f"seed={int(cfg.seed) + 7}",
+               f"workers={int(cfg.workers)}", f"seed={int(cfg.seed) + 7}", f"noise_std={float(cfg.distill_noise_std)}",
                f"object_state={str(object_state).lower()}", *ids_arg]  # fmt: skip
     _run("collect", collect)
     progress.update()

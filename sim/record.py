@@ -15,6 +15,7 @@ Writing is atomic: everything goes to `<out>.partial`, renamed to `<out>` only a
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import os
 import shutil
@@ -34,6 +35,7 @@ DEMO_SEED_BASE = 100_000
 MODE_KEY = "mode"
 NO_MODE = -1  # `mode` of a task without a choice in a dataset that mixes both
 MAX_ATTEMPTS = 20  # retries per demo before giving up (experts succeed >= 95 %, so 20 never runs out)
+PROVENANCE = "meta/collect.json"  # the collection settings, beside LeRobot's meta/info.json
 DEFAULT_NOISE_STD = 0.05  # normalised action units, executed only (labels are clean); experts still succeed
 
 
@@ -151,7 +153,9 @@ def collect_dataset(
     `suite` is one suite, a comma list or "all" (one multi-task dataset, as LIBERO's four suites are
     trained together); `task_ids` restricts every listed suite. `object_state` records the 74-D state of
     `object_state.py` instead of the 8-D proprio state; `layout` is "libero" or "wide" (`init_states.py`).
-    Returns the dataset root. Raises FileExistsError if `out` exists and `overwrite` is False.
+    Returns the dataset root, whose `meta/collect.json` records these settings (LeRobot's info.json has no
+    place for them; the noise in particular decides how random the demonstrated chunks are). Raises
+    FileExistsError if `out` exists and `overwrite` is False.
     """
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
     from tqdm import tqdm
@@ -212,6 +216,10 @@ def collect_dataset(
             bar.update(1)
         bar.close()
         ds.finalize()
+        settings = {"suites": suites, "task_ids": ids, "episodes_per_task": episodes_per_task, "seed": seed,
+                    "noise_std": noise_std, "resolution": resolution, "layout": layout,
+                    "object_state": object_state, "video": video}  # fmt: skip
+        (partial / PROVENANCE).write_text(json.dumps(settings, indent=2))
     except BaseException:  # a failed or interrupted collection leaves no half-written dataset behind
         shutil.rmtree(partial, ignore_errors=True)
         raise

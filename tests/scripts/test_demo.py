@@ -82,6 +82,7 @@ def test_demo_runs_end_to_end_on_a_tiny_teacher(tmp_path):
             "episodes=2",
             "task_ids=[0]",
             "distill_demos_per_task=1",
+            "distill_noise_std=0.02",
             "distill_steps=2",
             "distill_batch_size=2",
             "max_steps=20",
@@ -102,6 +103,7 @@ def test_demo_runs_end_to_end_on_a_tiny_teacher(tmp_path):
     held_out = json.loads((out / "held_out" / "report.json").read_text())
     assert held_out["held_out"] and set(held_out["suites"]) == set(report["suites"])
     assert report["workers"] == 2 and report["layout"] == "libero"
+    assert json.loads((out / "data" / "meta" / "collect.json").read_text())["noise_std"] == 0.02
     assert (out / "student" / "model.safetensors").is_file() and (out / "fm" / "model.safetensors").is_file()
     assert (out / "export" / "model.onnx").is_file()
     assert json.loads((out / "run" / "run.json").read_text())["ticks"] > 0
@@ -143,7 +145,7 @@ def test_multimodal_probe_runs_end_to_end_on_a_tiny_teacher(tmp_path):
     proc = subprocess.run(
         [str(BIN / "snapflow-demo"), "probe=multimodal", f"teacher={teacher}", f"out={out}",
          "probe_settings.episodes=1", "probe_settings.distill_demos_per_task=1",
-         "probe_settings.offline_demos_per_task=1", "probe_settings.consistency_steps=3", "distill_steps=2", "distill_batch_size=2", "max_steps=20"],
+         "probe_settings.offline_demos_per_task=1", "probe_settings.consistency_steps=3", "distill_noise_std=0.01", "distill_steps=2", "distill_batch_size=2", "max_steps=20"],
         capture_output=True, text=True, timeout=1800,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -158,3 +160,4 @@ def test_multimodal_probe_runs_end_to_end_on_a_tiny_teacher(tmp_path):
         assert entry["between_modes"] + entry["not_reached"] + sum(entry["modes"].values()) * 4 == 4
     assert "nearest_mode" in report["samplers"]["snapflow_1"]["offline_mse"]
     assert (out / "multimodal_modes.png").is_file()
+    assert json.loads((out / "data" / "meta" / "collect.json").read_text())["noise_std"] == 0.01

@@ -1,5 +1,6 @@
 """`collect_dataset` / `snapflow-collect` write a LeRobotDataset v3 that LeRobot reads with action chunks."""
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -39,8 +40,6 @@ def test_lerobot_loads_it_with_action_chunks(dataset_root: Path) -> None:
 
 
 def test_stats_include_quantiles(dataset_root: Path) -> None:
-    import json
-
     stats = json.loads((dataset_root / "meta" / "stats.json").read_text())
     for key in ("action", "observation.state"):
         assert {"mean", "std", "q01", "q99"} <= set(stats[key]), stats[key].keys()
@@ -64,12 +63,27 @@ def test_cli_writes_into_out_only(tmp_path: Path) -> None:
     exe = Path(__import__("sys").executable).with_name("snapflow-collect")
     out = tmp_path / "cli_ds"
     subprocess.run(
-        [str(exe), "suite=goal", "episodes_per_task=1", f"out={out}", "task_ids=[2]", "resolution=32"],
+        [
+            str(exe),
+            "suite=goal",
+            "episodes_per_task=1",
+            f"out={out}",
+            "task_ids=[2]",
+            "resolution=32",
+            "noise_std=0.02",
+        ],
         check=True,
         cwd=tmp_path,
         timeout=120,
     )
     assert (out / "meta" / "info.json").exists()
+    provenance = json.loads(
+        (out / "meta" / "collect.json").read_text()
+    )  # the settings, recorded with the data
+    assert (
+        provenance["noise_std"] == 0.02 and provenance["suites"] == ["goal"] and provenance["task_ids"] == [2]
+    )
+    assert provenance["resolution"] == 32 and provenance["layout"] == "libero" and provenance["seed"] == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cli_ds"], (
         "no hydra outputs/ or .partial left behind"
     )
