@@ -10,7 +10,7 @@ from lerobot.policies.pretrained import PreTrainedPolicy
 from torch import Tensor
 
 from snapflow.deploy.lerobot_onnx.configuration_snapflow_onnx import SnapFlowOnnxConfig
-from snapflow.policies.lerobot_plugin.validation import validate_batch
+from snapflow.policies.lerobot_plugin.validation import check_queue_batch, validate_batch
 
 
 class SnapFlowOnnxPolicy(PreTrainedPolicy):
@@ -59,6 +59,7 @@ class SnapFlowOnnxPolicy(PreTrainedPolicy):
 
     @torch.no_grad()
     def select_action(self, batch: dict[str, Tensor], **kwargs: Any) -> Tensor:
+        check_queue_batch(self._queue, batch, self.config)
         if not self._queue:
             chunk = self.predict_action_chunk(batch)[:, : self.config.n_action_steps]
             self._queue.extend(chunk.transpose(0, 1))

@@ -36,7 +36,7 @@ from snapflow.policies.lerobot_plugin.checkpoint import (
     is_resumable_checkpoint,
     load_weights,
 )
-from snapflow.policies.lerobot_plugin.validation import validate_batch
+from snapflow.policies.lerobot_plugin.validation import check_queue_batch, validate_batch
 from snapflow.policies.snapflow.flow import target_time
 from snapflow.policies.snapflow.loss import snapflow_loss
 from snapflow.policies.snapflow.rtc import few_step_rtc
@@ -190,6 +190,8 @@ class SnapFlowStudent:
     @torch.no_grad()
     def select_action(self, batch: dict[str, Tensor], *args: Any, **kwargs: Any) -> Tensor:
         validate_batch(self.config, batch, needs_action=False)
+        queue = getattr(self, "_action_queue", None)  # PI0 / PI05 keep it here, SmolVLA in _queues
+        check_queue_batch(queue if queue is not None else self._queues.get("action"), batch, self.config)
         return super().select_action(batch, *args, **kwargs)
 
     # ----------------------------------------------------------------------------------------- training

@@ -1,5 +1,7 @@
 """Clear errors for bad policy inputs (wrong keys or shapes, non-finite values) before they reach the model."""
 
+from collections.abc import Sequence
+
 import torch
 from lerobot.utils.constants import ACTION, OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS, OBS_STATE
 from torch import Tensor
@@ -58,6 +60,23 @@ def validate_batch(config: object, batch: dict[str, Tensor], *, needs_action: bo
             )
         if not torch.isfinite(batch[ACTION]).all():
             raise ValueError(f"{ACTION} contains NaN or infinite values")
+
+
+def check_queue_batch(queue: Sequence[Tensor] | None, batch: dict[str, Tensor], config: object) -> None:
+    """Refuse an observation batch of another size than the queued actions' rows.
+
+    LeRobot's ``select_action`` serves queued actions without looking at the observation, so a new batch of
+    envs (or one env after a batch) without ``reset()`` would get the old rows' actions. ValueError names both.
+    """
+    if not queue:
+        return
+    rows = next((int(v.shape[0]) for k, v in batch.items() if k in config.input_features), None)
+    queued = int(queue[0].shape[0])
+    if rows is not None and rows != queued:
+        raise ValueError(
+            f"select_action got a batch of {rows} observations while its action queue holds actions for "
+            f"{queued}: call policy.reset() when a new episode (or batch of envs) starts"
+        )
 
 
 def _check_state(state_ft: object, batch: dict[str, Tensor], needs_action: bool) -> None:

@@ -594,3 +594,17 @@ def test_a_camera_the_policy_does_not_read_is_named_once(exported):
         pre(dict(batch))
     said = [str(w.message) for w in caught if "image3" in str(w.message)]
     assert len(said) == 1 and "the policy ignores ['observation.images.image3']" in said[0], said
+
+
+@pytest.mark.parametrize("exported", ["smolvla"], indirect=True)
+def test_onnx_policy_select_action_refuses_a_batch_its_queue_was_not_filled_for(exported):
+    """As the torch student: queued actions of one batch are never served to a batch of another size."""
+    family, ckpt, out, _, _ = exported
+    pre = TorchRuntime.from_checkpoint(ckpt).pre
+    policy = SnapFlowOnnxPolicy.from_pretrained(out)
+    assert policy.select_action(pre(raw_batch(family, batch_size=1, with_action=False))).shape[0] == 1
+    two = pre(raw_batch(family, batch_size=2, with_action=False))
+    with pytest.raises(ValueError, match=r"call policy\.reset\(\)"):
+        policy.select_action(two)
+    policy.reset()
+    assert policy.select_action(two).shape[0] == 2

@@ -92,3 +92,20 @@ def test_bad_inputs_get_clear_errors(smolvla):
     del missing_task["task"]
     with pytest.raises((ValueError, KeyError), match="task"):
         student.forward(pre(missing_task))
+
+
+@pytest.mark.parametrize("family", ["smolvla", "pi05"])
+def test_select_action_refuses_a_batch_the_queue_was_not_filled_for(family, smolvla, tiny_assets):
+    """Upstream select_action would serve the batch-1 queue to a batch-2 observation; reset() clears it."""
+    student, pre, _ = smolvla if family == "smolvla" else tiny_student(family, tiny_assets)
+    student.eval()
+    student.reset()
+    first = student.select_action(pre(raw_batch(family, batch_size=1, with_action=False)))
+    assert first.shape[0] == 1
+    two = pre(raw_batch(family, batch_size=2, with_action=False))
+    with pytest.raises(
+        ValueError, match=r"batch of 2 observations while its action queue holds actions for 1"
+    ):
+        student.select_action(two)
+    student.reset()
+    assert student.select_action(two).shape[0] == 2
