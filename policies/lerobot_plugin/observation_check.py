@@ -133,11 +133,19 @@ def add_to_checkpoint(pretrained_model: Path) -> None:
 
 
 def insert_into(preprocessor_json: dict, features: dict[str, list[int]]) -> dict:
-    """``policy_preprocessor.json`` with the check after its rename step (first if there is none); a check
-    already there is replaced (a re-export)."""
+    """``policy_preprocessor.json`` with the check first, or right after a rename step that renames something
+    (the check names the policy's keys); a check already there is replaced (a re-export). First matters for an
+    observation without any ``observation.*`` key: LeRobot's rename step would refuse it as "requires an
+    observation in the transition" without naming what is missing."""
     steps = [s for s in preprocessor_json.get("steps", []) if s.get("registry_name") != STEP_NAME]
     at = next(
-        (i + 1 for i, s in enumerate(steps) if s.get("registry_name") == "rename_observations_processor"), 0
+        (
+            i + 1
+            for i, s in enumerate(steps)
+            if s.get("registry_name") == "rename_observations_processor"
+            and s.get("config", {}).get("rename_map")
+        ),
+        0,
     )
     check = {"registry_name": STEP_NAME, "config": {"features": features, "task_key": "task"}}
     return {**preprocessor_json, "steps": [*steps[:at], check, *steps[at:]]}

@@ -549,7 +549,23 @@ RAW_BAD = {  # a raw observation as a user hands it to the export's preprocessor
     "int_state": ("observation.state", torch.zeros(1, 8, dtype=torch.int64), "observation.state has dtype torch.int64"),
     "image_batch_2": ("observation.images.image", lambda b: b.repeat(2, 1, 1, 1), "entries disagree on the batch size"),
     "uint8_image": ("observation.images.image", lambda b: (b * 255).to(torch.uint8), "has dtype torch.uint8"),
+    "no_observation": ("*", None, r"the observation has no \['observation.images.image', "),
 }  # fmt: skip
+
+
+def test_the_check_follows_a_rename_step_that_renames():
+    """The check names the policy's keys, so with a non-empty rename_map it runs after the renaming."""
+    from snapflow.policies.lerobot_plugin.observation_check import STEP_NAME, insert_into
+
+    rename = {"registry_name": "rename_observations_processor", "config": {"rename_map": {"cam": "image"}}}
+    steps = insert_into({"steps": [rename, {"registry_name": "device_processor"}]}, {})["steps"]
+    assert [s["registry_name"] for s in steps] == [
+        "rename_observations_processor",
+        STEP_NAME,
+        "device_processor",
+    ]
+    rename["config"]["rename_map"] = {}
+    assert insert_into({"steps": [rename]}, {})["steps"][0]["registry_name"] == STEP_NAME
 
 
 @pytest.mark.parametrize("exported", ["smolvla"], indirect=True)
@@ -561,15 +577,19 @@ def test_the_exports_preprocessor_names_a_bad_raw_observation(exported, case):
 
     family, _, out, _, _ = exported
     steps = json.loads((out / "policy_preprocessor.json").read_text())["steps"]
+    # first: the rename step renames nothing here, and would refuse an observation without any
+    # observation.* key in words that do not say what is missing
     assert [s["registry_name"] for s in steps[:2]] == [
-        "rename_observations_processor",
         "snapflow_observation_check",
+        "rename_observations_processor",
     ]
     pre, _ = load_processors(out)
     pre(raw_batch(family, batch_size=1, with_action=False))  # a good observation passes
     key, value, match = RAW_BAD[case]
     batch = raw_batch(family, batch_size=1, with_action=False)
-    if value is None and key != "task":
+    if key == "*":  # only the instruction: no observation.* entry at all
+        batch = {"task": batch["task"]}
+    elif value is None and key != "task":
         batch.pop(key)
     elif callable(value):  # a changed copy of the good entry
         batch[key] = value(batch[key])
