@@ -520,6 +520,31 @@ def test_student_checkpoints_name_a_bad_observation(runs):
     assert pre({**obs, "observation.state": torch.zeros(1, 8), "task": ["pick"]})  # a good one passes
 
 
+def test_the_check_can_be_added_to_a_checkpoint_we_did_not_write(runs, tmp_path, capsys):
+    """A student trained by raw lerobot-train keeps its teacher's processors; the module's CLI adds the check
+    (here to a copy of the upstream teacher). A folder that is not a checkpoint: exit 2, nothing changed."""
+    import shutil
+
+    import torch
+    from lerobot.processor import PolicyProcessorPipeline
+
+    from snapflow.policies.lerobot_plugin.observation_check import main
+
+    ckpt = shutil.copytree(runs["teacher"] / CKPT / "last" / "pretrained_model", tmp_path / "ckpt")
+    (tmp_path / "empty").mkdir()
+    assert main([str(ckpt), str(tmp_path / "empty")]) == 2
+    assert "empty/config.json is not a readable JSON file" in capsys.readouterr().err
+    assert "snapflow_observation_check" not in (ckpt / "policy_preprocessor.json").read_text()
+    assert main([str(ckpt)]) == 0 and main([str(ckpt)]) == 0  # idempotent
+    steps = json.loads((ckpt / "policy_preprocessor.json").read_text())["steps"]
+    assert [s["registry_name"] for s in steps].count("snapflow_observation_check") == 1
+    pre = PolicyProcessorPipeline.from_pretrained(ckpt, config_filename="policy_preprocessor.json")
+    image = torch.zeros(1, 3, 64, 64)
+    with pytest.raises(ValueError, match="task=None"):
+        pre({"observation.images.image": image, "observation.images.image2": image,
+             "observation.state": torch.zeros(1, 8)})  # fmt: skip
+
+
 def test_loss_breakdown_splits_the_teachers_loss(runs, tmp_path):
     """The diagnostic behind the teacher's recipe (README, "The embedded teacher"): per action dimension,
     chunk position and time bin; its mean is the mean of the per-dimension losses."""
