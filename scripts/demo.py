@@ -196,7 +196,8 @@ def _demo(cfg: DictConfig) -> None:
     check_values(cfg)  # every value before any folder is made or deleted
     prefix = "demo" if cfg.probe is None else f"probe-{cfg.probe}"
     name = cfg.out or f"outputs/{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
-    out = check_out(Path(name).resolve(), strict_bool(cfg.overwrite, "overwrite"))
+    # the teacher may not live in the folder the demo empties
+    out = check_out(Path(name).resolve(), strict_bool(cfg.overwrite, "overwrite"), [cfg.teacher])
     shutil.rmtree(out, ignore_errors=True)  # empty or overwrite=true: the demo starts afresh
     out.mkdir(parents=True)
     if cfg.probe is not None:

@@ -37,7 +37,7 @@ def _body(cfg: DictConfig) -> None:
         teacher_flags,
         train_or_resume,
     )
-    from snapflow.scripts.teacher_stats import dataset_with_teacher_stats
+    from snapflow.scripts.teacher_stats import dataset_with_teacher_stats, remove_view
 
     if cfg.method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {cfg.method!r}")
@@ -48,6 +48,7 @@ def _body(cfg: DictConfig) -> None:
         if cfg[key] is not None and not (math.isfinite(float(cfg[key])) and low <= float(cfg[key]) <= high):
             raise ValueError(f"{key} must be a finite number in [{low}, {high}], got {cfg[key]}")
     flags: list[str] = []
+    view = None  # the dataset view with the teacher's stats, when this run writes one
     read_dataset_info(cfg.dataset)  # a missing or broken meta/info.json is named before any work
     if not cfg.resume:
         teacher = resolve_pretrained(cfg.teacher)
@@ -74,6 +75,10 @@ def _body(cfg: DictConfig) -> None:
             flags.append(f"--policy.optimizer_lr={float(cfg.lr)}")
     try:
         print(f"student checkpoint: {train_or_resume(flags, cfg)}")
+    except BaseException:
+        if view is not None and not (Path(cfg.out) / "checkpoints").is_dir():
+            remove_view(view)  # refused or failed before its first checkpoint: nothing refers to the view
+        raise
     finally:  # also the checkpoints an interrupted run has written
         _check_observations_in_checkpoints(Path(cfg.out))
 

@@ -203,7 +203,10 @@ def _eval(cfg: DictConfig) -> None:
     from snapflow.sim.tasks import canonical_suite
 
     start = time.perf_counter()
-    check_out(cfg.out, strict_bool(cfg.overwrite, "overwrite"))  # refuse before hours of rollouts, not after
+    exports = cfg.exports if isinstance(cfg.exports, dict | DictConfig) else {}
+    inputs = [cfg.teacher, cfg.student, cfg.fm, cfg.student_k, cfg.dataset, *exports.values()]
+    # refuse before hours of rollouts, not after; never over a checkpoint or dataset it reads
+    check_out(cfg.out, strict_bool(cfg.overwrite, "overwrite"), inputs)
     if not as_list(cfg.suites):
         raise ValueError("suites=[] names no suite: give at least one of spatial, object, goal, long")
     suites = [canonical_suite(s) for s in as_list(cfg.suites)]  # fail fast on unknown suites
@@ -291,7 +294,7 @@ def _eval(cfg: DictConfig) -> None:
     if sweep is not None:
         report["chunking"], report["chunking_meta"] = sweep
     try:
-        with atomic_out(cfg.out, bool(cfg.overwrite)) as tmp:
+        with atomic_out(cfg.out, bool(cfg.overwrite), inputs) as tmp:
             write_outputs(report, tmp)  # validates the report first
             if sweep is not None:
                 from snapflow.sim.chunking_report import chunking_table, plot_chunking

@@ -71,7 +71,8 @@ def _body(cfg: DictConfig) -> None:
         )
     if (quantize == "int8_static") != (cfg.calibration is not None):
         raise ValueError("calibration=<LeRobotDataset dir> goes with quantize=int8_static, and only with it")
-    check_out(cfg.out, bool(cfg.overwrite))  # before the minute-long export, not after
+    inputs = [cfg.policy, cfg.calibration]  # never replaced by the export, whatever overwrite says
+    check_out(cfg.out, bool(cfg.overwrite), inputs)  # before the minute-long export, not after
     policy = resolve_pretrained(cfg.policy)
     print(f"[1/3] loading {policy}", flush=True)
     runtime = TorchRuntime.from_checkpoint(policy, nfe=int(cfg.nfe))
@@ -86,7 +87,7 @@ def _body(cfg: DictConfig) -> None:
             runtime.policy, runtime.pre, cfg.calibration, int(cfg.calibration_frames)
         )
     print("[2/3] exporting to ONNX and checking parity against torch (about a minute)", flush=True)
-    with atomic_out(cfg.out, bool(cfg.overwrite)) as tmp:  # a failed export leaves out= as it was
+    with atomic_out(cfg.out, bool(cfg.overwrite), inputs) as tmp:  # a failed export leaves out= as it was
         try:
             contract, _ = export_onnx(
                 runtime.policy,

@@ -8,7 +8,7 @@ import contextlib
 import math
 import shutil
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 USAGE_EXIT = 2  # argparse's and LeRobot's convention for a refused command line or input
@@ -198,14 +198,26 @@ def checked(cfg: object, name: str) -> object:
     return cfg
 
 
-def check_out(out: str | Path, overwrite: bool) -> Path:
-    """`out` as a Path, refused (FileExistsError) when it holds files and `overwrite` is False.
+def check_out(out: str | Path, overwrite: bool, inputs: Iterable[object] = ()) -> Path:
+    """`out` as a Path, refused (FileExistsError) when it holds files and `overwrite` is False, and
+    (ValueError) when it is, or holds, one of the command's `inputs` (paths; other values are skipped):
+    replacing it would delete what the command reads, whatever `overwrite` says.
 
     Call it before any work, so a long run is not lost to a refusal at the end.
     """
     if not str(out).strip():
         raise ValueError("out= is empty: name a folder for the results")
     path = Path(out)
+    here = path.resolve()
+    for given in inputs:
+        if given is None or not str(given).strip() or not Path(str(given)).exists():
+            continue
+        source = Path(str(given)).resolve()
+        if source == here or here in source.parents:
+            raise ValueError(
+                f"out={out} {'is' if source == here else 'holds'} {given}, an input of this command: "
+                "writing the results there would delete it; choose another out="
+            )
     blocking = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
     if blocking is not None:  # overwrite=true replaces result folders, never a file
         where = "is a file" if blocking == path else f"lies under {blocking}, which is a file"
@@ -218,13 +230,13 @@ def check_out(out: str | Path, overwrite: bool) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_out(out: str | Path, overwrite: bool) -> Iterator[Path]:
+def atomic_out(out: str | Path, overwrite: bool, inputs: Iterable[object] = ()) -> Iterator[Path]:
     """Write a command's results into `<out>.partial`, renamed to `out` only when the block succeeds.
 
-    An interrupted or failed command leaves `out` as it was (its earlier results intact) and removes its
+    `inputs` as for `check_out`. An interrupted or failed command leaves `out` as it was (its earlier results intact) and removes its
     `.partial` folder (a killed one leaves it, and the next run clears it).
     """
-    path = check_out(out, overwrite)
+    path = check_out(out, overwrite, inputs)
     partial = path.with_name(path.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)  # leftovers of an interrupted run
     partial.mkdir(parents=True)
@@ -276,8 +288,16 @@ def run_cli(body: Callable[[], int | None], debug: bool = False) -> None:
     from omegaconf.errors import MissingMandatoryValue
 
     from snapflow.deploy.tensorrt_engine import TensorRTUnavailable  # a runtime this machine lacks, by name
+    from snapflow.policies.snapflow.config import ConfigError  # a bad policy config value (not a ValueError)
 
-    refused = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, TensorRTUnavailable)
+    refused = (
+        ValueError,
+        ConfigError,
+        FileNotFoundError,
+        FileExistsError,
+        NotADirectoryError,
+        TensorRTUnavailable,
+    )
     if not debug:
         quiet_third_party_logs()
     try:

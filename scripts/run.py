@@ -170,7 +170,8 @@ def _run(cfg: DictConfig) -> int:
     if str(cfg.inference) not in modes:
         raise ValueError(f"inference={cfg.inference}: choose one of {', '.join(modes)}")
     cfg.policy = _local_policy(str(cfg.policy))
-    out = check_out(cfg.out, bool(cfg.overwrite))
+    inputs = [cfg.policy, cfg.robot_config]  # never replaced by the run's results
+    out = check_out(cfg.out, bool(cfg.overwrite), inputs)
     torch.set_num_threads(int(cfg.threads))
     runtime = load_runtime(
         cfg.policy, cfg.runtime, threads=int(cfg.threads), nfe=None if cfg.nfe is None else int(cfg.nfe)
@@ -211,7 +212,7 @@ def _run(cfg: DictConfig) -> int:
         report = run_control_loop(runtime, robot, MonotonicClock(), loop_cfg)
     finally:
         robot.close()
-    with atomic_out(out, bool(cfg.overwrite)) as tmp:
+    with atomic_out(out, bool(cfg.overwrite), inputs) as tmp:
         path = save_run(report, tmp)
         run = json.loads(Path(path).read_text())
         run["inference"] = inference

@@ -16,6 +16,9 @@ import shutil
 from pathlib import Path
 
 NORMALIZED = ("observation.state", "action")  # the features SmolVLA / PI0 / PI05 normalise with stats
+# Written into every view: only a folder carrying it is ever replaced or removed (a user's dataset that
+# happens to sit at <out>.dataset is refused, never deleted).
+VIEW_MARKER = ".snapflow_dataset_view"
 
 
 def teacher_stats(teacher: Path) -> dict[str, dict[str, list]]:
@@ -39,9 +42,21 @@ def dataset_with_teacher_stats(dataset: Path, teacher: Path, view: Path) -> Path
 
     Raises:
         ValueError: the teacher has no stats for a normalised feature, or their length differs from the
-            dataset's feature (a teacher for another robot); the message names the feature.
+            dataset's feature (a teacher for another robot); the message names the feature. Also when the
+            dataset and the view are the same folder or one holds the other.
+        FileExistsError: something that is not an earlier view already sits at `view`.
     """
     dataset, view = Path(dataset).resolve(), Path(view)
+    if view.resolve() == dataset or view.resolve() in dataset.parents or dataset in view.resolve().parents:
+        raise ValueError(
+            f"dataset={dataset} is where this run writes its dataset view ({view}, next to out=): "
+            "choose another out="
+        )
+    if view.exists() and not (view / VIEW_MARKER).is_file():
+        raise FileExistsError(
+            f"{view} exists and is not a dataset view of snapflow-distill (it writes one there, next to "
+            "out=): move it or choose another out="
+        )
     stats = json.loads((dataset / "meta" / "stats.json").read_text())
     info = json.loads((dataset / "meta" / "info.json").read_text())
     theirs = teacher_stats(teacher)
@@ -69,4 +84,13 @@ def dataset_with_teacher_stats(dataset: Path, teacher: Path, view: Path) -> Path
         elif entry.name != "stats.json":
             shutil.copy2(entry, target)
     (view / "meta" / "stats.json").write_text(json.dumps(stats, indent=2))
+    (view / VIEW_MARKER).write_text(
+        f"a view of {dataset} with its teacher's stats, written by snapflow-distill\n"
+    )
     return view
+
+
+def remove_view(view: Path) -> None:
+    """Delete a view this module wrote (it carries VIEW_MARKER); anything else is left alone."""
+    if (Path(view) / VIEW_MARKER).is_file():
+        shutil.rmtree(view)

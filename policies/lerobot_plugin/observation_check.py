@@ -149,30 +149,3 @@ def insert_into(preprocessor_json: dict, features: dict[str, list[int]]) -> dict
     )
     check = {"registry_name": STEP_NAME, "config": {"features": features, "task_key": "task"}}
     return {**preprocessor_json, "steps": [*steps[:at], check, *steps[at:]]}
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m snapflow.policies.lerobot_plugin.observation_check <pretrained_model> ...`` adds the check to
-    checkpoints this package did not write, e.g. a student trained by raw ``lerobot-train`` (which keeps its
-    teacher's processors). Exit 2 naming a directory that is not a LeRobot policy checkpoint."""
-    import argparse
-    import sys
-
-    parser = argparse.ArgumentParser(description="Add the observation check to LeRobot policy checkpoints.")
-    parser.add_argument("pretrained_model", nargs="+", type=Path)
-    args = parser.parse_args(argv)
-    for path in args.pretrained_model:  # all checked before any is changed
-        for name in ("config.json", "policy_preprocessor.json"):
-            try:
-                json.loads((path / name).read_text())
-            except (OSError, ValueError) as e:
-                print(f"observation_check: {path / name} is not a readable JSON file ({e})", file=sys.stderr)
-                return 2
-    for path in args.pretrained_model:
-        add_to_checkpoint(path)
-        print(f"added {STEP_NAME} to {path / 'policy_preprocessor.json'}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -7,6 +7,16 @@ SPLITS = ("fixed", "bernoulli")
 MULTISTEP_MODES = ("target_time", "euler")
 
 
+class ConfigError(Exception):
+    """A bad value of a SnapFlow policy config, named with its field.
+
+    Deliberately not a ValueError: draccus, LeRobot's CLI parser, turns a ValueError or TypeError raised while
+    it builds a config into "Couldn't instantiate class ...", and under ``lerobot-train``'s policy union drops
+    the cause entirely; any other exception reaches the user with its message. Our commands report it as a
+    refused input (exit 2), as they do ValueError.
+    """
+
+
 @dataclass
 class SnapFlowConfig:
     """Hyper-parameters of SnapFlow self-distillation (defaults = the SnapFlow paper's recipe).
@@ -37,40 +47,40 @@ class SnapFlowConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"snapflow.alpha must be in [0, 1], got {self.alpha}")
+            raise ConfigError(f"snapflow.alpha must be in [0, 1], got {self.alpha}")
         if self.consistency_weight < 0:
-            raise ValueError(f"snapflow.consistency_weight must be >= 0, got {self.consistency_weight}")
+            raise ConfigError(f"snapflow.consistency_weight must be >= 0, got {self.consistency_weight}")
         if self.target_clamp < 0:
-            raise ValueError(f"snapflow.target_clamp must be >= 0 (0 disables), got {self.target_clamp}")
+            raise ConfigError(f"snapflow.target_clamp must be >= 0 (0 disables), got {self.target_clamp}")
         if self.split not in SPLITS:
-            raise ValueError(f"snapflow.split must be one of {SPLITS}, got {self.split!r}")
+            raise ConfigError(f"snapflow.split must be one of {SPLITS}, got {self.split!r}")
         if self.multistep_mode not in MULTISTEP_MODES:
-            raise ValueError(
+            raise ConfigError(
                 f"snapflow.multistep_mode must be one of {MULTISTEP_MODES}, got {self.multistep_mode!r}"
             )
         if isinstance(self.consistency_steps, bool) or not isinstance(self.consistency_steps, int):
-            raise ValueError(
+            raise ConfigError(
                 f"snapflow.consistency_steps must be an integer >= 2, got {self.consistency_steps!r}"
             )
         if self.consistency_steps < 2:
-            raise ValueError(f"snapflow.consistency_steps must be >= 2, got {self.consistency_steps}")
+            raise ConfigError(f"snapflow.consistency_steps must be >= 2, got {self.consistency_steps}")
         if self.target_time_hidden_dim < 0:
-            raise ValueError("snapflow.target_time_hidden_dim must be >= 0")
+            raise ConfigError("snapflow.target_time_hidden_dim must be >= 0")
 
 
 def validate_student_fields(cfg: object, steps_field: str) -> None:
     """Checks a ``*_snapflow`` config at construction (so a CLI fails before any env or dataset is built).
 
-    Raises ValueError naming the field: the NFE (``steps_field``) must be an integer >= 1; ``compile_model``
+    Raises ConfigError naming the field: the NFE (``steps_field``) must be an integer >= 1; ``compile_model``
     is refused because upstream compiles its own ``sample_actions``/``forward``, which the student does not
     run (it samples and trains through its own explicit-time path; the exported ONNX/TensorRT graph is the
     fast path).
     """
     nfe = getattr(cfg, steps_field)
     if isinstance(nfe, bool) or not isinstance(nfe, int) or nfe < 1:
-        raise ValueError(f"policy.{steps_field} (the NFE) must be an integer >= 1, got {nfe!r}")
+        raise ConfigError(f"policy.{steps_field} (the NFE) must be an integer >= 1, got {nfe!r}")
     if getattr(cfg, "compile_model", False):
-        raise ValueError(
+        raise ConfigError(
             "policy.compile_model=true is not supported by *_snapflow policies: upstream compiles its own "
             "sample_actions/forward, which the student does not use; export the student with snapflow-export "
             "(ONNX Runtime / TensorRT) for fast inference"

@@ -189,3 +189,22 @@ def test_gradient_checkpointing_through_lerobot_train_gives_the_same_losses(data
         )
         losses[gc] = re.findall(r"loss:([0-9.]+)", log)
     assert len(losses["true"]) >= 2 and losses["true"] == losses["false"], losses
+
+
+@pytest.mark.parametrize(
+    "flag, named",
+    [
+        ("--policy.snapflow.alpha=1.5", "snapflow.alpha must be in [0, 1], got 1.5"),
+        ("--policy.num_steps=0", "policy.num_steps (the NFE) must be an integer >= 1, got 0"),
+    ],
+)
+def test_lerobot_train_names_a_bad_snapflow_value(tmp_path, flag, named):
+    """lerobot-train parses --policy through a union that kept only "Couldn't instantiate class" of a
+    ValueError; ConfigError's message reaches the user (draccus, LeRobot's parser)."""
+    proc = subprocess.run(
+        [str(BIN / "lerobot-train"), "--policy.type=smolvla_snapflow", flag, "--policy.device=cpu",
+         "--dataset.repo_id=local/none", f"--dataset.root={tmp_path / 'none'}", f"--output_dir={tmp_path / 'o'}"],
+        capture_output=True, text=True, timeout=CMD_TIMEOUT_S, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )  # fmt: skip
+    assert proc.returncode != 0 and named in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-3000:]
+    assert not (tmp_path / "o").exists()

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from snapflow.policies.snapflow.config import SnapFlowConfig
+from snapflow.policies.snapflow.config import ConfigError, SnapFlowConfig
 from snapflow.policies.snapflow.loss import snapflow_loss, split_rows
 from snapflow.policies.snapflow.target_time import TargetTimeEmbedding
 
@@ -230,7 +230,7 @@ def test_training_separates_phi_of_zero_from_phi_of_one():
     ],
 )
 def test_config_rejects_bad_values(field, value):
-    with pytest.raises(ValueError, match=field):
+    with pytest.raises(ConfigError, match=field):
         SnapFlowConfig(**{field: value})
 
 
@@ -253,5 +253,5 @@ def test_k_step_consistency_target_is_the_models_own_k_step_euler_sampler(steps)
     target = x1 - x
     student = a * x1 + b + c
     assert m["loss_sc"] == pytest.approx((student - target).pow(2).mean().item(), rel=1e-5)
-    with pytest.raises(ValueError, match="consistency_steps"):
+    with pytest.raises(ConfigError, match="consistency_steps"):
         SnapFlowConfig(consistency_steps=1)

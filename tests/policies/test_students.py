@@ -10,6 +10,7 @@ from lerobot.policies.pi05.modeling_pi05 import PI05Policy
 from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
 
 from snapflow.policies.lerobot_plugin.checkpoint import TARGET_TIME_PREFIX
+from snapflow.policies.snapflow.config import ConfigError
 from snapflow.policies.snapflow.flow import sample_target_time
 from snapflow.policies.tiny_paligemma import (
     fix_tiny_projector,
@@ -261,16 +262,16 @@ def test_nfe_below_one_is_refused_when_the_config_is_built(bad):
     from snapflow.policies.lerobot_plugin.configuration_pi05_snapflow import PI05SnapFlowConfig
     from snapflow.policies.lerobot_plugin.configuration_smolvla_snapflow import SmolVLASnapFlowConfig
 
-    with pytest.raises(ValueError, match="num_steps"):
+    with pytest.raises(ConfigError, match="num_steps"):
         SmolVLASnapFlowConfig(num_steps=bad)
-    with pytest.raises(ValueError, match="num_inference_steps"):
+    with pytest.raises(ConfigError, match="num_inference_steps"):
         PI05SnapFlowConfig(num_inference_steps=bad)
 
 
 def test_compile_model_is_refused_with_a_reason():
     from snapflow.policies.lerobot_plugin.configuration_smolvla_snapflow import SmolVLASnapFlowConfig
 
-    with pytest.raises(ValueError, match=r"compile_model.*snapflow-export"):
+    with pytest.raises(ConfigError, match=r"compile_model.*snapflow-export"):
         SmolVLASnapFlowConfig(compile_model=True)
 
 

@@ -560,3 +560,29 @@ def test_resume_names_a_truncated_checkpoint_file(tmp_path: Path) -> None:
     (state / "optimizer_state.safetensors").unlink()
     with pytest.raises(FileNotFoundError, match=r"optimizer_state\.safetensors is missing"):
         resume_args(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "command, args",
+    [
+        ("snapflow-export", ["policy={ckpt}", "out={ckpt}"]),
+        ("snapflow-eval", ["student={ckpt}", "samplers=[snapflow_1]", "out={ckpt}"]),
+        ("snapflow-eval", ["student={tmp}/other", "dataset={ckpt}", "out={tmp}"]),  # out= holds an input
+        ("snapflow-run", ["policy={ckpt}", "robot=sim", "task=spatial/0", "out={ckpt}"]),
+        ("snapflow-demo", ["teacher={ckpt}", "out={tmp}"]),
+    ],
+)  # fmt: skip
+def test_overwrite_never_replaces_what_the_command_reads(tmp_path: Path, command, args) -> None:
+    """overwrite=true with out= at (or above) the checkpoint or dataset the command reads deleted it (exit 0);
+    now refused by name before any work, the input intact."""
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    names = ["config.json", "model.safetensors", *(["contract.json"] if command != "snapflow-demo" else [])]
+    for name in names:  # a checkpoint (the demo's teacher) or an export, as far as the refusal needs
+        (ckpt / name).write_text('{"type": "smolvla"}' if name == "config.json" else "{}")
+    (tmp_path / "other").mkdir()
+    filled = [a.replace("{ckpt}", str(ckpt)).replace("{tmp}", str(tmp_path)) for a in args]
+    proc = _cli(command, *filled, "overwrite=true")
+    assert proc.returncode == 2, proc.stderr
+    assert "an input of this command: writing the results there would delete it" in proc.stderr, proc.stderr
+    assert sorted(p.name for p in ckpt.iterdir()) == sorted(names)

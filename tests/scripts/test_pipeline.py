@@ -520,22 +520,22 @@ def test_student_checkpoints_name_a_bad_observation(runs):
     assert pre({**obs, "observation.state": torch.zeros(1, 8), "task": ["pick"]})  # a good one passes
 
 
-def test_the_check_can_be_added_to_a_checkpoint_we_did_not_write(runs, tmp_path, capsys):
-    """A student trained by raw lerobot-train keeps its teacher's processors; the module's CLI adds the check
-    (here to a copy of the upstream teacher). A folder that is not a checkpoint: exit 2, nothing changed."""
-    import shutil
-
+def test_the_check_can_be_added_to_a_checkpoint_we_did_not_write(runs, tmp_path):
+    """A student trained by raw lerobot-train keeps its teacher's processors; the README's command adds the
+    check (here to a copy of the upstream teacher), run as a user runs it. Not a checkpoint: exit 2, nothing
+    changed."""
     import torch
     from lerobot.processor import PolicyProcessorPipeline
 
-    from snapflow.policies.lerobot_plugin.observation_check import main
-
     ckpt = shutil.copytree(runs["teacher"] / CKPT / "last" / "pretrained_model", tmp_path / "ckpt")
     (tmp_path / "empty").mkdir()
-    assert main([str(ckpt), str(tmp_path / "empty")]) == 2
-    assert "empty/config.json is not a readable JSON file" in capsys.readouterr().err
+    command = [sys.executable, "-m", "snapflow.policies.lerobot_plugin.add_observation_check"]
+    refused = subprocess.run([*command, str(ckpt), str(tmp_path / "empty")], capture_output=True, text=True)
+    assert refused.returncode == 2 and "empty/config.json is not a readable JSON file" in refused.stderr
     assert "snapflow_observation_check" not in (ckpt / "policy_preprocessor.json").read_text()
-    assert main([str(ckpt)]) == 0 and main([str(ckpt)]) == 0  # idempotent
+    for _ in range(2):  # idempotent
+        done = subprocess.run([*command, str(ckpt)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
     steps = json.loads((ckpt / "policy_preprocessor.json").read_text())["steps"]
     assert [s["registry_name"] for s in steps].count("snapflow_observation_check") == 1
     pre = PolicyProcessorPipeline.from_pretrained(ckpt, config_filename="policy_preprocessor.json")
@@ -612,3 +612,30 @@ def test_distill_on_a_foreign_dataset_keeps_the_teachers_normalisation(runs, mon
             assert set(mine) == set(theirs)
             equal = all(torch.equal(mine[k], theirs[k]) for k in theirs)
             assert equal == same, f"{flag}: {kind} stats equal={equal}"
+
+
+def test_distill_never_deletes_a_folder_at_its_view_path(runs, tmp_path):
+    """A user's dataset that sits at <out>.dataset (where distill writes its view) is refused, not wiped; a
+    run refused before its first checkpoint leaves no view behind."""
+    from snapflow.scripts.teacher_stats import VIEW_MARKER, dataset_with_teacher_stats, remove_view
+
+    teacher = resolve_pretrained(runs["teacher"])
+    dataset = shutil.copytree(runs["data"], tmp_path / "run.dataset")
+    files = sorted(p.relative_to(dataset) for p in dataset.rglob("*"))
+    with pytest.raises(ValueError, match="is where this run writes its dataset view"):
+        dataset_with_teacher_stats(dataset, teacher, dataset)
+    other = tmp_path / "taken.dataset"
+    (other / "meta").mkdir(parents=True)
+    with pytest.raises(FileExistsError, match="is not a dataset view of snapflow-distill"):
+        dataset_with_teacher_stats(dataset, teacher, other)
+    remove_view(other)  # not a view: left alone
+    assert other.is_dir() and sorted(p.relative_to(dataset) for p in dataset.rglob("*")) == files
+    view = dataset_with_teacher_stats(dataset, teacher, tmp_path / "mine.dataset")
+    assert (view / VIEW_MARKER).is_file() and dataset_with_teacher_stats(dataset, teacher, view) == view
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("snapflow-distill")), f"teacher={teacher}", f"dataset={dataset}",
+         f"out={tmp_path / 'd09'}", "steps=2", "extra=['--policy.type=pi0_snapflow']"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "sets what this command already passes" in proc.stderr, proc.stderr
+    assert not (tmp_path / "d09.dataset").exists() and not (tmp_path / "d09").exists()
