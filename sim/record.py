@@ -206,6 +206,12 @@ def collect_dataset(
     )
     dropped = 0  # failed expert demos that were discarded and retried
     keys = list(dataset_features(resolution, video, object_state, modes))
+    # LeRobot's save_episode runs a Hugging Face `datasets` Map per episode, whose own progress bar would
+    # print one "Map: 100%" line per demo between ours; muted for the collection, restored after.
+    from datasets.utils import logging as datasets_logging
+
+    bars_were_on = datasets_logging.is_progress_bar_enabled()
+    datasets_logging.disable_progress_bar()
     try:
         for demo in _run(jobs, workers):
             for i in range(len(demo["action"])):
@@ -223,6 +229,9 @@ def collect_dataset(
     except BaseException:  # a failed or interrupted collection leaves no half-written dataset behind
         shutil.rmtree(partial, ignore_errors=True)
         raise
+    finally:
+        if bars_were_on:
+            datasets_logging.enable_progress_bar()
     if out.exists():
         shutil.rmtree(out)
     partial.rename(out)
