@@ -42,13 +42,13 @@ demo: install
 # Reproduces the embedded default teacher (policies/assets/mini_libero_smolvla_teacher/README.md) in two
 # lerobot-train runs on 2 CPU cores. Stage 1: 1600 demos, 40 per task of all four suites on the libero layout
 # with DART noise 0.05 (~18 min), then 10000 steps from scratch (~55 min idle). Stage 2: 800 demos with
-# action noise $(TEACHER_FT_NOISE) (~12 min), then 3000 fine-tuning steps (~13 min): the smaller noise makes
+# action noise $(TEACHER_FT_NOISE) (~12 min), then 9000 fine-tuning steps (~35 min idle): the smaller noise makes
 # the demonstrated action chunks less random, which is what the 10-step sampler reproduces (README, "The
 # embedded teacher"). Re-running continues an interrupted run (resume=true). It overwrites
 # policies/assets/mini_libero_smolvla_teacher/.
 TEACHER_RUN ?= outputs/teacher_run
 TEACHER_STEPS ?= 10000
-TEACHER_FT_STEPS ?= 3000
+TEACHER_FT_STEPS ?= 9000
 TEACHER_FT_NOISE ?= 0.02
 teacher: install
 	[ -d $(TEACHER_RUN)/data ] || $(VENV)/bin/snapflow-collect suite=all episodes_per_task=40 \
@@ -71,7 +71,7 @@ teacher: install
 	else \
 		$(VENV)/bin/snapflow-train pretrained=$(TEACHER_RUN)/teacher/checkpoints/last/pretrained_model \
 			dataset=$(TEACHER_RUN)/data_finetune out=$(TEACHER_RUN)/finetune steps=$(TEACHER_FT_STEPS) \
-			batch_size=32 save_freq=1000 num_workers=2 seed=1000 log_freq=100 \
+			batch_size=32 save_freq=1500 num_workers=2 seed=1000 log_freq=100 \
 			"extra=['--policy.optimizer_lr=2e-4','--policy.scheduler_warmup_steps=100', \
 			'--policy.scheduler_decay_steps=$(TEACHER_FT_STEPS)','--policy.scheduler_decay_lr=1e-5']"; \
 	fi
