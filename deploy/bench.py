@@ -35,6 +35,12 @@ GRAPH_RUNTIMES = {  # ONNX Runtime variants of the exported 1-NFE graph -> snapf
     "onnxruntime_int8_static": "int8_static",
 }
 RUNTIMES = ("torch", *GRAPH_RUNTIMES, "tensorrt")
+# snapflow-export's opset range (scripts/export.py): torch's dynamo exporter writes opset >= 18, the ONNX
+# Runtime here reads <= 23; the bench exports the same graph, so it takes the same range
+OPSETS = (18, 23)
+IMAGE_SIZES_SMOLVLA_ONLY = (
+    "image_sizes applies to SmolVLA only (SigLIP So400m's position embeddings are fixed at 224 px)"
+)
 TASK = "pick up the black bowl between the plate and the ramekin and place it on the plate"
 
 
@@ -79,12 +85,32 @@ class BenchConfig:
             raise ValueError("repeats, batch and threads must be >= 1 and warmup >= 0")
         if any(not 16 <= int(side) <= 1024 for side in self.image_sizes):
             raise ValueError(f"image_sizes must be in [16, 1024] px, got {list(self.image_sizes)}")
+        family = self.policy.removesuffix("_snapflow")
+        # a family name is refused here, before its (real size: minutes of) build; a checkpoint in run_bench
+        if self.image_sizes and family in FAMILIES and family != "smolvla":
+            raise ValueError(
+                f"image_sizes={list(self.image_sizes)}: {IMAGE_SIZES_SMOLVLA_ONLY}; policy={self.policy}"
+            )
+        if not OPSETS[0] <= self.opset <= OPSETS[1]:
+            raise ValueError(
+                f"opset={self.opset}: choose {OPSETS[0]} to {OPSETS[1]} (23 = attention as ONNX's Attention op)"
+            )
         if self.dtype not in ("auto", "float32", "bfloat16"):
             raise ValueError(f"dtype must be auto, float32 or bfloat16, got {self.dtype!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("device=cuda but no CUDA device is available here; use device=auto or cpu")
+        # a runtime this machine lacks is refused before any work, as snapflow-run runtime=tensorrt is (it was
+        # skipped with a note in the middle of the output, exit 0)
+        if "tensorrt" in self.runtimes:
+            from snapflow.deploy.tensorrt_engine import TensorRTUnavailable, trt_usable
+
+            usable, reason = trt_usable()
+            if not usable:
+                raise TensorRTUnavailable(
+                    f"runtimes lists tensorrt, which cannot run here: {reason}; drop it"
+                )
         if self.int8 and "onnxruntime_int8" not in self.runtimes:  # int8=true: the older spelling
             object.__setattr__(self, "runtimes", (*self.runtimes, "onnxruntime_int8"))
         if "torch" not in self.runtimes:  # torch eager is always measured (every ratio's baseline): say so
@@ -246,16 +272,7 @@ def build_variants(
     variants = [_torch_variant(family, policy, batch, timer, k) for k in sorted(set(cfg.nfe))]
     if 1 in cfg.nfe and max(cfg.nfe) > 1:
         variants.append(_torch_variant(family, policy, batch, timer, 1, path="cached"))
-    for s in cfg.image_sizes:
-        if family != "smolvla":
-            notes["skipped"].append(
-                {
-                    "runtime": f"torch@{s}px",
-                    "reason": "image_sizes applies to SmolVLA only "
-                    "(SigLIP So400m's position embeddings are fixed at 224 px)",
-                }
-            )
-            continue
+    for s in cfg.image_sizes:  # SmolVLA only (check_image_sizes)
         variants.append(
             _torch_variant(family, policy, batch, timer, 1, runtime=f"torch@{s}px", resize=(s, s))
         )
@@ -275,6 +292,26 @@ def build_variants(
     return variants + graph, notes
 
 
+def check_image_sizes(sizes: tuple[int, ...], family: str, policy: torch.nn.Module) -> None:
+    """ValueError naming ``image_sizes`` unless every side passes snapflow-export's ``image_size=`` rule
+    (``set_image_size``: whole patch groups of the policy's vision encoder), or when the policy is not SmolVLA:
+    checked on the built policy, before any timing (a bad side ended in a transformers traceback)."""
+    if not sizes:
+        return
+    if family != "smolvla":
+        raise ValueError(f"image_sizes={list(sizes)}: {IMAGE_SIZES_SMOLVLA_ONLY}; the policy is {family}")
+    from snapflow.scripts.export import set_image_size
+
+    saved = policy.config.resize_imgs_with_padding
+    try:
+        for side in sizes:
+            set_image_size(policy, int(side))
+    except ValueError as e:
+        raise ValueError(f"image_sizes={list(sizes)}: {e}") from None
+    finally:
+        policy.config.resize_imgs_with_padding = saved
+
+
 def run_bench(cfg: BenchConfig) -> dict:
     """Build, warm up, measure round-robin; returns the bench dict (see bench_report.validate_bench)."""
     from snapflow.deploy.bench_report import assemble
@@ -283,6 +320,7 @@ def run_bench(cfg: BenchConfig) -> dict:
     torch.set_num_threads(cfg.threads)
     start = time.perf_counter()
     family, policy, pre, side = build_policy(cfg, device)
+    check_image_sizes(cfg.image_sizes, family, policy)
     build_s = time.perf_counter() - start
     raw = raw_batch(cfg.batch, side, cfg.seed)
     batch = pre(raw)

@@ -18,6 +18,8 @@ def to_lerobot_batch(raw: dict) -> dict:
             shape, dtype = np.shape(img), np.asarray(img).dtype
             if len(shape) != 3 or shape[-1] != 3 or dtype != np.uint8:
                 raise ValueError(f"pixels.{name} must be an HxWx3 uint8 image, got {tuple(shape)} {dtype}")
+        if "agent_pos" in raw:
+            _numbers("agent_pos", raw["agent_pos"])
         batch = preprocess_observation({k: v for k, v in raw.items() if k != "task"})
     else:
         batch = {}
@@ -30,12 +32,20 @@ def to_lerobot_batch(raw: dict) -> dict:
                     )
                 batch[key] = img.permute(2, 0, 1).unsqueeze(0).float() / 255.0
             elif key.startswith("observation."):
-                batch[key] = torch.as_tensor(np.asarray(value, dtype=np.float32)).unsqueeze(0)
+                batch[key] = torch.as_tensor(_numbers(key, value)).unsqueeze(0)
     for key, value in batch.items():
         if value.is_floating_point() and not torch.isfinite(value).all():
             raise ValueError(f"{key} contains NaN or infinite values")
     batch["task"] = [raw["task"]]
     return batch
+
+
+def _numbers(key: str, value: object) -> np.ndarray:
+    """``value`` as float32, or ValueError naming ``key`` (numpy's own message names the value, not the key)."""
+    try:
+        return np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{key} must be numbers (the robot's state), got {value!r:.80}: {e}") from None
 
 
 def check_features(batch: dict, expected: dict[str, tuple[int, ...]]) -> None:

@@ -55,6 +55,11 @@ def offline_action_mse(
     from lerobot.datasets.lerobot_dataset import LeRobotDataset, LeRobotDatasetMetadata
     from lerobot.utils.constants import ACTION, OBS_STATE
 
+    # named with snapflow-eval's keys, as held_out_episodes does; checked before the dataset is opened
+    if stride < 1:
+        raise ValueError(f"mse_stride must be >= 1, got {stride}")
+    if max_samples < 1:
+        raise ValueError(f"mse_max_samples must be >= 1, got {max_samples}")
     root = Path(dataset_root)
     if not (root / "meta" / "info.json").is_file():
         raise FileNotFoundError(f"{root} is not a LeRobotDataset (no meta/info.json)")
@@ -66,7 +71,7 @@ def offline_action_mse(
         episodes=held_out_episodes(meta.total_episodes, episodes),
         delta_timestamps={ACTION: [i / meta.fps for i in range(chunk)]},
     )
-    frames = list(range(0, len(ds), max(1, stride)))[:max_samples]
+    frames = list(range(0, len(ds), stride))[:max_samples]
     reference = None
     if "mode" in meta.features:
         from snapflow.policies.mode_reference import ModeReference

@@ -24,6 +24,8 @@ def _body(cfg: DictConfig) -> None:
     from snapflow.sim.record import collect_dataset
 
     check_out(cfg.out, strict_bool(cfg.overwrite, "overwrite"))  # a file at out= is refused before any demo
+    if int(cfg.seed) < 0:  # numpy refuses a negative seed, but only inside the first demo, without the key
+        raise ValueError(f"seed must be >= 0, got {cfg.seed}")
     task_ids = as_list(cfg.task_ids)
     check_unique("task_ids", task_ids or [])
     suite = ",".join(cfg.suite) if OmegaConf.is_list(cfg.suite) else str(cfg.suite)

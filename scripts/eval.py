@@ -214,6 +214,15 @@ def _eval(cfg: DictConfig) -> None:
     check_unique("task_ids", as_list(cfg.task_ids) or [])
     if cfg.max_steps is not None and int(cfg.max_steps) < 1:
         raise ValueError(f"max_steps must be >= 1 (or null for the suite's limit), got {cfg.max_steps}")
+    if int(cfg.threads) < 1:  # torch.set_num_threads would end in a traceback inside the rollouts
+        raise ValueError(f"threads must be >= 1, got {cfg.threads}")
+    if int(cfg.latency_calls) < 0:  # 0 = in-rollout timing; a negative count was taken as 0 without a word
+        raise ValueError(f"latency_calls must be >= 0 (0 = in-rollout timing only), got {cfg.latency_calls}")
+    # the offline MSE runs after every rollout: its counts are checked here, not hours later (a stride or
+    # sample cap below 1 was taken as 1, or selected no frame, without naming the key)
+    for key in ("episodes_for_mse", "mse_stride", "mse_max_samples"):
+        if int(cfg[key]) < 1:
+            raise ValueError(f"{key} must be >= 1, got {cfg[key]}")
     check_layout(str(cfg.layout))
     check_device(cfg.device)
     episode_inits(

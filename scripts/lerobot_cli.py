@@ -115,13 +115,19 @@ def resolve_pretrained(path: str | Path) -> Path:
     )
 
 
+def read_json(path: Path) -> object:
+    """The JSON value in ``path``; ValueError naming the file when it is not valid JSON (a truncated or
+    hand-edited file: json's own message gives a line and column but not the file)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON ({e})") from None
+
+
 def _json_object(path: Path, key: str, kind: type) -> dict:
     """The JSON object in ``path`` whose ``key`` is a ``kind``; ValueError naming the file otherwise (a
     truncated or hand-edited file). Callers add what the file should have been."""
-    try:
-        raw = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON ({e})") from None
+    raw = read_json(path)
     if not isinstance(raw, dict) or not isinstance(raw.get(key), kind):
         raise ValueError(f"{path} has no {key!r}")
     return raw
@@ -136,17 +142,35 @@ def read_policy_config(directory: Path) -> dict:
         raise ValueError(f"{e}: not a usable LeRobot policy checkpoint") from None
 
 
+# The metadata lerobot-train reads besides meta/info.json, each with its older-layout (v2.x) name: one
+# missing sent LeRobot to the Hub for it, so offline the run failed as "OfflineModeIsEnabled: Cannot reach
+# huggingface.co" without naming the file (meta/stats.json missing trained with no normalisation stats).
+DATASET_META = (
+    ("meta/tasks.parquet", "meta/tasks.jsonl"),
+    ("meta/episodes", "meta/episodes.jsonl"),
+    ("meta/stats.json", "meta/episodes_stats.jsonl"),
+)
+
+
 def read_dataset_info(dataset: str | Path) -> dict:
-    """A LeRobotDataset's meta/info.json; FileNotFoundError / ValueError naming the dataset and the file."""
+    """A LeRobotDataset's meta/info.json, after checking that the rest of its metadata (`DATASET_META`) is
+    there; FileNotFoundError / ValueError naming the dataset and the file."""
     info = Path(dataset) / "meta" / "info.json"
     if not info.is_file():
         raise FileNotFoundError(
             f"dataset={dataset} is not a LeRobotDataset (no meta/info.json); see snapflow-collect"
         )
     try:
-        return _json_object(info, "features", dict)
+        raw = _json_object(info, "features", dict)
     except ValueError as e:
         raise ValueError(f"dataset={dataset}: {e} (not a LeRobotDataset's info.json)") from None
+    for name, older in DATASET_META:
+        if not ((Path(dataset) / name).exists() or (Path(dataset) / older).exists()):
+            raise FileNotFoundError(
+                f"dataset={dataset} has no {name}{'/' if '.' not in name else ''} (nor the older {older}): "
+                "an incomplete LeRobotDataset; copy it whole, or collect it again with snapflow-collect"
+            )
+    return raw
 
 
 def dataset_state_dim(dataset: str | Path) -> int:
@@ -257,10 +281,7 @@ def train_args(
 ) -> list[str]:
     """The full `lerobot-train` argument list for a fresh run into ``out`` (which must not exist)."""
     dataset = Path(dataset)
-    if not (dataset / "meta" / "info.json").is_file():
-        raise FileNotFoundError(
-            f"{dataset} is not a LeRobotDataset (no meta/info.json); see snapflow-collect"
-        )
+    read_dataset_info(dataset)  # every metadata file lerobot-train reads, named when missing or broken
     if Path(out).exists():
         raise FileExistsError(f"{out} exists: pick a new out= or pass resume=true to continue that run")
     args = [

@@ -7,11 +7,10 @@ lerobot-train resumes from ``<out>/checkpoints/last/train_config.json`` and take
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
-from snapflow.scripts.lerobot_cli import LAST_CHECKPOINT, resolve_pretrained
+from snapflow.scripts.lerobot_cli import LAST_CHECKPOINT, read_json, resolve_pretrained
 
 # Keys a resumed run takes from its saved train_config.json: a different value given with resume=true would be
 # ignored by lerobot-train, so it is refused instead (steps may change: the run continues up to it).
@@ -34,7 +33,7 @@ def check_resume_values(cfg: object, explicit: set[str]) -> None:
     config_file = Path(cfg.out) / LAST_CHECKPOINT / "train_config.json"
     if not config_file.is_file():
         return  # resume_args names the missing checkpoint
-    saved = json.loads(config_file.read_text())
+    saved = _read_object(config_file)
     recorded: dict[str, object] = {}
     for key, path in RESUMED_KEYS.items():
         value = saved
@@ -47,7 +46,7 @@ def check_resume_values(cfg: object, explicit: set[str]) -> None:
         recorded["method"] = "fm" if fm else "snapflow"
     step_file = Path(cfg.out) / "checkpoints" / "last" / "training_state" / "training_step.json"
     if step_file.is_file():  # lerobot-train would end at once, having trained nothing
-        done = int(json.loads(step_file.read_text()).get("step", 0))
+        done = int(_read_object(step_file).get("step", 0))
         if int(cfg.steps) <= done:
             raise ValueError(
                 f"resume=true: the run in out={cfg.out} is at step {done}; steps={cfg.steps} must exceed it"
@@ -85,6 +84,15 @@ def check_resume_values(cfg: object, explicit: set[str]) -> None:
         )
 
 
+def _read_object(path: Path) -> dict:
+    """The JSON object a checkpoint file holds; ValueError naming the file when it is cut short or not an
+    object (json's own message named a line and column, not the file)."""
+    raw = read_json(path)
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path} holds no JSON object; the checkpoint cannot be resumed")
+    return raw
+
+
 def _original_teacher(out: Path) -> Path | None:
     """The checkpoint a run in ``out`` started from. A resumed run records its own checkpoint as
     ``pretrained_path`` (lerobot-train resumes from there), so the earliest checkpoint whose config points
@@ -94,7 +102,7 @@ def _original_teacher(out: Path) -> Path | None:
     for config in [out / LAST_CHECKPOINT / "train_config.json", *configs]:
         if not config.is_file():
             continue
-        path = (json.loads(config.read_text()).get("policy") or {}).get("pretrained_path")
+        path = (_read_object(config).get("policy") or {}).get("pretrained_path")
         if path and not Path(path).resolve().is_relative_to(out):
             return Path(path).resolve()
     return None

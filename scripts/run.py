@@ -32,9 +32,7 @@ def make_robot(cfg: DictConfig, resolution: int) -> object:
     from snapflow.sim.object_state import policy_uses_object_state
 
     if cfg.robot == "sim":
-        suite, _, task_id = str(cfg.task).partition("/")
-        if task_id and not task_id.isdigit():
-            raise ValueError(f"task={cfg.task}: the task id after '/' must be a whole number, e.g. {suite}/0")
+        suite, _, task_id = str(cfg.task).partition("/")  # <suite>/<id>, checked by check_values
         init_state = None if cfg.init_state is None else int(cfg.init_state)
         from snapflow.sim.init_states import N_FROZEN
 
@@ -44,7 +42,7 @@ def make_robot(cfg: DictConfig, resolution: int) -> object:
             )
         return SimRobot(
             suite=suite,
-            task_id=int(task_id or 0),
+            task_id=int(task_id),
             resolution=resolution,
             init_state=init_state,
             auto_reset=bool(cfg.auto_reset),
@@ -57,12 +55,12 @@ def make_robot(cfg: DictConfig, resolution: int) -> object:
         from lerobot.utils.import_utils import register_third_party_plugins
 
         register_third_party_plugins()  # lerobot_robot_* packages, as LeRobot's own CLIs do
-        if cfg.robot_config is None:
-            raise ValueError("robot=lerobot needs robot_config=<file> holding a LeRobot robot config")
         with open(cfg.robot_config) as f:
             robot_config = draccus.load(RobotConfig, f)
         return LeRobotRobot.from_config(robot_config, task=str(cfg.task))
-    raise ValueError(f"robot={cfg.robot!r} is not a robot kind; valid: sim, lerobot")
+    raise ValueError(
+        f"robot={cfg.robot!r} is not a robot kind; valid: sim, lerobot"
+    )  # check_values, for _run
 
 
 def _limit(value: object) -> object:
@@ -154,6 +152,45 @@ def _local_policy(policy: str) -> str:
     return policy if (path / "contract.json").is_file() else str(resolve_pretrained(path))
 
 
+def check_values(cfg: DictConfig) -> None:
+    """The run's values, checked before the policy is loaded: ValueError (FileNotFoundError for a missing
+    robot_config file) naming the key, the value and what it takes."""
+    if not (math.isfinite(float(cfg.hz)) and float(cfg.hz) > 0) or not float(cfg.seconds) > 0:
+        raise ValueError(f"hz={cfg.hz} and seconds={cfg.seconds} must both be > 0 (hz finite)")
+    modes = ("auto", "thread", "inline", "inline_blocking")
+    if str(cfg.inference) not in modes:
+        raise ValueError(f"inference={cfg.inference}: choose one of {', '.join(modes)}")
+    if int(cfg.threads) < 1:  # torch.set_num_threads would end in a traceback
+        raise ValueError(f"threads must be >= 1, got {cfg.threads}")
+    if int(cfg.fault_after) < 0:
+        raise ValueError(f"fault_after must be >= 0 (good chunks before the fault), got {cfg.fault_after}")
+    if cfg.robot not in ("sim", "lerobot"):
+        raise ValueError(f"robot={cfg.robot!r} is not a robot kind; valid: sim, lerobot")
+    if cfg.robot != "lerobot" and cfg.robot_config is not None:  # the sim would ignore it without a word
+        raise ValueError(
+            f"robot_config={cfg.robot_config} is only read with robot=lerobot (robot={cfg.robot}); drop it"
+        )
+    if cfg.robot == "lerobot":
+        if cfg.robot_config is None:
+            raise ValueError("robot=lerobot needs robot_config=<file> holding a LeRobot robot config")
+        if not Path(str(cfg.robot_config)).expanduser().is_file():
+            raise FileNotFoundError(f"robot_config={cfg.robot_config}: no such file")
+        return
+    # robot=sim: a task without its id would run task 0 without a word
+    from snapflow.sim.tasks import SUITES, canonical_suite
+
+    suite, sep, task_id = str(cfg.task).partition("/")
+    if not sep:
+        raise ValueError(
+            f"task={cfg.task}: with robot=sim the task is <suite>/<task id>, e.g. {suite or 'spatial'}/0"
+        )
+    if not task_id.isdigit():
+        raise ValueError(f"task={cfg.task}: the task id after '/' must be a whole number, e.g. {suite}/0")
+    tasks = SUITES[canonical_suite(suite)]
+    if not int(task_id) < len(tasks):
+        raise ValueError(f"task={cfg.task}: the task id must be in 0..{len(tasks) - 1} for suite {suite!r}")
+
+
 def _run(cfg: DictConfig) -> int:
     import torch
 
@@ -164,11 +201,7 @@ def _run(cfg: DictConfig) -> int:
     from snapflow.deploy.runtimes import load_runtime
     from snapflow.scripts.outputs import atomic_out, check_out
 
-    if not (math.isfinite(float(cfg.hz)) and float(cfg.hz) > 0) or not float(cfg.seconds) > 0:
-        raise ValueError(f"hz={cfg.hz} and seconds={cfg.seconds} must both be > 0 (hz finite)")
-    modes = ("auto", "thread", "inline", "inline_blocking")
-    if str(cfg.inference) not in modes:
-        raise ValueError(f"inference={cfg.inference}: choose one of {', '.join(modes)}")
+    check_values(cfg)
     cfg.policy = _local_policy(str(cfg.policy))
     inputs = [cfg.policy, cfg.robot_config]  # never replaced by the run's results
     out = check_out(cfg.out, bool(cfg.overwrite), inputs)
@@ -216,6 +249,7 @@ def _run(cfg: DictConfig) -> int:
         path = save_run(report, tmp)
         run = json.loads(Path(path).read_text())
         run["inference"] = inference
+        run["policy"], run["task"] = str(cfg.policy), str(cfg.task)  # what ran, next to how it ran
         if hasattr(robot, "episodes"):  # the sim: finished episodes over the run (several with auto_reset)
             run["episodes"], run["episode_successes"] = robot.episodes, robot.successes
         Path(path).write_text(json.dumps(run, indent=2) + "\n")

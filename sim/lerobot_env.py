@@ -18,6 +18,7 @@ from lerobot.envs.configs import EnvConfig
 from lerobot.envs.utils import _LazyAsyncVectorEnv, freeze_after_episode_end
 from lerobot.utils.constants import ACTION, OBS_IMAGES, OBS_STATE
 
+from snapflow.policies.snapflow.config import ConfigError
 from snapflow.sim.layouts import DEFAULT_LAYOUT, check_layout
 from snapflow.sim.object_state import state_dim
 from snapflow.sim.tasks import SUITES, canonical_suite
@@ -84,11 +85,31 @@ class MiniLiberoEnvConfig(EnvConfig):
     )
 
     def __post_init__(self) -> None:
+        """Bad values as ConfigError naming the ``--env.`` key: draccus (LeRobot's CLI parser) turns a
+        ValueError raised here into "Couldn't instantiate class MiniLiberoEnvConfig" as the last line."""
         if self.fps != 20:
-            raise ValueError(f"mini_libero runs at 20 Hz (LIBERO's control rate); got fps={self.fps}")
-        for suite in self.suites:  # validate early, with the list of valid names
-            canonical_suite(suite)
-        check_layout(self.layout)
+            raise ConfigError(f"mini_libero runs at 20 Hz (LIBERO's control rate); got --env.fps={self.fps}")
+        try:  # validate early, with the list of valid names
+            suites = [canonical_suite(suite) for suite in self.suites]
+        except ValueError as e:
+            raise ConfigError(f"--env.task={self.task}: {e}") from None
+        if not suites:
+            raise ConfigError(f"--env.task={self.task!r} names no suite: give spatial, object, goal or long")
+        try:
+            check_layout(self.layout)
+        except ValueError as e:
+            raise ConfigError(f"--env.layout: {e}") from None
+        if self.task_ids is not None:  # [] evaluated 0 episodes, logged NaN, then failed on a missing file
+            if not self.task_ids:
+                raise ConfigError(
+                    "--env.task_ids=[] selects no task: list task ids, or leave it unset for all"
+                )
+            for suite in suites:
+                bad = [i for i in self.task_ids if not 0 <= int(i) < len(SUITES[suite])]
+                if bad:
+                    raise ConfigError(
+                        f"--env.task_ids {bad} out of range for suite {suite!r}; valid: 0..{len(SUITES[suite]) - 1}"
+                    )
         side = self.resolution
         self.features = {
             ACTION: PolicyFeature(type=FeatureType.ACTION, shape=(7,)),

@@ -29,7 +29,8 @@ CAMERA_PREFIX = "observation.images."
 def check_observation_batch(observation: dict, task: Any, features: dict[str, list[int]]) -> None:
     """ValueError naming what is wrong: a feature of ``features`` ({key: shape without batch axis}) missing,
     of another shape (batched or not) or not floating point (an integer state or uint8 image would be
-    normalised as numbers of another scale without a word), or ``task`` missing, None or blank."""
+    normalised as numbers of another scale without a word), a batch of 0 rows, or ``task`` missing, None or
+    blank."""
     missing = [k for k in features if k not in observation]
     if missing:
         raise ValueError(
@@ -47,6 +48,11 @@ def check_observation_batch(observation: dict, task: Any, features: dict[str, li
                 f"{key} has dtype {observation[key].dtype}: the policy takes floating point "
                 "(images scaled to [0, 1], the state in the robot's units)"
             )
+    empty = sorted(
+        k for k, s in features.items() if len(observation[k].shape) > len(s) and observation[k].shape[0] == 0
+    )
+    if empty:  # checked before the task: a 0-row batch's task=[] is not what is wrong
+        raise ValueError(f"the observation batch has 0 rows ({', '.join(empty)}): there is nothing to act on")
     texts = [task] if isinstance(task, str) else list(task) if isinstance(task, list | tuple) else None
     if texts is None or not texts or any(not isinstance(t, str) or not t.strip() for t in texts):
         raise ValueError(

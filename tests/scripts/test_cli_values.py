@@ -60,6 +60,17 @@ def test_eval_names_the_suite_range_of_task_ids() -> None:
         evaluate_many(spec, ["multimodal"], settings, task_ids=[5])
 
 
+def _dataset_meta(root: Path, without: str | None = None) -> Path:
+    """The metadata files `read_dataset_info` checks (as snapflow-collect writes them), less ``without``."""
+    (root / "meta" / "episodes").mkdir(parents=True)
+    for name, text in (("info.json", '{"features": {}}'), ("stats.json", "{}"), ("tasks.parquet", "")):
+        (root / "meta" / name).write_text(text)
+    if without is not None:
+        target = root / "meta" / without
+        target.rmdir() if target.is_dir() else target.unlink()
+    return root
+
+
 def _demo_cfg(**overrides: object) -> object:
     cfg = OmegaConf.load(CONFIGS / "demo.yaml")
     cfg.pop("defaults"), cfg.pop("hydra")
@@ -149,8 +160,7 @@ def test_resume_refuses_values_the_resumed_run_would_ignore(tmp_path: Path) -> N
     with pytest.raises(ValueError, match=r"would be ignored: method=fm \(the run has method=snapflow\)"):
         check_resume_values(cfg, {"method"})
     check_resume_values(cfg, set())  # method=fm here is not from the command line: nothing to compare
-    (tmp_path / "meta").mkdir()
-    (tmp_path / "meta" / "info.json").write_text('{"features": {}}')  # what distill reads before the resume
+    _dataset_meta(tmp_path)  # what distill reads before the resume
     proc = subprocess.run(
         [str(BIN / "snapflow-distill"), "teacher=embedded", f"dataset={tmp_path}", f"out={out}",
          "resume=true", "lr=1e-4"],
@@ -218,6 +228,9 @@ def test_collect_takes_a_list_of_suites_as_the_demo_passes_it(tmp_path: Path) ->
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-800:]
     assert json.loads((out / "meta" / "info.json").read_text())["total_episodes"] == 2
+    from snapflow.scripts.lerobot_cli import read_dataset_info
+
+    read_dataset_info(out)  # what collect writes passes the training commands' metadata check
 
 
 def test_single_values_become_lists_and_repeats_are_refused() -> None:
@@ -586,3 +599,118 @@ def test_overwrite_never_replaces_what_the_command_reads(tmp_path: Path, command
     assert proc.returncode == 2, proc.stderr
     assert "an input of this command: writing the results there would delete it" in proc.stderr, proc.stderr
     assert sorted(p.name for p in ckpt.iterdir()) == sorted(names)
+
+
+def _trt_usable() -> bool:
+    from snapflow.deploy.tensorrt_engine import trt_usable
+
+    return trt_usable()[0]
+
+
+@pytest.mark.parametrize(
+    "command, args, match",
+    [
+        ("snapflow-eval", ["teacher=embedded", "out={tmp}/v", "threads=0"], "threads must be >= 1, got 0"),
+        ("snapflow-run", ["policy=/nonexistent", "threads=0"], "threads must be >= 1, got 0"),
+        ("snapflow-eval", ["teacher=embedded", "out={tmp}/v", "latency_calls=-1"],
+         "latency_calls must be >= 0"),
+        ("snapflow-eval", ["teacher=embedded", "out={tmp}/v", "dataset={tmp}/ds", "mse_stride=0"],
+         "mse_stride must be >= 1, got 0"),
+        ("snapflow-eval", ["teacher=embedded", "out={tmp}/v", "dataset={tmp}/ds", "mse_stride=-2"],
+         "mse_stride must be >= 1, got -2"),
+        ("snapflow-eval", ["teacher=embedded", "out={tmp}/v", "dataset={tmp}/ds", "mse_max_samples=0"],
+         "mse_max_samples must be >= 1, got 0"),
+        ("snapflow-eval", ["teacher=embedded", "out={tmp}/v", "dataset={tmp}/ds", "episodes_for_mse=0"],
+         "episodes_for_mse must be >= 1, got 0"),
+        ("snapflow-run", ["policy=/nonexistent", "fault=nan", "fault_after=-1"], "fault_after must be >= 0"),
+        ("snapflow-run", ["policy=/nonexistent", "robot=sim", "task=spatial/0", "robot_config={tmp}/none.yaml"],
+         r"robot_config=.*none.yaml is only read with robot=lerobot \(robot=sim\)"),
+        ("snapflow-run", ["policy=/nonexistent", "robot=lerobot", "task=pick", "robot_config={tmp}/none.yaml"],
+         r"robot_config=.*none.yaml: no such file"),
+        ("snapflow-run", ["policy=/nonexistent", "robot=sim", "task=spatial"],
+         r"task=spatial: with robot=sim the task is <suite>/<task id>, e.g. spatial/0"),
+        ("snapflow-run", ["policy=/nonexistent", "robot=sim", "task=spatial/10"],
+         r"task=spatial/10: the task id must be in 0..9"),
+        pytest.param(
+            "snapflow-bench", ["policy=smolvla", "size=tiny", "nfe=[1]", "runtimes=[tensorrt]", "repeats=1",
+                               "warmup=0", "out={tmp}/k07"], "runtimes lists tensorrt, which cannot run here",
+            marks=pytest.mark.skipif(_trt_usable(), reason="TensorRT runs here: the bench times it"),
+        ),
+        ("snapflow-bench", ["policy=smolvla", "size=tiny", "nfe=[1]", "runtimes=[torch]", "image_sizes=[50]",
+                            "repeats=1", "warmup=0", "out={tmp}/k10"],
+         r"image_sizes=\[50\]: image_size=50: must be a multiple of 32 px"),
+        ("snapflow-bench", ["policy=pi0", "size=tiny", "nfe=[1]", "image_sizes=[64]", "out={tmp}/k11"],
+         r"image_sizes=\[64\]: image_sizes applies to SmolVLA only"),
+        ("snapflow-bench", ["policy=smolvla", "size=tiny", "opset=12", "out={tmp}/k17"],
+         "opset=12: choose 18 to 23"),
+        ("snapflow-collect", ["suite=spatial", "episodes_per_task=1", "task_ids=0", "resolution=32", "seed=-5",
+                              "out={tmp}/c17"], "seed must be >= 0, got -5"),
+        ("snapflow-train", ["out={tmp}/run", "dataset={tmp}/ds", "steps=30", "resume=true"],
+         r"run/checkpoints/last/pretrained_model/train_config.json is not valid JSON \(Expecting"),
+        ("snapflow-train", ["policy=smolvla", "dataset={tmp}/no_episodes", "out={tmp}/t"],
+         r"dataset=.*no_episodes has no meta/episodes/ \(nor the older meta/episodes.jsonl\)"),
+        ("snapflow-train", ["policy=smolvla", "dataset={tmp}/no_tasks", "out={tmp}/t"],
+         r"dataset=.*no_tasks has no meta/tasks.parquet \(nor the older meta/tasks.jsonl\)"),
+        ("snapflow-distill", ["teacher=embedded", "dataset={tmp}/no_stats", "out={tmp}/d"],
+         r"dataset=.*no_stats has no meta/stats.json"),
+    ],
+)  # fmt: skip
+def test_newcomer_pass_8_values_are_named_before_any_work(tmp_path: Path, command, args, match) -> None:
+    """Cases a fresh-clone newcomer pass found ending in a traceback, taken silently (threads=0, a negative
+    fault_after or latency_calls, a robot_config the sim ignores, task=spatial without its id, a bench runtime
+    or image size that cannot run) or named without the key or the file (seed=-5, a cut-short
+    train_config.json, a dataset missing its episodes, tasks or stats): one named line, exit 2, nothing
+    written."""
+    import re
+
+    _dataset_meta(tmp_path / "ds")
+    for missing in ("episodes", "tasks.parquet", "stats.json"):
+        name = {"episodes": "no_episodes", "tasks.parquet": "no_tasks", "stats.json": "no_stats"}[missing]
+        _dataset_meta(tmp_path / name, without=missing)
+    config = tmp_path / "run" / "checkpoints" / "last" / "pretrained_model" / "train_config.json"
+    config.parent.mkdir(parents=True)
+    config.write_text('{\n  "dataset": {\n    "repo_id": "local/ds",\n    "root": "/data",\n')  # cut short
+    before = sorted(tmp_path.rglob("*"))
+    proc = _cli(command, *[a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert re.search(match, proc.stderr) and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert sorted(tmp_path.rglob("*")) == before  # no out, no .partial, no dataset view
+
+
+def test_newcomer_pass_8_python_values_are_named() -> None:
+    """Through the Python API: a 0-row observation batch is named as such (not as task=[]), a state that is
+    not numbers names its key, and the offline MSE refuses a stride or sample cap below 1 (was taken as 1)."""
+    from snapflow.deploy.observation import to_lerobot_batch
+    from snapflow.policies.lerobot_plugin.observation_check import check_observation_batch
+    from snapflow.policies.offline_mse import offline_action_mse
+
+    features = {"observation.state": [8], "observation.images.image": [3, 4, 4]}
+    empty = {"observation.state": torch.zeros(0, 8), "observation.images.image": torch.zeros(0, 3, 4, 4)}
+    with pytest.raises(ValueError, match="the observation batch has 0 rows"):
+        check_observation_batch(empty, [], features)
+    one_row = {k: torch.zeros(1, *v.shape[1:]) for k, v in empty.items()}
+    check_observation_batch(one_row, ["pick it up"], features)  # the same batch with a row passes
+    with pytest.raises(ValueError, match=r"observation\.state must be numbers .*could not convert string"):
+        to_lerobot_batch({"observation.state": ["a"] * 8, "task": "x"})
+    with pytest.raises(ValueError, match="agent_pos must be numbers"):
+        to_lerobot_batch({"agent_pos": ["a"] * 8, "task": "x"})
+    for stride, cap, match in (
+        (0, 200, "mse_stride must be >= 1, got 0"),
+        (10, 0, "mse_max_samples must be >= 1"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            offline_action_mse(None, None, None, "/nonexistent", stride=stride, max_samples=cap)
+
+
+def test_run_json_records_the_policy_and_the_task(tmp_path: Path) -> None:
+    """run.json said how a run went but not what ran: it now records the policy (as loaded) and the task."""
+    import json
+
+    from snapflow.scripts.lerobot_cli import resolve_pretrained
+
+    proc = _cli(
+        "snapflow-run", "policy=embedded", "robot=sim", "task=spatial/3", "seconds=1", f"out={tmp_path}/r"
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    run = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert run["task"] == "spatial/3" and run["policy"] == str(resolve_pretrained("embedded"))

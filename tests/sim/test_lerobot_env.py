@@ -14,6 +14,7 @@ from lerobot.envs.factory import make_env_config
 from lerobot.envs.utils import env_to_policy_features, preprocess_observation
 
 import snapflow.sim.lerobot_env  # noqa: F401  (registers the type)
+from snapflow.policies.snapflow.config import ConfigError
 from snapflow.sim.lerobot_env import MiniLiberoEnvConfig
 
 RES = 64
@@ -92,10 +93,28 @@ def test_next_rollout_uses_the_next_frozen_states() -> None:
 
 
 def test_bad_task_names() -> None:
-    with pytest.raises(ValueError, match="unknown suite"):
+    """Refused when the config is built (ConfigError: draccus would hide a ValueError's message)."""
+    with pytest.raises(ConfigError, match="unknown suite"):
         MiniLiberoEnvConfig(task="spatial,kitchen")
-    with pytest.raises(ValueError, match="task_ids"):
-        MiniLiberoEnvConfig(task="goal", task_ids=[10]).create_envs(1)
+    with pytest.raises(ConfigError, match=r"task_ids \[10\] out of range for suite 'goal'"):
+        MiniLiberoEnvConfig(task="goal", task_ids=[10])
+    with pytest.raises(ConfigError, match=r"--env.task_ids=\[\] selects no task"):
+        MiniLiberoEnvConfig(task="spatial", task_ids=[])
+    with pytest.raises(ConfigError, match="names no suite"):
+        MiniLiberoEnvConfig(task=" , ")
+
+
+def test_lerobot_eval_names_empty_task_ids_at_parse_time(tmp_path: Path) -> None:
+    """`--env.task_ids=[]` evaluated 0 episodes, logged NaN and ended in a FileNotFoundError; now LeRobot's
+    parser stops on it with our message (a ValueError would read "Couldn't instantiate class ...")."""
+    exe = Path(sys.executable).with_name("lerobot-eval")
+    cmd = [str(exe), f"--policy.path={tmp_path / 'nonexistent'}", "--env.type=mini_libero", "--env.task=spatial",
+           "--env.task_ids=[]", "--eval.n_episodes=1", f"--output_dir={tmp_path / 'eval'}"]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "MUJOCO_GL": "egl"}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "--env.task_ids=[] selects no task" in output, output[-2000:]
+    assert "Traceback" not in output and not (tmp_path / "eval").exists()
 
 
 def _tiny_act_checkpoint(path: Path) -> None:
@@ -180,5 +199,5 @@ def test_layout_reaches_the_lerobot_env_config() -> None:
     finally:
         vec.close()
     assert MiniLiberoEnvConfig(task="goal").layout == "libero"
-    with pytest.raises(ValueError, match="layout='narrow'"):
+    with pytest.raises(ConfigError, match="layout='narrow'"):
         MiniLiberoEnvConfig(task="goal", layout="narrow")
