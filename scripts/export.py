@@ -71,6 +71,12 @@ def _body(cfg: DictConfig) -> None:
         )
     if (quantize == "int8_static") != (cfg.calibration is not None):
         raise ValueError("calibration=<LeRobotDataset dir> goes with quantize=int8_static, and only with it")
+    if cfg.tensorrt:  # a runtime this machine lacks is refused before the minute-long export, not after it
+        from snapflow.deploy.tensorrt_engine import TensorRTUnavailable, trt_usable
+
+        usable, reason = trt_usable()
+        if not usable:
+            raise TensorRTUnavailable(f"tensorrt=true but TensorRT cannot run here: {reason}")
     inputs = [cfg.policy, cfg.calibration]  # never replaced by the export, whatever overwrite says
     check_out(cfg.out, bool(cfg.overwrite), inputs)  # before the minute-long export, not after
     policy = resolve_pretrained(cfg.policy)

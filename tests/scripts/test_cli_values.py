@@ -636,6 +636,11 @@ def _trt_usable() -> bool:
                                "warmup=0", "out={tmp}/k07"], "runtimes lists tensorrt, which cannot run here",
             marks=pytest.mark.skipif(_trt_usable(), reason="TensorRT runs here: the bench times it"),
         ),
+        pytest.param(
+            "snapflow-export", ["policy=embedded", "tensorrt=true", "out={tmp}/x12"],
+            "tensorrt=true but TensorRT cannot run here",
+            marks=pytest.mark.skipif(_trt_usable(), reason="TensorRT runs here: the export builds an engine"),
+        ),
         ("snapflow-bench", ["policy=smolvla", "size=tiny", "nfe=[1]", "runtimes=[torch]", "image_sizes=[50]",
                             "repeats=1", "warmup=0", "out={tmp}/k10"],
          r"image_sizes=\[50\]: image_size=50: must be a multiple of 32 px"),
