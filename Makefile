@@ -80,9 +80,11 @@ teacher: install
 
 # Reproduces the multimodal probe's teacher (policies/assets/mini_libero_multimodal_teacher/README.md):
 # 100 demos per task of the 4-task `multimodal` suite (the expert passes the barrier on a random side),
-# then the embedded default teacher fine-tuned on them with lerobot-train. Re-running resumes.
+# then the embedded default teacher fine-tuned on them with lerobot-train, then 2000 steps on demos with
+# action noise 0.02 (as the embedded teacher's stage 2). Re-running resumes.
 MM_RUN ?= outputs/multimodal_teacher_run
 MM_STEPS ?= 4000
+MM_FT_STEPS ?= 2000
 teacher-multimodal: install
 	[ -d $(MM_RUN)/data ] || $(VENV)/bin/snapflow-collect suite=multimodal episodes_per_task=100 \
 		resolution=64 workers=2 seed=0 out=$(MM_RUN)/data
@@ -96,7 +98,19 @@ teacher-multimodal: install
 			"extra=['--policy.optimizer_lr=2e-4','--policy.scheduler_warmup_steps=100', \
 			'--policy.scheduler_decay_steps=$(MM_STEPS)','--policy.scheduler_decay_lr=1e-5']"; \
 	fi
-	$(PY) -m snapflow.policies.embedded $(MM_RUN)/teacher/checkpoints/last/pretrained_model \
+	[ -d $(MM_RUN)/data_finetune ] || $(VENV)/bin/snapflow-collect suite=multimodal episodes_per_task=100 \
+		resolution=64 workers=2 seed=0 noise_std=0.02 out=$(MM_RUN)/data_finetune
+	if [ -f $(MM_RUN)/finetune/checkpoints/last/pretrained_model/train_config.json ]; then \
+		$(VENV)/bin/snapflow-train out=$(MM_RUN)/finetune dataset=$(MM_RUN)/data_finetune steps=$(MM_FT_STEPS) \
+			resume=true; \
+	else \
+		$(VENV)/bin/snapflow-train pretrained=$(MM_RUN)/teacher/checkpoints/last/pretrained_model \
+			dataset=$(MM_RUN)/data_finetune out=$(MM_RUN)/finetune steps=$(MM_FT_STEPS) batch_size=32 \
+			save_freq=1000 num_workers=2 seed=1000 log_freq=100 \
+			"extra=['--policy.optimizer_lr=2e-4','--policy.scheduler_warmup_steps=100', \
+			'--policy.scheduler_decay_steps=$(MM_FT_STEPS)','--policy.scheduler_decay_lr=1e-5']"; \
+	fi
+	$(PY) -m snapflow.policies.embedded $(MM_RUN)/finetune/checkpoints/last/pretrained_model \
 		$(MM_RUN)/base/smolvlm policies/assets/mini_libero_multimodal_teacher
 
 # What each edge-speed variant costs in success (README, "Speed"): the SnapFlow student of a `make demo` run

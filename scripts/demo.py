@@ -134,12 +134,13 @@ def check_values(cfg: DictConfig) -> None:
     if cfg.probe is not None:
         counts = ["distill_steps", "distill_batch_size", "n_action_steps", "workers"]
         main_only = {"episodes": 5, "distill_demos_per_task": 5, "task_ids": None, "held_out": True,
-                     "fm_control": True, "run_seconds": 30}  # fmt: skip
+                     "fm_control": True, "run_seconds": 30, "distill_noise_std": 0.05}  # fmt: skip
         ignored = [k for k, default in main_only.items() if cfg[k] != default]
         if ignored or list(cfg.suites) != ["spatial", "object", "goal", "long"]:
             raise ValueError(
                 f"probe={cfg.probe} ignores {ignored or ['suites']}: set probe_settings.episodes / "
-                "probe_settings.distill_demos_per_task instead (the probe runs all four of its tasks)"
+                "probe_settings.distill_demos_per_task / probe_settings.distill_noise_std instead (the probe "
+                "runs all four of its tasks)"
             )
         settings = cfg.probe_settings
         for key in ("episodes", "distill_demos_per_task", "offline_demos_per_task"):
@@ -157,11 +158,11 @@ def check_values(cfg: DictConfig) -> None:
             raise ValueError(f"{key} must be >= 1, got {cfg[key]}")
     if cfg.max_steps is not None and int(cfg.max_steps) < 1:
         raise ValueError(f"max_steps must be >= 1 (or null), got {cfg.max_steps}")
-    noise = float(cfg.distill_noise_std)
-    if not (
-        math.isfinite(noise) and noise >= 0
-    ):  # checked here too: collect would fail minutes into the demo
-        raise ValueError(f"distill_noise_std must be a finite number >= 0, got {cfg.distill_noise_std}")
+    # checked here too: collect would fail minutes into the demo
+    for key, noise in (("distill_noise_std", cfg.distill_noise_std),
+                       ("probe_settings.distill_noise_std", cfg.probe_settings.distill_noise_std)):  # fmt: skip
+        if not (math.isfinite(float(noise)) and float(noise) >= 0):
+            raise ValueError(f"{key} must be a finite number >= 0, got {noise}")
     if not (math.isfinite(float(cfg.run_seconds)) and float(cfg.run_seconds) > 0):
         raise ValueError(f"run_seconds must be > 0 (the control-loop stage's length), got {cfg.run_seconds}")
     if not cfg.suites:

@@ -56,7 +56,7 @@ def run_probe(cfg: DictConfig, out: Path) -> None:
     _run("collect", [str(BIN / "snapflow-collect"), f"suite={SUITE}", f"out={data}",
                      f"episodes_per_task={int(settings.distill_demos_per_task)}", f"resolution={resolution}",
                      f"workers={int(cfg.workers)}", f"seed={int(cfg.seed) + 7}",
-                     f"noise_std={float(cfg.distill_noise_std)}"])  # fmt: skip
+                     f"noise_std={float(settings.distill_noise_std)}"])  # fmt: skip
     # Demos none of the samplers trained on, for the offline errors (plain MSE and nearest-mode MSE).
     held_out = out / "held_out_data"
     _run("collect (held-out demos for the offline errors)", [

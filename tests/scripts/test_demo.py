@@ -145,7 +145,7 @@ def test_multimodal_probe_runs_end_to_end_on_a_tiny_teacher(tmp_path):
     proc = subprocess.run(
         [str(BIN / "snapflow-demo"), "probe=multimodal", f"teacher={teacher}", f"out={out}",
          "probe_settings.episodes=1", "probe_settings.distill_demos_per_task=1",
-         "probe_settings.offline_demos_per_task=1", "probe_settings.consistency_steps=3", "distill_noise_std=0.01", "distill_steps=2", "distill_batch_size=2", "max_steps=20"],
+         "probe_settings.offline_demos_per_task=1", "probe_settings.consistency_steps=3", "probe_settings.distill_noise_std=0.01", "distill_steps=2", "distill_batch_size=2", "max_steps=20"],
         capture_output=True, text=True, timeout=1800,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
