@@ -266,6 +266,8 @@ def test_eval_two_samplers_closed_loop_report(runs, monkeypatch):
         assert entry["latency_source"] == "benchmark_b1" and entry["rollout_latency_ms"] > 0
     assert {b["calls"] for b in report["latency_benchmark"].values()} == {2}
     assert report["latency_ratio_teacher10_snapflow1"] > 0
+    share = report["latency_cpu_share"]  # how much of its threads' CPU the latency pass got (None: too short)
+    assert share is None or 0 < share <= 1.5
     assert report["n_action_steps"] == 5 and report["held_out"] is False
     assert report["workers"] == 2 and report["layout"] == "libero"
     assert report["samplers"]["teacher_10"]["nfe"] == 10 and report["samplers"]["snapflow_1"]["nfe"] == 1
@@ -612,6 +614,19 @@ def test_distill_on_a_foreign_dataset_keeps_the_teachers_normalisation(runs, mon
             assert set(mine) == set(theirs)
             equal = all(torch.equal(mine[k], theirs[k]) for k in theirs)
             assert equal == same, f"{flag}: {kind} stats equal={equal}"
+
+
+def test_cpu_share_tells_a_shared_core_from_an_idle_one():
+    """The latency pass's note: a stretch that got half its thread's CPU time reads 0.5."""
+    import torch
+
+    from snapflow.scripts.eval import CONTENDED_CPU_SHARE, _cpu_share
+
+    threads = torch.get_num_threads()
+    assert _cpu_share(2.0, 2.0 * threads) == pytest.approx(1.0)
+    half = _cpu_share(2.0, 1.0 * threads)
+    assert half == pytest.approx(0.5) and half < CONTENDED_CPU_SHARE
+    assert _cpu_share(0.01, 0.01) is None  # too short to tell
 
 
 def test_distill_never_deletes_a_folder_at_its_view_path(runs, tmp_path):
