@@ -142,8 +142,18 @@ class OrtRuntime:
 def load_runtime(
     path: str | Path, runtime: str = "auto", threads: int = 1, device: str = "cpu", nfe: int | None = None
 ) -> object:
-    """A runtime for a checkpoint (torch) or an export directory (onnxruntime / tensorrt)."""
+    """A runtime for a checkpoint (torch) or an export directory (onnxruntime / tensorrt); a Hub id
+    (``org/name``) is left to LeRobot. NotADirectoryError / FileNotFoundError name a local path that is a file
+    or holds nothing (LeRobot would ask the Hub for it)."""
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(
+            f"{path} is a file: give a checkpoint (pretrained_model) or export directory"
+        )
+    if not path.exists() and (str(path).startswith(("/", ".", "~")) or str(path).count("/") != 1):
+        raise FileNotFoundError(
+            f"{path}: no checkpoint or export directory there (and not an org/name Hub id)"
+        )
     is_export = (path / CONTRACT_FILE).is_file()
     if runtime == "auto":
         runtime = "onnxruntime" if is_export else "torch"

@@ -40,7 +40,9 @@ def _body(cfg: DictConfig) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     # A new folder per run unless out= is given; a non-empty out is refused before minutes of timing.
     out = check_out(
-        cfg.out or f"outputs/bench-{time.strftime('%Y%m%d-%H%M%S')}", strict_bool(cfg.overwrite, "overwrite")
+        cfg.out or f"outputs/bench-{time.strftime('%Y%m%d-%H%M%S')}",
+        strict_bool(cfg.overwrite, "overwrite"),
+        [cfg.policy],  # a checkpoint to time is never the folder its results go to
     )
     bench = validate_bench(run_bench(bench_config(cfg)))
     for family, entry in bench.get("families", {}).items():  # a requested runtime that cannot run here

@@ -174,8 +174,15 @@ def read_dataset_info(dataset: str | Path) -> dict:
 
 
 def dataset_state_dim(dataset: str | Path) -> int:
-    """Length of ``observation.state`` in a LeRobotDataset (meta/info.json)."""
-    return int(read_dataset_info(dataset)["features"]["observation.state"]["shape"][0])
+    """Length of ``observation.state`` in a LeRobotDataset (meta/info.json); ValueError naming the dataset when
+    it has no such feature (the policies here read the robot's state)."""
+    features = read_dataset_info(dataset)["features"]
+    if "observation.state" not in features:
+        raise ValueError(
+            f"dataset={dataset} has no observation.state feature (its features: {sorted(features)}); the "
+            "policies here read the robot's state"
+        )
+    return int(features["observation.state"]["shape"][0])
 
 
 def family_of(policy_type: str) -> str:
@@ -403,6 +410,10 @@ def check_run_values(cfg: object) -> None:
 
     check_device(cfg.get("device"), allowed=("cpu", "cuda", "mps"))  # before lerobot-train refuses it
     out = Path(cfg.out)
+    from snapflow.scripts.outputs import check_not_input
+
+    # the dataset or the starting checkpoint given as out= would read as "already holds a run"
+    check_not_input(out, [cfg.get("dataset"), cfg.get("teacher"), cfg.get("pretrained")])
     if not cfg.resume and out.exists() and (not out.is_dir() or any(out.iterdir())):
         # lerobot-train refuses an existing out; say so before any work (there is no overwrite here)
         raise FileExistsError(
@@ -418,7 +429,7 @@ def check_extra_flags(args: list[str], extra: list[str]) -> None:
     if clashes:
         raise ValueError(
             f"extra={clashes} sets what this command already passes to lerobot-train; use the command's "
-            "own key (steps=, batch_size=, save_freq=, lr=, ...) instead"
+            "own key (steps=, batch_size=, save_freq=, ...: the keys of its configs/<command>.yaml) instead"
         )
 
 

@@ -208,16 +208,7 @@ def check_out(out: str | Path, overwrite: bool, inputs: Iterable[object] = ()) -
     if not str(out).strip():
         raise ValueError("out= is empty: name a folder for the results")
     path = Path(out)
-    here = path.resolve()
-    for given in inputs:
-        if given is None or not str(given).strip() or not Path(str(given)).exists():
-            continue
-        source = Path(str(given)).resolve()
-        if source == here or here in source.parents:
-            raise ValueError(
-                f"out={out} {'is' if source == here else 'holds'} {given}, an input of this command: "
-                "writing the results there would delete it; choose another out="
-            )
+    check_not_input(out, inputs)
     blocking = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
     if blocking is not None:  # overwrite=true replaces result folders, never a file
         where = "is a file" if blocking == path else f"lies under {blocking}, which is a file"
@@ -227,6 +218,20 @@ def check_out(out: str | Path, overwrite: bool, inputs: Iterable[object] = ()) -
             f"out={out} already holds results; pass overwrite=true to replace them, or choose another out="
         )
     return path
+
+
+def check_not_input(out: str | Path, inputs: Iterable[object]) -> None:
+    """ValueError when `out` is, or holds, one of `inputs` (paths that exist; other values are skipped)."""
+    here = Path(out).resolve()
+    for given in inputs:
+        if given is None or not str(given).strip() or not Path(str(given)).exists():
+            continue
+        source = Path(str(given)).resolve()
+        if source == here or here in source.parents:
+            raise ValueError(
+                f"out={out} {'is' if source == here else 'holds'} {given}, an input of this command: "
+                "writing the results there would delete it; choose another out="
+            )
 
 
 @contextlib.contextmanager

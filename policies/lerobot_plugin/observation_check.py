@@ -37,7 +37,12 @@ def check_observation_batch(observation: dict, task: Any, features: dict[str, li
             f"the observation has no {missing}: the policy reads {list(features)}; got {sorted(observation)}"
         )
     for key, shape in features.items():
-        got = tuple(getattr(observation[key], "shape", ()))
+        if not hasattr(observation[key], "shape"):  # a list or a scalar: LeRobot's steps take tensors/arrays
+            raise ValueError(
+                f"{key} is a {type(observation[key]).__name__}: the policy takes a torch tensor or numpy array "
+                f"of shape {tuple(shape)} (with or without a batch axis)"
+            )
+        got = tuple(observation[key].shape)
         # (B, T, ...) is a training batch's layout (lerobot-train runs these processors on resume)
         if got[-len(shape) :] != tuple(shape) or len(got) - len(shape) not in (0, 1, 2):
             raise ValueError(

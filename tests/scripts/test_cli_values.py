@@ -721,3 +721,57 @@ def test_run_json_records_the_policy_and_the_task(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     run = json.loads((tmp_path / "r" / "run.json").read_text())
     assert run["task"] == "spatial/3" and run["policy"] == str(resolve_pretrained("embedded"))
+
+
+@pytest.mark.parametrize(
+    "command, args, match",
+    [
+        ("snapflow-distill", ["teacher=embedded", "dataset={tmp}/ds", "out={tmp}/ds", "steps=2"],
+         r"out=.*/ds is .*/ds, an input of this command"),
+        ("snapflow-train", ["policy=smolvla", "tiny=true", "dataset={tmp}/ds", "out={tmp}", "steps=2"],
+         r"out=.* holds .*/ds, an input of this command"),
+        ("snapflow-bench", ["policy={tmp}/ckpt", "size=tiny", "out={tmp}/ckpt", "overwrite=true"],
+         r"out=.*/ckpt is .*/ckpt, an input of this command"),
+        ("snapflow-train", ["policy=smolvla", "dataset={tmp}/ds", "out={tmp}/t", "steps=2",
+                            "extra=['--steps=4']"], r"configs/<command>.yaml\) instead"),
+        ("snapflow-train", ["policy=smolvla", "tiny=true", "dataset={tmp}/nostate", "out={tmp}/t"],
+         r"nostate has no observation.state feature \(its features: \['action'\]\)"),
+    ],
+)  # fmt: skip
+def test_newcomer_pass_9_values_are_named_before_any_work(tmp_path: Path, command, args, match) -> None:
+    """out= at the dataset (distill said "already holds a run; resume=true") or at the checkpoint a bench
+    times (it wrote into it); an extra= clash no longer suggests lr=, which snapflow-train does not have."""
+    import json
+    import re
+
+    state = {"dtype": "float32", "shape": [8], "names": None}
+    info = {"features": {"observation.state": state, "action": {**state, "shape": [7]}}}
+    (_dataset_meta(tmp_path / "ds") / "meta" / "info.json").write_text(json.dumps(info))
+    (_dataset_meta(tmp_path / "nostate") / "meta" / "info.json").write_text('{"features": {"action": {}}}')
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "config.json").write_text('{"type": "smolvla"}')
+    before = sorted(tmp_path.rglob("*"))
+    proc = _cli(command, *[a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert re.search(match, proc.stderr) and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "lr=" not in proc.stderr
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_newcomer_pass_9_python_inputs_are_named(tmp_path: Path) -> None:
+    """A state given as a Python list (the check said "has shape ()"), a state of None (read as NaN), and
+    load_runtime on a file or an empty local path (LeRobot asked the Hub)."""
+    from snapflow.deploy.observation import to_lerobot_batch
+    from snapflow.deploy.runtimes import load_runtime
+    from snapflow.policies.lerobot_plugin.observation_check import check_observation_batch
+
+    features = {"observation.state": [8]}
+    with pytest.raises(ValueError, match=r"observation\.state is a list: the policy takes a torch tensor"):
+        check_observation_batch({"observation.state": [0.0] * 8}, ["pick"], features)
+    with pytest.raises(ValueError, match=r"observation\.state is None: the robot's state is missing"):
+        to_lerobot_batch({"observation.state": None, "task": "x"})
+    (tmp_path / "notes.md").write_text("x")
+    with pytest.raises(NotADirectoryError, match="is a file"):
+        load_runtime(tmp_path / "notes.md")
+    with pytest.raises(FileNotFoundError, match="no checkpoint or export directory there"):
+        load_runtime(tmp_path / "missing")
