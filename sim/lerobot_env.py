@@ -110,6 +110,15 @@ class MiniLiberoEnvConfig(EnvConfig):
                     raise ConfigError(
                         f"--env.task_ids {bad} out of range for suite {suite!r}; valid: 0..{len(SUITES[suite]) - 1}"
                     )
+        if self.episode_length is not None and (
+            isinstance(self.episode_length, bool)
+            or not isinstance(self.episode_length, int)
+            or self.episode_length < 1
+        ):  # 0 was taken as unset (150 steps), a negative value ended in an empty-stack error mid-rollout
+            raise ConfigError(
+                f"--env.episode_length={self.episode_length}: an episode cap is a whole number of steps >= 1 "
+                "(leave it unset for the suite's own limit)"
+            )
         side = self.resolution
         self.features = {
             ACTION: PolicyFeature(type=FeatureType.ACTION, shape=(7,)),

@@ -102,6 +102,12 @@ def test_bad_task_names() -> None:
         MiniLiberoEnvConfig(task="spatial", task_ids=[])
     with pytest.raises(ConfigError, match="names no suite"):
         MiniLiberoEnvConfig(task=" , ")
+    for bad in (0, -3):  # 0 was taken as unset, -3 failed mid-rollout
+        with pytest.raises(
+            ConfigError, match=rf"--env.episode_length={bad}: an episode cap is a whole number"
+        ):
+            MiniLiberoEnvConfig(task="spatial", episode_length=bad)
+    assert MiniLiberoEnvConfig(task="spatial", episode_length=5).episode_length == 5
 
 
 def test_lerobot_eval_names_empty_task_ids_at_parse_time(tmp_path: Path) -> None:
