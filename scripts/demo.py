@@ -134,7 +134,7 @@ def check_values(cfg: DictConfig) -> None:
     if cfg.probe is not None:
         counts = ["distill_steps", "distill_batch_size", "n_action_steps", "workers"]
         main_only = {"episodes": 5, "distill_demos_per_task": 5, "task_ids": None, "held_out": True,
-                     "fm_control": True, "run_seconds": 30, "distill_noise_std": 0.05}  # fmt: skip
+                     "fm_control": True, "run_seconds": 30, "distill_noise_std": 0.02}  # fmt: skip
         ignored = [k for k, default in main_only.items() if cfg[k] != default]
         if ignored or list(cfg.suites) != ["spatial", "object", "goal", "long"]:
             raise ValueError(

@@ -520,7 +520,7 @@ def _cli(command: str, *args: str, cwd: Path | None = None) -> subprocess.Comple
         ("snapflow-eval", ["teacher=embedded", "suites=[]", "out={tmp}/v"], r"suites=\[\] names no suite"),
         ("snapflow-demo", ["run_seconds=0", "out={tmp}/demo"], "run_seconds must be > 0"),
         ("snapflow-demo", ["distill_noise_std=-0.1", "out={tmp}/demo"], "distill_noise_std must be a finite"),
-        ("snapflow-demo", ["probe=multimodal", "distill_noise_std=0.02", "out={tmp}/demo"],
+        ("snapflow-demo", ["probe=multimodal", "distill_noise_std=0.05", "out={tmp}/demo"],
          r"probe=multimodal ignores \['distill_noise_std'\]: set .*probe_settings.distill_noise_std"),
         ("snapflow-export", ["policy={tmp}/badcfg", "out={tmp}/e"], r"badcfg/config.json is not valid JSON"),
     ],

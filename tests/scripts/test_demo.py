@@ -82,7 +82,7 @@ def test_demo_runs_end_to_end_on_a_tiny_teacher(tmp_path):
             "episodes=2",
             "task_ids=[0]",
             "distill_demos_per_task=1",
-            "distill_noise_std=0.02",
+            "distill_noise_std=0.03",
             "distill_steps=2",
             "distill_batch_size=2",
             "max_steps=20",
@@ -103,7 +103,7 @@ def test_demo_runs_end_to_end_on_a_tiny_teacher(tmp_path):
     held_out = json.loads((out / "held_out" / "report.json").read_text())
     assert held_out["held_out"] and set(held_out["suites"]) == set(report["suites"])
     assert report["workers"] == 2 and report["layout"] == "libero"
-    assert json.loads((out / "data" / "meta" / "collect.json").read_text())["noise_std"] == 0.02
+    assert json.loads((out / "data" / "meta" / "collect.json").read_text())["noise_std"] == 0.03
     assert (out / "student" / "model.safetensors").is_file() and (out / "fm" / "model.safetensors").is_file()
     assert (out / "export" / "model.onnx").is_file()
     assert json.loads((out / "run" / "run.json").read_text())["ticks"] > 0
