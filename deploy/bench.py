@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from snapflow.deploy.bench_timing import StageTimer, peak_memory_mb, wall_ms
+from snapflow.deploy.export_onnx import check_opset
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +36,6 @@ GRAPH_RUNTIMES = {  # ONNX Runtime variants of the exported 1-NFE graph -> snapf
     "onnxruntime_int8_static": "int8_static",
 }
 RUNTIMES = ("torch", *GRAPH_RUNTIMES, "tensorrt")
-# snapflow-export's opset range (scripts/export.py): torch's dynamo exporter writes opset >= 18, the ONNX
-# Runtime here reads <= 23; the bench exports the same graph, so it takes the same range
-OPSETS = (18, 23)
 IMAGE_SIZES_SMOLVLA_ONLY = (
     "image_sizes applies to SmolVLA only (SigLIP So400m's position embeddings are fixed at 224 px)"
 )
@@ -91,10 +89,7 @@ class BenchConfig:
             raise ValueError(
                 f"image_sizes={list(self.image_sizes)}: {IMAGE_SIZES_SMOLVLA_ONLY}; policy={self.policy}"
             )
-        if not OPSETS[0] <= self.opset <= OPSETS[1]:
-            raise ValueError(
-                f"opset={self.opset}: choose {OPSETS[0]} to {OPSETS[1]} (23 = attention as ONNX's Attention op)"
-            )
+        check_opset(self.opset)  # the bench exports the same graph as snapflow-export
         if self.dtype not in ("auto", "float32", "bfloat16"):
             raise ValueError(f"dtype must be auto, float32 or bfloat16, got {self.dtype!r}")
         if self.device not in ("auto", "cpu", "cuda"):
@@ -104,13 +99,9 @@ class BenchConfig:
         # a runtime this machine lacks is refused before any work, as snapflow-run runtime=tensorrt is (it was
         # skipped with a note in the middle of the output, exit 0)
         if "tensorrt" in self.runtimes:
-            from snapflow.deploy.tensorrt_engine import TensorRTUnavailable, trt_usable
+            from snapflow.deploy.tensorrt_engine import require_tensorrt
 
-            usable, reason = trt_usable()
-            if not usable:
-                raise TensorRTUnavailable(
-                    f"runtimes lists tensorrt, which cannot run here: {reason}; drop it"
-                )
+            require_tensorrt("runtimes lists tensorrt, which cannot run here (drop it)")
         if self.int8 and "onnxruntime_int8" not in self.runtimes:  # int8=true: the older spelling
             object.__setattr__(self, "runtimes", (*self.runtimes, "onnxruntime_int8"))
         if "torch" not in self.runtimes:  # torch eager is always measured (every ratio's baseline): say so

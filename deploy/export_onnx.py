@@ -24,6 +24,9 @@ logger = logging.getLogger(__name__)
 
 # fp32 ORT vs eager torch differ by float reassociation only: ~1e-6 on the tiny models, up to ~2e-4 reported on
 # real checkpoints. 1e-3 on normalised actions (O(1)) is far below any behavioural effect.
+# torch's dynamo exporter writes opset >= 18; the ONNX Runtime here reads <= 23 (23: attention as ONNX's
+# Attention op)
+OPSETS = (18, 23)
 PARITY_ATOL = 1e-3
 # int8 is an approximation: it is judged by
 # task success, so its parity is reported against this looser bound and does not fail the export.
@@ -46,6 +49,14 @@ class Parity:
     batches: list[int]
     draws: int
     int8: dict | None = None
+
+
+def check_opset(opset: int) -> None:
+    """ValueError naming ``opset`` outside `OPSETS` (snapflow-export's and snapflow-bench's rule)."""
+    if not OPSETS[0] <= opset <= OPSETS[1]:
+        raise ValueError(
+            f"opset={opset}: choose {OPSETS[0]} to {OPSETS[1]} (23 = attention as ONNX's Attention op)"
+        )
 
 
 def session_options(threads: int = 1) -> "object":

@@ -42,9 +42,8 @@ def to_lerobot_batch(raw: dict) -> dict:
 
 def _numbers(key: str, value: object) -> np.ndarray:
     """``value`` as float32, or ValueError naming ``key`` (numpy's own message names the value, not the key)."""
-    if (
-        value is None
-    ):  # numpy would make it NaN, and the error would blame the values instead of their absence
+    # numpy would make None a NaN, and the error would blame the values instead of their absence
+    if value is None:
         raise ValueError(f"{key} is None: the robot's state is missing from the observation")
     try:
         return np.asarray(value, dtype=np.float32)

@@ -139,18 +139,24 @@ class OrtRuntime:
         pass
 
 
+def is_hub_id(name: str) -> bool:
+    """Whether ``name`` (as the user typed it) is a Hugging Face ``org/name`` left to LeRobot rather than a
+    local path: one slash, no leading ``/``, ``.`` or ``~``, and nothing of that name here."""
+    return not (name.startswith(("/", ".", "~")) or name.count("/") != 1 or Path(name).expanduser().exists())
+
+
 def load_runtime(
     path: str | Path, runtime: str = "auto", threads: int = 1, device: str = "cpu", nfe: int | None = None
 ) -> object:
     """A runtime for a checkpoint (torch) or an export directory (onnxruntime / tensorrt); a Hub id
     (``org/name``) is left to LeRobot. NotADirectoryError / FileNotFoundError name a local path that is a file
     or holds nothing (LeRobot would ask the Hub for it)."""
-    path = Path(path)
+    given, path = str(path), Path(path)
     if path.exists() and not path.is_dir():
         raise NotADirectoryError(
             f"{path} is a file: give a checkpoint (pretrained_model) or export directory"
         )
-    if not path.exists() and (str(path).startswith(("/", ".", "~")) or str(path).count("/") != 1):
+    if not path.exists() and not is_hub_id(given):
         raise FileNotFoundError(
             f"{path}: no checkpoint or export directory there (and not an org/name Hub id)"
         )

@@ -40,10 +40,16 @@ def trt_usable() -> tuple[bool, str]:
     return True, f"TensorRT {trt.__version__} on {torch.cuda.get_device_name()}"
 
 
-def _require_trt() -> "object":
+def require_tensorrt(refusal: str | None = None) -> None:
+    """TensorRTUnavailable unless TensorRT can build engines here; ``refusal`` (e.g. "tensorrt=true but
+    TensorRT cannot run here") starts the message, so a command refuses its option by name before any work."""
     ok, reason = trt_usable()
     if not ok:
-        raise TensorRTUnavailable(reason)
+        raise TensorRTUnavailable(f"{refusal}: {reason}" if refusal else reason)
+
+
+def _require_trt() -> "object":
+    require_tensorrt()
     import tensorrt as trt
 
     return trt

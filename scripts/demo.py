@@ -133,9 +133,10 @@ def check_values(cfg: DictConfig) -> None:
               "workers"]  # fmt: skip
     if cfg.probe is not None:
         counts = ["distill_steps", "distill_batch_size", "n_action_steps", "workers"]
-        main_only = {"episodes": 5, "distill_demos_per_task": 5, "task_ids": None, "held_out": True,
-                     "fm_control": True, "run_seconds": 30, "distill_noise_std": 0.02}  # fmt: skip
-        ignored = [k for k, default in main_only.items() if cfg[k] != default]
+        main_only = ("episodes", "distill_demos_per_task", "task_ids", "held_out", "fm_control", "run_seconds",
+                     "distill_noise_std")  # fmt: skip
+        defaults = OmegaConf.load(Path(__file__).parents[1] / "configs" / "demo.yaml")  # the one source
+        ignored = [k for k in main_only if cfg[k] != defaults[k]]
         if ignored or list(cfg.suites) != ["spatial", "object", "goal", "long"]:
             raise ValueError(
                 f"probe={cfg.probe} ignores {ignored or ['suites']}: set probe_settings.episodes / "

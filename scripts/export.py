@@ -47,14 +47,13 @@ def _main(cfg: DictConfig) -> None:
 
 
 def _body(cfg: DictConfig) -> None:
-    from snapflow.deploy.export_onnx import ExportParityError, export_onnx
+    from snapflow.deploy.export_onnx import ExportParityError, check_opset, export_onnx
     from snapflow.deploy.quantize import QUANTIZATIONS
     from snapflow.deploy.runtimes import TorchRuntime
     from snapflow.scripts.lerobot_cli import resolve_pretrained
     from snapflow.scripts.outputs import atomic_out, check_out
 
-    if not 18 <= int(cfg.opset) <= 23:  # torch's dynamo exporter writes opset >= 18; ORT here reads <= 23
-        raise ValueError(f"opset={cfg.opset}: choose 18 to 23 (23 = attention as ONNX's Attention op)")
+    check_opset(int(cfg.opset))
     if int(cfg.nfe) < 1:
         raise ValueError(f"nfe={cfg.nfe}: the number of function evaluations must be >= 1")
     if not (math.isfinite(float(cfg.fps)) and float(cfg.fps) > 0):
@@ -72,11 +71,9 @@ def _body(cfg: DictConfig) -> None:
     if (quantize == "int8_static") != (cfg.calibration is not None):
         raise ValueError("calibration=<LeRobotDataset dir> goes with quantize=int8_static, and only with it")
     if cfg.tensorrt:  # a runtime this machine lacks is refused before the minute-long export, not after it
-        from snapflow.deploy.tensorrt_engine import TensorRTUnavailable, trt_usable
+        from snapflow.deploy.tensorrt_engine import require_tensorrt
 
-        usable, reason = trt_usable()
-        if not usable:
-            raise TensorRTUnavailable(f"tensorrt=true but TensorRT cannot run here: {reason}")
+        require_tensorrt("tensorrt=true but TensorRT cannot run here")
     inputs = [cfg.policy, cfg.calibration]  # never replaced by the export, whatever overwrite says
     check_out(cfg.out, bool(cfg.overwrite), inputs)  # before the minute-long export, not after
     policy = resolve_pretrained(cfg.policy)

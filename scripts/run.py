@@ -58,9 +58,8 @@ def make_robot(cfg: DictConfig, resolution: int) -> object:
         with open(cfg.robot_config) as f:
             robot_config = draccus.load(RobotConfig, f)
         return LeRobotRobot.from_config(robot_config, task=str(cfg.task))
-    raise ValueError(
-        f"robot={cfg.robot!r} is not a robot kind; valid: sim, lerobot"
-    )  # check_values, for _run
+    # check_values refuses it first when called from _run; here for other callers
+    raise ValueError(f"robot={cfg.robot!r} is not a robot kind; valid: sim, lerobot")
 
 
 def _limit(value: object) -> object:
@@ -140,13 +139,14 @@ def _local_policy(policy: str) -> str:
     """``policy=`` as the runtimes take it: an export dir as given, a training out dir or ``embedded`` resolved
     to its checkpoint (as every other command takes them), a Hub id (org/name, not a local path) left to LeRobot.
     FileNotFoundError for a path that holds nothing."""
+    from snapflow.deploy.runtimes import is_hub_id
     from snapflow.scripts.lerobot_cli import EMBEDDED, resolve_pretrained
 
     if policy == EMBEDDED:
         return str(resolve_pretrained(policy))
+    if is_hub_id(policy):
+        return policy
     path = Path(policy).expanduser()
-    if not (policy.startswith(("/", ".", "~")) or policy.count("/") != 1 or path.exists()):
-        return policy  # a Hub id
     if not path.is_dir():
         raise FileNotFoundError(f"policy={policy}: no checkpoint or export directory there")
     return policy if (path / "contract.json").is_file() else str(resolve_pretrained(path))
