@@ -11,10 +11,12 @@ Prints one table; the last line is `outputs: <dir>`, which holds report.json
 (+ held_out/report.json), student/ and fm/ (LeRobot pretrained_model dirs), export/ and run.json.
 """
 
+import contextlib
 import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -43,14 +45,22 @@ def _run_parallel(stage: str, cmds: list[list[str]], quiet_logs: list[Path] | No
     start = time.perf_counter()
     env = {**os.environ, **({"OMP_NUM_THREADS": "1", "LP_NUM_THREADS": "1"} if len(cmds) > 1 else {})}
     procs = []
-    for i, cmd in enumerate(cmds):
-        log = open(quiet_logs[i - 1], "w") if i else None  # noqa: SIM115 (closed below)
-        procs.append((subprocess.Popen(cmd, env=env, stdout=log, stderr=log), log))
-    codes = []
-    for proc, log in procs:
-        codes.append(proc.wait())
-        if log is not None:
-            log.close()
+    try:
+        for i, cmd in enumerate(cmds):
+            log = open(quiet_logs[i - 1], "w") if i else None  # noqa: SIM115 (closed below)
+            # own process group: a stopped demo stops the whole stage, the stage's own workers included
+            procs.append(
+                (subprocess.Popen(cmd, env=env, stdout=log, stderr=log, start_new_session=True), log)
+            )
+        codes = [proc.wait() for proc, _ in procs]
+    finally:  # Ctrl-C or SIGTERM (main() turns it into SystemExit): nothing keeps running behind the user
+        for proc, log in procs:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait()
+            if log is not None:
+                log.close()
     if any(codes):
         logs = f"; logs: {[str(p) for p in quiet_logs or []]}" if quiet_logs else ""
         sys.exit(f"snapflow-demo: stage {stage!r} failed (exit codes {codes}){logs}")
@@ -192,7 +202,7 @@ def _main(cfg: DictConfig) -> None:
 def _demo(cfg: DictConfig) -> None:
     from tqdm import tqdm
 
-    from snapflow.scripts.outputs import check_out, strict_bool
+    from snapflow.scripts.outputs import check_out, mark_incomplete, strict_bool
     from snapflow.sim.object_state import policy_uses_object_state
 
     check_values(cfg)  # every value before any folder is made or deleted
@@ -202,10 +212,14 @@ def _demo(cfg: DictConfig) -> None:
     out = check_out(Path(name).resolve(), strict_bool(cfg.overwrite, "overwrite"), [cfg.teacher])
     shutil.rmtree(out, ignore_errors=True)  # empty or overwrite=true: the demo starts afresh
     out.mkdir(parents=True)
+    # results cannot be built in <out>.partial and renamed (students record absolute paths into out): a
+    # marker names an unfinished run instead, removed when the table is printed
+    mark_incomplete(out, "snapflow-demo", f"started {time.strftime('%Y-%m-%d %H:%M:%S')}, not finished")
     if cfg.probe is not None:
         from snapflow.scripts.demo_probe import run_probe
 
         run_probe(cfg, out)
+        mark_incomplete(out, "snapflow-demo", None)
         return
     progress = tqdm(STAGES, desc="snapflow-demo", unit="stage")
     teacher = _teacher(cfg, out)
@@ -262,6 +276,7 @@ def _demo(cfg: DictConfig) -> None:
     progress.close()
     report = json.loads((out / "report.json").read_text())
     print("\n" + table(report, held_out, json.loads((out / "run" / "run.json").read_text())))
+    mark_incomplete(out, "snapflow-demo", None)
     print(f"outputs: {out}")
 
 
@@ -269,6 +284,8 @@ def main() -> None:
     from snapflow.scripts.outputs import check_argv
 
     check_argv("demo")  # unknown keys named in one line before Hydra parses
+    # SIGTERM (kill, timeout) as SystemExit, so _run_parallel stops the running stage's processes too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     _main()
 
 

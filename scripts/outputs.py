@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 USAGE_EXIT = 2  # argparse's and LeRobot's convention for a refused command line or input
+INCOMPLETE = "INCOMPLETE"  # marker file of a run that has not finished (snapflow-demo)
 
 
 def as_list(value: object) -> list | None:
@@ -213,11 +214,31 @@ def check_out(out: str | Path, overwrite: bool, inputs: Iterable[object] = ()) -
     if blocking is not None:  # overwrite=true replaces result folders, never a file
         where = "is a file" if blocking == path else f"lies under {blocking}, which is a file"
         raise NotADirectoryError(f"out={out} {where}: out= names a folder for the results")
+    marker = path / INCOMPLETE
+    if marker.is_file() and not overwrite:  # a killed or failed run: say so rather than "holds results"
+        raise FileExistsError(
+            f"out={out} holds an unfinished run ({marker.read_text().strip()}); its files are kept: pass "
+            "overwrite=true to start again there, or choose another out="
+        )
     if path.exists() and (not path.is_dir() or any(path.iterdir())) and not overwrite:
         raise FileExistsError(
             f"out={out} already holds results; pass overwrite=true to replace them, or choose another out="
         )
     return path
+
+
+def mark_incomplete(out: Path, command: str, state: str | None) -> None:
+    """Write (`state` given) or remove (`state` None) `out/INCOMPLETE`, the marker of an unfinished run.
+
+    For commands whose results cannot be built in `<out>.partial` and renamed, because the files they write
+    record absolute paths into `out` (snapflow-demo's students point at `<out>/teacher/smolvlm`): a killed
+    or failed run leaves the marker, and `check_out` then refuses the folder as unfinished, not as results.
+    """
+    marker = out / INCOMPLETE
+    if state is None:
+        marker.unlink(missing_ok=True)
+    else:
+        marker.write_text(f"{command} {state}\n")
 
 
 def check_not_input(out: str | Path, inputs: Iterable[object]) -> None:

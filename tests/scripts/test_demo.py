@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from snapflow.policies.embedded import (
     materialize_teacher,
     package_teacher,
 )
+from snapflow.scripts.outputs import INCOMPLETE
 
 BIN = Path(sys.executable).parent
 
@@ -107,10 +109,45 @@ def test_demo_runs_end_to_end_on_a_tiny_teacher(tmp_path):
     assert (out / "student" / "model.safetensors").is_file() and (out / "fm" / "model.safetensors").is_file()
     assert (out / "export" / "model.onnx").is_file()
     assert json.loads((out / "run" / "run.json").read_text())["ticks"] > 0
+    assert not (out / INCOMPLETE).exists()  # a finished run drops its unfinished-run marker
     again = subprocess.run([str(BIN / "snapflow-demo"), f"teacher={teacher}", f"out={out}"], capture_output=True,
                            text=True, timeout=300)  # fmt: skip
     assert again.returncode == 2 and "overwrite=true" in again.stderr  # the first run's results are kept
     assert (out / "report.json").is_file()
+
+
+def test_a_stopped_demo_stops_its_stage_and_leaves_its_folder_marked_unfinished(tmp_path):
+    """Newcomer pass 9, V17: a demo stopped mid-run (SIGTERM, as `timeout` sends) stops the processes of its
+    running stage, keeps its files, and a rerun names the folder as an unfinished run (not as results)."""
+    from snapflow.scripts.tiny import build_tiny_teachers
+
+    teacher = build_tiny_teachers(tmp_path / "tiny", ["smolvla"], image_size=64)["smolvla"]
+    out = tmp_path / "demo"
+    args = [str(BIN / "snapflow-demo"), f"teacher={teacher}", f"out={out}", "episodes=2", "task_ids=[0]"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while not (out / INCOMPLETE).exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(5)  # into its first stage (collect)
+        assert proc.poll() is None, "the demo ended before it could be killed"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    deadline = time.monotonic() + 10  # a stage stopped by SIGTERM ends in about a second
+    while _processes_naming(out) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _processes_naming(out), "the stopped demo left its stage running"
+    kept = sorted(p.name for p in out.iterdir())
+    assert INCOMPLETE in kept
+    again = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 2 and "unfinished run" in again.stderr and "overwrite=true" in again.stderr
+    assert sorted(p.name for p in out.iterdir()) == kept  # nothing deleted by the refusal
+
+
+def _processes_naming(path: Path) -> list[str]:
+    found = subprocess.run(["pgrep", "-af", str(path)], capture_output=True, text=True).stdout
+    return [line for line in found.splitlines() if "pgrep" not in line]
 
 
 def test_embedded_teacher_resolves_everywhere(tmp_path):
