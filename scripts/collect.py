@@ -42,6 +42,7 @@ def _body(cfg: DictConfig) -> None:
         overwrite=strict_bool(cfg.overwrite, "overwrite"),
         object_state=strict_bool(cfg.object_state, "object_state"),
         layout=str(cfg.layout),
+        paired_modes=strict_bool(cfg.paired_modes, "paired_modes"),
     )
     print(f"wrote {out}")
 

@@ -132,7 +132,7 @@ def check_values(cfg: DictConfig) -> None:
     """The demo's values, checked before any stage (each stage takes minutes): counts >= 1, a teacher that
     exists, a known probe, and with a probe no main-job key it would ignore. ValueError names the key."""
     from snapflow.scripts.lerobot_cli import resolve_pretrained
-    from snapflow.scripts.outputs import check_unique
+    from snapflow.scripts.outputs import check_unique, strict_bool
     from snapflow.sim.tasks import SUITES, canonical_suite
 
     if cfg.probe not in (None, "multimodal"):
@@ -160,6 +160,14 @@ def check_values(cfg: DictConfig) -> None:
         if int(settings.episodes) > 50:
             raise ValueError(
                 f"probe_settings.episodes must be <= 50 (frozen init states), got {settings.episodes}"
+            )
+        if (
+            strict_bool(settings.paired_modes, "probe_settings.paired_modes")
+            and int(settings.distill_demos_per_task) % 2
+        ):
+            raise ValueError(
+                "probe_settings.paired_modes=true shows each layout in both modes: probe_settings."
+                f"distill_demos_per_task must be even, got {settings.distill_demos_per_task}"
             )
         k = settings.consistency_steps
         if k is not None and (not str(k).isdigit() or int(k) < 2):

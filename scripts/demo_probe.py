@@ -42,6 +42,7 @@ def probe_teacher(cfg: DictConfig, out: Path) -> Path:
 
 def run_probe(cfg: DictConfig, out: Path) -> None:
     """The probe's stages into ``out`` (already checked and empty); prints the table and `outputs: <dir>`."""
+    from snapflow.scripts.outputs import strict_bool
     from snapflow.sim.mode_report import mode_tables
 
     settings = cfg.probe_settings
@@ -56,7 +57,8 @@ def run_probe(cfg: DictConfig, out: Path) -> None:
     _run("collect", [str(BIN / "snapflow-collect"), f"suite={SUITE}", f"out={data}",
                      f"episodes_per_task={int(settings.distill_demos_per_task)}", f"resolution={resolution}",
                      f"workers={int(cfg.workers)}", f"seed={int(cfg.seed) + 7}",
-                     f"noise_std={float(settings.distill_noise_std)}"])  # fmt: skip
+                     f"noise_std={float(settings.distill_noise_std)}",
+                     f"paired_modes={str(strict_bool(settings.paired_modes, 'paired_modes')).lower()}"])  # fmt: skip
     # Demos none of the samplers trained on, for the offline errors (plain MSE and nearest-mode MSE).
     held_out = out / "held_out_data"
     _run("collect (held-out demos for the offline errors)", [

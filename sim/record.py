@@ -10,6 +10,9 @@ int64 (1,), the index in `modes.MODES` of the episode's strategy, the same on ev
 Demo layouts come from the init-state generator with seeds disjoint from the frozen evaluation states
 (0..49) and the held-out seeds (1000+): `DEMO_SEED_BASE + 10_000 * seed + 100 * episode + attempt`.
 A failed demo (success predicate false at the end) is dropped and retried with the next attempt seed.
+`paired_modes` (suites with a choice of strategy): episodes 2k and 2k+1 of a task share one layout and take
+the two modes in turn, so every demonstrated layout shows both strategies and no mode can be read off the
+layout; otherwise the expert draws the mode per episode and a network can tie it to layout details.
 Writing is atomic: everything goes to `<out>.partial`, renamed to `<out>` only after `finalize()`.
 """
 
@@ -64,19 +67,25 @@ def record_demo(
     noise_std: float,
     object_state: bool = False,
     layout: str = DEFAULT_LAYOUT,
+    paired_modes: bool = False,
 ) -> dict[str, np.ndarray | str | int]:
-    """One successful expert demo as stacked arrays; retries with new layouts until it succeeds."""
+    """One successful expert demo as stacked arrays; retries with new layouts until it succeeds.
+
+    With `paired_modes` on a task with a choice, episode `e` uses the layout of episode `e - e % 2` and
+    mode `MODES[e % 2]` (module docstring); the action noise stays per episode."""
     from snapflow.sim.env import MiniLiberoEnv
     from snapflow.sim.experts import run_expert
 
     env = MiniLiberoEnv(suite, task_id, resolution=resolution, object_state=object_state, layout=layout)
+    paired = paired_modes and bool(env.task_spec.modes)
+    layout_episode, chosen = (episode - episode % 2, MODES[episode % 2]) if paired else (episode, None)
     try:
         for attempt in range(MAX_ATTEMPTS):
             frames: list[tuple[dict, np.ndarray]] = []
-            obs, _ = env.reset(seed=DEMO_SEED_BASE + 10_000 * seed + 100 * episode + attempt)
+            obs, _ = env.reset(seed=DEMO_SEED_BASE + 10_000 * seed + 100 * layout_episode + attempt)
             rng = np.random.default_rng([seed, task_id, episode, attempt])
             ok, _, mode = run_expert(
-                env, noise_std=noise_std, rng=rng, on_step=frames_append(frames), obs=obs
+                env, noise_std=noise_std, rng=rng, on_step=frames_append(frames), obs=obs, mode=chosen
             )
             if ok:
                 return {
@@ -107,9 +116,10 @@ def _jobs(
     noise_std: float,
     object_state: bool,
     layout: str,
+    paired_modes: bool,
 ) -> list[tuple]:
     return [
-        (suite, t, e, resolution, seed, noise_std, object_state, layout)
+        (suite, t, e, resolution, seed, noise_std, object_state, layout, paired_modes)
         for suite in suites
         for t in (range(len(SUITES[suite])) if task_ids is None else task_ids)
         for e in range(episodes)
@@ -147,12 +157,15 @@ def collect_dataset(
     progress: bool = True,
     object_state: bool = False,
     layout: str = DEFAULT_LAYOUT,
+    paired_modes: bool = False,
 ) -> Path:
     """Record `episodes_per_task` successful expert demos per task into a LeRobotDataset at `out`.
 
     `suite` is one suite, a comma list or "all" (one multi-task dataset, as LIBERO's four suites are
     trained together); `task_ids` restricts every listed suite. `object_state` records the 74-D state of
-    `object_state.py` instead of the 8-D proprio state; `layout` is "libero" or "wide" (`init_states.py`).
+    `object_state.py` instead of the 8-D proprio state; `layout` is "libero" or "wide" (`init_states.py`);
+`paired_modes` shows both strategies on every layout of a task with a choice (module docstring; needs such
+a suite and an even `episodes_per_task`).
     Returns the dataset root, whose `meta/collect.json` records these settings (LeRobot's info.json has no
     place for them; the noise in particular decides how random the demonstrated chunks are). Raises
     FileExistsError if `out` exists and `overwrite` is False.
@@ -183,6 +196,13 @@ def collect_dataset(
     if not (np.isfinite(noise_std) and noise_std >= 0):
         raise ValueError(f"noise_std must be a finite number >= 0 (0 = no DART noise), got {noise_std}")
     modes = any(task.modes for s in suites for task in SUITES[s])
+    if paired_modes and not modes:
+        raise ValueError(f"paired_modes=true needs a suite whose tasks have modes (multimodal); got {suites}")
+    if paired_modes and episodes_per_task % 2:
+        raise ValueError(
+            f"paired_modes=true shows each layout in both modes: episodes_per_task must be even, got "
+            f"{episodes_per_task}"
+        )
     out = Path(out).expanduser().resolve()
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass overwrite=true to replace it")
@@ -197,7 +217,7 @@ def collect_dataset(
         robot_type="panda",
         use_videos=video,
     )
-    jobs = _jobs(suites, ids, episodes_per_task, resolution, seed, noise_std, object_state, layout)
+    jobs = _jobs(suites, ids, episodes_per_task, resolution, seed, noise_std, object_state, layout, paired_modes)
     bar = tqdm(
         total=len(jobs),
         desc=f"mini-LIBERO {','.join(suites)} demos ({layout})",
@@ -224,7 +244,7 @@ def collect_dataset(
         ds.finalize()
         settings = {"suites": suites, "task_ids": ids, "episodes_per_task": episodes_per_task, "seed": seed,
                     "noise_std": noise_std, "resolution": resolution, "layout": layout,
-                    "object_state": object_state, "video": video}  # fmt: skip
+                    "object_state": object_state, "video": video, "paired_modes": paired_modes}  # fmt: skip
         (partial / PROVENANCE).write_text(json.dumps(settings, indent=2))
     except BaseException:  # a failed or interrupted collection leaves no half-written dataset behind
         shutil.rmtree(partial, ignore_errors=True)

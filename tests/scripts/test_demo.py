@@ -198,3 +198,15 @@ def test_multimodal_probe_runs_end_to_end_on_a_tiny_teacher(tmp_path):
     assert "nearest_mode" in report["samplers"]["snapflow_1"]["offline_mse"]
     assert (out / "multimodal_modes.png").is_file()
     assert json.loads((out / "data" / "meta" / "collect.json").read_text())["noise_std"] == 0.01
+
+
+def test_paired_probe_demos_need_an_even_count(tmp_path):
+    """probe_settings.paired_modes with an odd demo count is refused before any stage (collect would fail)."""
+    out = tmp_path / "never"
+    proc = subprocess.run(
+        [str(BIN / "snapflow-demo"), "probe=multimodal", "probe_settings.paired_modes=true",
+         "probe_settings.distill_demos_per_task=25", f"out={out}"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "distill_demos_per_task must be even, got 25" in proc.stderr
+    assert not out.exists()

@@ -100,3 +100,24 @@ def test_layout_and_multi_suite_reach_the_demos(tmp_path: Path) -> None:
 
     ds = LeRobotDataset("local/two", root=out)
     assert ds.num_episodes == 2 and len(ds.meta.tasks) == 2
+
+
+def test_paired_modes_show_both_strategies_on_one_layout(tmp_path: Path) -> None:
+    """paired_modes: episodes 0 and 1 of a multimodal task start from the same layout and take the two modes;
+    episode 2 has a new layout. Refused where it cannot hold (no modes, an odd episode count)."""
+    from snapflow.sim.modes import MODES
+    from snapflow.sim.record import MODE_KEY, record_demo
+
+    demos = [record_demo("multimodal", 0, e, 32, seed=0, noise_std=0.0, paired_modes=True) for e in range(3)]
+    first = [d["observation.state"][0] for d in demos]
+    assert np.array_equal(demos[0]["observation.images.image"][0], demos[1]["observation.images.image"][0])
+    assert np.array_equal(first[0], first[1])
+    assert not np.array_equal(
+        demos[0]["observation.images.image"][0], demos[2]["observation.images.image"][0]
+    )
+    assert [MODES[int(d[MODE_KEY][0, 0])] for d in demos] == [MODES[0], MODES[1], MODES[0]]
+    with pytest.raises(ValueError, match="paired_modes=true needs a suite whose tasks have modes"):
+        collect_dataset("goal", 2, tmp_path / "never", paired_modes=True, progress=False)
+    with pytest.raises(ValueError, match="episodes_per_task must be even"):
+        collect_dataset("multimodal", 3, tmp_path / "never", paired_modes=True, progress=False)
+    assert not (tmp_path / "never").exists()
