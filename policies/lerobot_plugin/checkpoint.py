@@ -49,6 +49,31 @@ def check_checkpoint_type(pretrained: str | Path, allowed: tuple[str, ...], **hu
     return ckpt_type
 
 
+PROCESSOR_FILES = ("policy_preprocessor.json", "policy_postprocessor.json")  # LeRobot's default names
+
+
+def check_processor_files(pretrained: str | Path) -> None:
+    """ValueError naming a processor pipeline file of a local checkpoint that is present but not JSON.
+
+    LeRobot reads these after the policy (``make_pre_post_processors`` in lerobot/policies/factory.py) and
+    a cut-short one ends there in a bare ``JSONDecodeError`` naming no file; checked when the policy loads.
+    A missing file is left to LeRobot (a checkpoint may come without processors).
+    """
+    if not os.path.isdir(pretrained):
+        return
+    for name in PROCESSOR_FILES:
+        path = Path(pretrained) / name
+        if not path.is_file():
+            continue
+        try:
+            json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(
+                f"{path} is not valid JSON ({e}): the checkpoint's processor pipeline is damaged; "
+                "copy the checkpoint again"
+            ) from e
+
+
 def is_resumable_checkpoint(pretrained: str | Path) -> bool:
     """True for a local lerobot-train checkpoint ``<run>/checkpoints/<step>/pretrained_model`` whose sibling
     ``training_state/`` holds the optimizer state: the directory ``lerobot-train --resume=true`` loads

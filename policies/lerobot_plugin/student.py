@@ -33,6 +33,7 @@ from torch.utils.checkpoint import checkpoint
 from snapflow.policies.backbones.base import BackboneAdapter, Prefix
 from snapflow.policies.lerobot_plugin.checkpoint import (
     check_checkpoint_type,
+    check_processor_files,
     is_resumable_checkpoint,
     load_weights,
 )
@@ -87,6 +88,7 @@ class SnapFlowStudent:
         """A teacher checkpoint of ``teacher_type`` or a student checkpoint of this type (strict, see
         checkpoint.py); the config comes from ``config`` (LeRobot's CLI) or the checkpoint."""
         ckpt_type = check_checkpoint_type(pretrained_name_or_path, (cls.teacher_type, cls.name), **kwargs)
+        check_processor_files(pretrained_name_or_path)
         if config is None:
             config = PreTrainedConfig.from_pretrained(pretrained_name_or_path, **kwargs)
             if not isinstance(config, cls.config_class):  # a teacher's config: derive the student's

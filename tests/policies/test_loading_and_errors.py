@@ -76,6 +76,18 @@ def test_corrupt_or_mismatched_weights_are_refused(smolvla, tmp_path):
         SmolVLASnapFlowPolicy.from_pretrained(tmp_path)
 
 
+def test_a_damaged_processor_file_is_named_when_the_policy_loads(smolvla, tmp_path):
+    """Newcomer pass 9, F08: lerobot-eval loads the policy first, then its processors, where a cut-short
+    policy_preprocessor.json ended in a bare JSONDecodeError naming no file."""
+    student, pre, _ = smolvla
+    student.save_pretrained(tmp_path)
+    pre.save_pretrained(tmp_path)
+    SmolVLASnapFlowPolicy.from_pretrained(tmp_path)  # intact: loads
+    (tmp_path / "policy_preprocessor.json").write_text('{"name": ')
+    with pytest.raises(ValueError, match=r"policy_preprocessor\.json is not valid JSON"):
+        SmolVLASnapFlowPolicy.from_pretrained(tmp_path)
+
+
 def test_bad_inputs_get_clear_errors(smolvla):
     student, pre, _ = smolvla
     good = pre(raw_batch("smolvla", with_action=False))
