@@ -81,6 +81,11 @@ class BenchConfig:
             raise ValueError(f"unknown runtimes {sorted(unknown)}; choose from {RUNTIMES}")
         if self.repeats < 1 or self.warmup < 0 or self.batch < 1 or self.threads < 1:
             raise ValueError("repeats, batch and threads must be >= 1 and warmup >= 0")
+        if self.train and self.batch < 2:  # loss.py's split_rows sends a lone sample to one branch only
+            raise ValueError(
+                f"train=true with batch={self.batch}: a SnapFlow step splits its batch between the flow-matching "
+                "and the consistency rows, so timing it needs batch >= 2 (the paper's mix needs more)"
+            )
         if any(not 16 <= int(side) <= 1024 for side in self.image_sizes):
             raise ValueError(f"image_sizes must be in [16, 1024] px, got {list(self.image_sizes)}")
         family = self.policy.removesuffix("_snapflow")

@@ -43,6 +43,13 @@ def calibration_feeds(
     missing = [k for k in keys if k not in meta.features]
     if missing:
         raise ValueError(f"calibration={root} has no {missing}; the policy reads {keys}")
+    for key, feature in policy.config.image_features.items():  # dataset images are HWC, the policy's CHW
+        stored = tuple(meta.features[key]["shape"])
+        if sorted(stored) != sorted(feature.shape):
+            raise ValueError(
+                f"calibration={root}: {key} is {list(stored)} there, the policy takes {list(feature.shape)}; "
+                "calibrate on demos recorded at the policy's resolution"
+            )
     dataset = LeRobotDataset(repo_id=f"local/{root.name}", root=root, video_backend="pyav")
     picks = np.linspace(0, len(dataset) - 1, num=min(frames, len(dataset))).round().astype(int)
     feeds = []

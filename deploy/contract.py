@@ -11,6 +11,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from snapflow.scripts.outputs import PARTIAL_MARK
+
 CONTRACT_VERSION = 1
 CONTRACT_FILE = "contract.json"
 ROLES = ("image", "lang_tokens", "lang_mask", "state", "noise")
@@ -88,7 +90,8 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-UNHASHED = ("contract.json", "parity.json")  # reports about the export, not inputs to it
+# reports about the export, not inputs to it; the marker of a folder still being built (removed when done)
+UNHASHED = ("contract.json", "parity.json", PARTIAL_MARK)
 UNHASHED_DIRS = ("trt_cache",)  # engines rebuilt from the (hashed) graph, keyed by its hash
 
 

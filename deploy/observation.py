@@ -11,10 +11,19 @@ def to_lerobot_batch(raw: dict) -> dict:
     Accepts the mini-LIBERO / gymnasium layout (``pixels`` dict of HxWx3 uint8, ``agent_pos``) and LeRobot's
     dataset-frame layout (``observation.images.<cam>`` HxWx3 uint8, ``observation.state``), plus ``task``.
     """
+    if not isinstance(raw, dict):
+        raise ValueError(
+            f"the observation must be a dict (pixels / agent_pos / task, or LeRobot's keys), got {type(raw).__name__}"
+        )
     if "task" not in raw or not isinstance(raw["task"], str) or not raw["task"].strip():
         raise ValueError("the observation needs a non-empty 'task' string (the language instruction)")
     if "pixels" in raw or "agent_pos" in raw:
-        for name, img in (raw.get("pixels") or {}).items():
+        pixels = raw.get("pixels")
+        if pixels is not None and not isinstance(pixels, dict):
+            raise ValueError(
+                f"pixels must be a dict of camera name -> HxWx3 uint8 image, got {type(pixels).__name__}"
+            )
+        for name, img in (pixels or {}).items():
             shape, dtype = np.shape(img), np.asarray(img).dtype
             if len(shape) != 3 or shape[-1] != 3 or dtype != np.uint8:
                 raise ValueError(f"pixels.{name} must be an HxWx3 uint8 image, got {tuple(shape)} {dtype}")
@@ -45,6 +54,8 @@ def _numbers(key: str, value: object) -> np.ndarray:
     # numpy would make None a NaN, and the error would blame the values instead of their absence
     if value is None:
         raise ValueError(f"{key} is None: the robot's state is missing from the observation")
+    if np.asarray(value).dtype == np.bool_:  # as the student's preprocessor: a bool state is a wiring mistake
+        raise ValueError(f"{key} has dtype bool: the robot's state must be numbers (float)")
     try:
         return np.asarray(value, dtype=np.float32)
     except (TypeError, ValueError) as e:

@@ -5,6 +5,7 @@ processors (copied next to an export), and reports its latency split: preprocess
 """
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -145,6 +146,20 @@ def is_hub_id(name: str) -> bool:
     return not (name.startswith(("/", ".", "~")) or name.count("/") != 1 or Path(name).expanduser().exists())
 
 
+def _from_hub(given: str, load: Callable[[], object]) -> object:
+    """`load()` of a Hub id; a failed Hub lookup (offline, no such repo, not cached) becomes one
+    FileNotFoundError that names what was typed, which is as often a mistyped local path (outputs/exprt)."""
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, OfflineModeIsEnabled
+
+    try:
+        return load()
+    except (EntryNotFoundError, HfHubHTTPError, OfflineModeIsEnabled) as e:
+        raise FileNotFoundError(
+            f"{given}: no local folder of that name, and no Hugging Face Hub repo of that id could be read "
+            f"({type(e).__name__}; HF_HUB_OFFLINE=1 reads only the local cache): check the path"
+        ) from e
+
+
 def load_runtime(
     path: str | Path, runtime: str = "auto", threads: int = 1, device: str = "cpu", nfe: int | None = None
 ) -> object:
@@ -152,6 +167,10 @@ def load_runtime(
     (``org/name``) is left to LeRobot. NotADirectoryError / FileNotFoundError name a local path that is a file
     or holds nothing (LeRobot would ask the Hub for it)."""
     given, path = str(path), Path(path)
+    if not given.strip():
+        raise ValueError("the policy path is empty: give a checkpoint (pretrained_model) or export directory")
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        raise ValueError(f"threads={threads!r}: a whole number >= 1 (0 = ONNX Runtime's own default)")
     if path.exists() and not path.is_dir():
         raise NotADirectoryError(
             f"{path} is a file: give a checkpoint (pretrained_model) or export directory"
@@ -168,7 +187,9 @@ def load_runtime(
             raise ValueError(
                 f"{path} is an export directory; runtime=torch needs the checkpoint it came from"
             )
-        return TorchRuntime.from_checkpoint(path, device=device, nfe=nfe)
+        if path.exists():
+            return TorchRuntime.from_checkpoint(path, device=device, nfe=nfe)
+        return _from_hub(given, lambda: TorchRuntime.from_checkpoint(path, device=device, nfe=nfe))
     if not is_export:
         raise ValueError(f"runtime={runtime} needs an export directory (with {CONTRACT_FILE}); got {path}")
     if nfe is not None:

@@ -70,8 +70,12 @@ def _run_parallel(stage: str, cmds: list[list[str]], quiet_logs: list[Path] | No
 def _teacher(cfg: DictConfig, out: Path) -> Path:
     from snapflow.policies.embedded import EmbeddedTeacherMissing, materialize_teacher
 
-    if cfg.teacher != "embedded":
-        return Path(cfg.teacher)
+    if (
+        cfg.teacher != "embedded"
+    ):  # a pretrained_model dir, a training run (checkpoints/last) or a shipped folder
+        from snapflow.scripts.lerobot_cli import resolve_pretrained
+
+        return resolve_pretrained(cfg.teacher)
     try:
         return materialize_teacher(out / "teacher")
     except EmbeddedTeacherMissing as e:
@@ -172,6 +176,14 @@ def check_values(cfg: DictConfig) -> None:
         k = settings.consistency_steps
         if k is not None and (not str(k).isdigit() or int(k) < 2):
             raise ValueError(f"probe_settings.consistency_steps must be an integer >= 2 (or null), got {k!r}")
+    if cfg.probe is None:  # probe_settings would be ignored without a word by the main job
+        defaults = OmegaConf.load(Path(__file__).parents[1] / "configs" / "demo.yaml").probe_settings
+        changed = [k for k in cfg.probe_settings if cfg.probe_settings[k] != defaults.get(k)]
+        if changed:
+            raise ValueError(
+                f"probe_settings.{changed[0]} applies to probe=multimodal only; add probe=multimodal, or drop it "
+                "(the main job's keys are episodes, distill_demos_per_task, distill_noise_std, ...)"
+            )
     for key in counts:
         if int(cfg[key]) < 1:
             raise ValueError(f"{key} must be >= 1, got {cfg[key]}")

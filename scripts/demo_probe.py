@@ -32,8 +32,10 @@ def probe_teacher(cfg: DictConfig, out: Path) -> Path:
     """The teacher of the probe: ``teacher=<ckpt>`` if given, else a runnable copy of the shipped one."""
     from snapflow.policies.embedded import MULTIMODAL_DIR, EmbeddedTeacherMissing, materialize_teacher
 
-    if cfg.teacher not in (None, "embedded"):
-        return Path(cfg.teacher)
+    if cfg.teacher not in (None, "embedded"):  # as the main job: resolve_pretrained's forms
+        from snapflow.scripts.lerobot_cli import resolve_pretrained
+
+        return resolve_pretrained(cfg.teacher)
     try:
         return materialize_teacher(out / "teacher", source=MULTIMODAL_DIR)
     except EmbeddedTeacherMissing as e:

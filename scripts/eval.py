@@ -88,9 +88,26 @@ def _samplers(cfg: DictConfig) -> dict:
                 f"sampler {name!r}: {path} is a SnapFlow-distilled student (alpha < 1), not a flow-matching "
                 "teacher (teacher and student swapped?); pass it as student="
             )
-        spec = SamplerSpec(name, path, int(d["nfe"]), d.get("mode"), float(d.get("noise_scale", 1.0)))
+        spec = SamplerSpec(name, path, _sampler_nfe(name, d.get("nfe")), d.get("mode"),
+                           _sampler_number(name, "noise_scale", d.get("noise_scale", 1.0)))  # fmt: skip
         out[name] = (spec, d.get("role") or name)
     return out
+
+
+def _sampler_number(name: str, key: str, value: object) -> float:
+    """A sampler definition's number, or ValueError naming the sampler and the field (noise_scale: abc)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"sampler {name!r}: {key}={value!r} is not a number") from None
+
+
+def _sampler_nfe(name: str, value: object) -> int:
+    """A sampler's NFE: a whole number (2.7 is refused, not cut to 2), range-checked by SamplerSpec's users."""
+    number = _sampler_number(name, "nfe", value)
+    if not number.is_integer():
+        raise ValueError(f"sampler {name!r}: nfe={value!r} is not a whole number of steps")
+    return int(number)
 
 
 # A compute-bound latency loop gets about all of its threads' CPU time on an idle machine; well below that,

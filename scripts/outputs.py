@@ -255,27 +255,57 @@ def check_not_input(out: str | Path, inputs: Iterable[object]) -> None:
             )
 
 
-@contextlib.contextmanager
-def atomic_out(out: str | Path, overwrite: bool, inputs: Iterable[object] = ()) -> Iterator[Path]:
-    """Write a command's results into `<out>.partial`, renamed to `out` only when the block succeeds.
+PARTIAL_MARK = ".snapflow-partial"  # inside every `<out>.partial` folder this package makes
 
-    `inputs` as for `check_out`. An interrupted or failed command leaves `out` as it was (its earlier results intact) and removes its
-    `.partial` folder (a killed one leaves it, and the next run clears it).
-    """
-    path = check_out(out, overwrite, inputs)
-    partial = path.with_name(path.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)  # leftovers of an interrupted run
-    partial.mkdir(parents=True)
-    try:
-        yield partial
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
+
+def fresh_partial(partial: Path, create: bool = True) -> Path:
+    """Clear this package's leftover `<out>.partial` (one that holds `PARTIAL_MARK`: an interrupted run) and,
+    with `create`, make it anew with the mark. FileExistsError naming it when something of that name exists
+    that this package did not make: a user's own folder is never deleted."""
+    if partial.exists() or partial.is_symlink():
+        if not (partial.is_dir() and (partial / PARTIAL_MARK).is_file()):
+            raise FileExistsError(
+                f"{partial} exists and was not left by an interrupted snapflow command (no {PARTIAL_MARK} in "
+                "it): this command builds its results there first; move it, or choose another out="
+            )
+        shutil.rmtree(partial)
+    if create:
+        partial.mkdir(parents=True)
+        mark_partial(partial)
+    return partial
+
+
+def mark_partial(partial: Path) -> None:
+    """Put `PARTIAL_MARK` into a `.partial` folder made by someone else (LeRobotDataset.create)."""
+    (partial / PARTIAL_MARK).touch()
+
+
+def publish_partial(partial: Path, path: Path) -> None:
+    """Replace `path` with the finished `partial` (its mark removed)."""
+    (partial / PARTIAL_MARK).unlink(missing_ok=True)
     if path.is_dir():
         shutil.rmtree(path)
     elif path.exists():
         path.unlink()
     partial.rename(path)
+
+
+@contextlib.contextmanager
+def atomic_out(out: str | Path, overwrite: bool, inputs: Iterable[object] = ()) -> Iterator[Path]:
+    """Write a command's results into `<out>.partial`, renamed to `out` only when the block succeeds.
+
+    `inputs` as for `check_out`. An interrupted or failed command leaves `out` as it was (its earlier results
+    intact) and removes its `.partial` folder (a killed one leaves it, marked, and the next run clears it; a
+    `<out>.partial` this package did not make is refused, never deleted: `fresh_partial`).
+    """
+    path = check_out(out, overwrite, inputs)
+    partial = fresh_partial(path.with_name(path.name + ".partial"))
+    try:
+        yield partial
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    publish_partial(partial, path)
 
 
 # Third-party loggers that print hundreds of routine INFO lines in our commands (the ONNX exporter's

@@ -106,6 +106,27 @@ def choose_inference(mode: str, runtime: object, observation: dict, hz: float) -
     return auto_mode(p50, hz), p50
 
 
+def check_chunk_values(cfg: DictConfig, chunk: int) -> None:
+    """actions_per_chunk, crossfade_steps and queue_low_watermark against the policy's chunk size (known once
+    the policy is loaded): ValueError naming the key. A crossfade as long as the executed rows never runs a
+    row as predicted; a watermark at or above them asks for a new chunk every tick."""
+    if cfg.actions_per_chunk is not None and not 1 <= int(cfg.actions_per_chunk) <= chunk:
+        raise ValueError(
+            f"actions_per_chunk={cfg.actions_per_chunk}: choose 1..{chunk} (the policy's chunk size)"
+        )
+    executed = chunk if cfg.actions_per_chunk is None else int(cfg.actions_per_chunk)
+    if not 0 <= int(cfg.crossfade_steps) < executed:
+        raise ValueError(
+            f"crossfade_steps={cfg.crossfade_steps}: choose 0..{executed - 1} (fewer than the {executed} actions "
+            "executed per chunk, or no row is ever executed as the policy predicted it)"
+        )
+    if cfg.queue_low_watermark is not None and int(cfg.queue_low_watermark) >= executed:
+        raise ValueError(
+            f"queue_low_watermark={cfg.queue_low_watermark}: choose 0..{executed - 1} (below the {executed} "
+            "actions executed per chunk, or a new chunk is requested every tick)"
+        )
+
+
 def watermark(value: object, inference: str, p50_ms: float | None, hz: float) -> int:
     """The refill threshold: as given, else 0 when synchronous, else the measured delay in ticks + 1."""
     if value is not None:
@@ -211,10 +232,7 @@ def _run(cfg: DictConfig) -> int:
     )
     contract = getattr(runtime, "contract", None)  # an export's; a checkpoint's policy config otherwise
     chunk = contract.chunk_size if contract is not None else runtime.policy.config.chunk_size
-    if cfg.actions_per_chunk is not None and not 1 <= int(cfg.actions_per_chunk) <= chunk:
-        raise ValueError(
-            f"actions_per_chunk={cfg.actions_per_chunk}: choose 1..{chunk} (the policy's chunk size)"
-        )
+    check_chunk_values(cfg, chunk)
     resolution = int(cfg.resolution) if cfg.resolution is not None else (policy_resolution(cfg.policy) or 128)
     robot = make_robot(cfg, resolution)
     try:

@@ -161,14 +161,14 @@ def collect_dataset(
 ) -> Path:
     """Record `episodes_per_task` successful expert demos per task into a LeRobotDataset at `out`.
 
-    `suite` is one suite, a comma list or "all" (one multi-task dataset, as LIBERO's four suites are
-    trained together); `task_ids` restricts every listed suite. `object_state` records the 74-D state of
-    `object_state.py` instead of the 8-D proprio state; `layout` is "libero" or "wide" (`init_states.py`);
-`paired_modes` shows both strategies on every layout of a task with a choice (module docstring; needs such
-a suite and an even `episodes_per_task`).
-    Returns the dataset root, whose `meta/collect.json` records these settings (LeRobot's info.json has no
-    place for them; the noise in particular decides how random the demonstrated chunks are). Raises
-    FileExistsError if `out` exists and `overwrite` is False.
+        `suite` is one suite, a comma list or "all" (one multi-task dataset, as LIBERO's four suites are
+        trained together); `task_ids` restricts every listed suite. `object_state` records the 74-D state of
+        `object_state.py` instead of the 8-D proprio state; `layout` is "libero" or "wide" (`init_states.py`);
+    `paired_modes` shows both strategies on every layout of a task with a choice (module docstring; needs such
+    a suite and an even `episodes_per_task`).
+        Returns the dataset root, whose `meta/collect.json` records these settings (LeRobot's info.json has no
+        place for them; the noise in particular decides how random the demonstrated chunks are). Raises
+        FileExistsError if `out` exists and `overwrite` is False.
     """
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
     from tqdm import tqdm
@@ -206,8 +206,10 @@ a suite and an even `episodes_per_task`).
     out = Path(out).expanduser().resolve()
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass overwrite=true to replace it")
-    partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)  # leftovers of an interrupted run
+    from snapflow.scripts.outputs import fresh_partial, mark_partial, publish_partial
+
+    # leftovers of an interrupted collection are cleared; a user's own <out>.partial is refused
+    partial = fresh_partial(out.with_name(out.name + ".partial"), create=False)
     out.parent.mkdir(parents=True, exist_ok=True)
     ds = LeRobotDataset.create(
         repo_id=f"local/mini_libero_{'_'.join(suites)}",
@@ -217,7 +219,10 @@ a suite and an even `episodes_per_task`).
         robot_type="panda",
         use_videos=video,
     )
-    jobs = _jobs(suites, ids, episodes_per_task, resolution, seed, noise_std, object_state, layout, paired_modes)
+    mark_partial(partial)
+    jobs = _jobs(
+        suites, ids, episodes_per_task, resolution, seed, noise_std, object_state, layout, paired_modes
+    )
     bar = tqdm(
         total=len(jobs),
         desc=f"mini-LIBERO {','.join(suites)} demos ({layout})",
@@ -252,7 +257,5 @@ a suite and an even `episodes_per_task`).
     finally:
         if bars_were_on:
             datasets_logging.enable_progress_bar()
-    if out.exists():
-        shutil.rmtree(out)
-    partial.rename(out)
+    publish_partial(partial, out)
     return out

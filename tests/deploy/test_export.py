@@ -187,6 +187,9 @@ def test_int8_export_quantises_every_weight_matmul_and_reports_its_parity(tiny_a
         data = collect_dataset("goal", 1, tmp_path / "data", task_ids=[0, 1], resolution=image_size("smolvla"),
                                progress=False)  # fmt: skip
         calibration = calibration_feeds(policy, pre, data, frames=4)
+        other = collect_dataset("goal", 1, tmp_path / "d16", task_ids=[0], resolution=16, progress=False)
+        with pytest.raises(ValueError, match=r"is \[16, 16, 3\] there, the policy takes"):  # newcomer H74
+            calibration_feeds(policy, pre, other, frames=4)
         assert len(calibration) == 4 and {"image_0", "lang_tokens", "noise"} <= set(calibration[0])
     contract, parity = export_onnx(
         policy.eval(), pre, _observation("smolvla"), tmp_path / "out", source_dir=tmp_path / "ckpt",
