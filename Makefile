@@ -44,12 +44,13 @@ demo: install
 # with DART noise 0.05 (~18 min), then 10000 steps from scratch (~55 min idle). Stage 2: 800 demos with
 # action noise $(TEACHER_FT_NOISE) (~12 min), then 9000 fine-tuning steps (~35 min idle): the smaller noise makes
 # the demonstrated action chunks less random, which is what the 10-step sampler reproduces (README, "The
-# embedded teacher"). Re-running continues an interrupted run (resume=true). It overwrites
-# policies/assets/mini_libero_smolvla_teacher/.
+# embedded teacher"). Stage 3: 9000 more steps on the same demos at half the learning rate (~50 min idle).
+# Re-running continues an interrupted run (resume=true). It overwrites policies/assets/mini_libero_smolvla_teacher/.
 TEACHER_RUN ?= outputs/teacher_run
 TEACHER_STEPS ?= 10000
 TEACHER_FT_STEPS ?= 9000
 TEACHER_FT_NOISE ?= 0.02
+TEACHER_FT2_STEPS ?= 9000
 teacher: install
 	[ -d $(TEACHER_RUN)/data ] || $(VENV)/bin/snapflow-collect suite=all episodes_per_task=40 \
 		resolution=64 workers=2 seed=0 out=$(TEACHER_RUN)/data
@@ -75,7 +76,17 @@ teacher: install
 			"extra=['--policy.optimizer_lr=2e-4','--policy.scheduler_warmup_steps=100', \
 			'--policy.scheduler_decay_steps=$(TEACHER_FT_STEPS)','--policy.scheduler_decay_lr=1e-5']"; \
 	fi
-	$(PY) -m snapflow.policies.embedded $(TEACHER_RUN)/finetune/checkpoints/last/pretrained_model \
+	if [ -f $(TEACHER_RUN)/finetune2/checkpoints/last/pretrained_model/train_config.json ]; then \
+		$(VENV)/bin/snapflow-train out=$(TEACHER_RUN)/finetune2 dataset=$(TEACHER_RUN)/data_finetune \
+			steps=$(TEACHER_FT2_STEPS) resume=true; \
+	else \
+		$(VENV)/bin/snapflow-train pretrained=$(TEACHER_RUN)/finetune/checkpoints/last/pretrained_model \
+			dataset=$(TEACHER_RUN)/data_finetune out=$(TEACHER_RUN)/finetune2 steps=$(TEACHER_FT2_STEPS) \
+			batch_size=32 save_freq=1500 num_workers=2 seed=1001 log_freq=100 \
+			"extra=['--policy.optimizer_lr=1e-4','--policy.scheduler_warmup_steps=100', \
+			'--policy.scheduler_decay_steps=$(TEACHER_FT2_STEPS)','--policy.scheduler_decay_lr=1e-5']"; \
+	fi
+	$(PY) -m snapflow.policies.embedded $(TEACHER_RUN)/finetune2/checkpoints/last/pretrained_model \
 		$(TEACHER_RUN)/assets/tiny_smolvlm
 
 # Reproduces the multimodal probe's teacher (policies/assets/mini_libero_multimodal_teacher/README.md):
