@@ -161,9 +161,14 @@ class SnapFlowStudent:
         (``policies/snapflow/rtc.py``): at NFE=1 the single jump inpaints the previous chunk's leftover."""
         nfe, mode = self.nfe, self.config.snapflow.multistep_mode
         prefix = self.adapter.prefix_from_sample_args(self.model, *sample_args)
+        shape = (prefix.embs.shape[0], self.config.chunk_size, self.config.max_action_dim)
         if noise is None:
-            shape = (prefix.embs.shape[0], self.config.chunk_size, self.config.max_action_dim)
             noise = self.model.sample_noise(shape, prefix.embs.device)
+        elif tuple(noise.shape) != shape:  # a wrong one fails deep in a matmul, naming no argument
+            raise ValueError(
+                f"noise has shape {tuple(noise.shape)}: the initial noise x_1 is (batch, chunk_size, "
+                f"max_action_dim) = {shape}"
+            )
         # NFE=1: a joint pass costs what a prefill plus one suffix pass costs, and needs no cache.
         if nfe == 1:
             velocity = lambda x, t, s: self.velocity(prefix, x, t, s)  # noqa: E731

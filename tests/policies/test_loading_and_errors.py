@@ -104,6 +104,9 @@ def test_bad_inputs_get_clear_errors(smolvla):
     del missing_task["task"]
     with pytest.raises((ValueError, KeyError), match="task"):
         student.forward(pre(missing_task))
+    batch = pre(raw_batch("smolvla", with_action=False))  # newcomer pass 10, Q10: a noise of the wrong shape
+    with pytest.raises(ValueError, match=r"noise has shape \(1, 3, 3\)"):
+        student.predict_action_chunk(batch, noise=torch.zeros(1, 3, 3))
 
 
 @pytest.mark.parametrize("family", ["smolvla", "pi05"])
