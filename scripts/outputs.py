@@ -78,7 +78,14 @@ def _typed(value: object, default: object, key: str) -> object:
     return value
 
 
-NULLABLE_INTS = ("resolution", "max_steps", "nfe", "image_size")  # null by default ("the policy's")
+NULLABLE_INTS = (
+    "resolution",
+    "max_steps",
+    "nfe",
+    "image_size",
+    "queue_low_watermark",
+    "actions_per_chunk",
+)  # null by default
 NULLABLE_FLOATS = ("alpha", "consistency_weight", "lr")  # null by default ("the plugin's recipe")
 VALUE_OR_LIST_KEYS = ("suite",)  # one value by default, a list also taken (snapflow-collect suite=[a,b])
 FRACTIONAL_INT_KEYS = ("seconds", "hz", "run_seconds")  # int defaults that take fractions (seconds=2.5)
@@ -220,6 +227,7 @@ def check_out(out: str | Path, overwrite: bool, inputs: Iterable[object] = ()) -
             f"out={out} holds an unfinished run ({marker.read_text().strip()}); its files are kept: pass "
             "overwrite=true to start again there, or choose another out="
         )
+    check_partial_is_ours(path.with_name(path.name + ".partial"))  # refused now, not after the work
     if path.exists() and (not path.is_dir() or any(path.iterdir())) and not overwrite:
         raise FileExistsError(
             f"out={out} already holds results; pass overwrite=true to replace them, or choose another out="
@@ -258,16 +266,24 @@ def check_not_input(out: str | Path, inputs: Iterable[object]) -> None:
 PARTIAL_MARK = ".snapflow-partial"  # inside every `<out>.partial` folder this package makes
 
 
+def check_partial_is_ours(partial: Path) -> None:
+    """FileExistsError naming `partial` when something of that name exists that this package did not make
+    (no `PARTIAL_MARK` in it): a user's own folder, never to be deleted."""
+    if (partial.exists() or partial.is_symlink()) and not (
+        partial.is_dir() and (partial / PARTIAL_MARK).is_file()
+    ):
+        raise FileExistsError(
+            f"{partial} exists and was not left by an interrupted snapflow command (no {PARTIAL_MARK} in "
+            "it): this command builds its results there first; move it, or choose another out="
+        )
+
+
 def fresh_partial(partial: Path, create: bool = True) -> Path:
     """Clear this package's leftover `<out>.partial` (one that holds `PARTIAL_MARK`: an interrupted run) and,
     with `create`, make it anew with the mark. FileExistsError naming it when something of that name exists
     that this package did not make: a user's own folder is never deleted."""
-    if partial.exists() or partial.is_symlink():
-        if not (partial.is_dir() and (partial / PARTIAL_MARK).is_file()):
-            raise FileExistsError(
-                f"{partial} exists and was not left by an interrupted snapflow command (no {PARTIAL_MARK} in "
-                "it): this command builds its results there first; move it, or choose another out="
-            )
+    check_partial_is_ours(partial)
+    if partial.exists():
         shutil.rmtree(partial)
     if create:
         partial.mkdir(parents=True)

@@ -160,6 +160,8 @@ class SnapFlowStudent:
         guidance when ``config.rtc_config`` enables it, with the guidance weight clamped at the NFE
         (``policies/snapflow/rtc.py``): at NFE=1 the single jump inpaints the previous chunk's leftover."""
         nfe, mode = self.nfe, self.config.snapflow.multistep_mode
+        if nfe < 1:  # the config refuses it when built; a value set afterwards would divide by zero
+            raise ValueError(f"config.{self.steps_field}={nfe}: the NFE must be an integer >= 1")
         prefix = self.adapter.prefix_from_sample_args(self.model, *sample_args)
         shape = (prefix.embs.shape[0], self.config.chunk_size, self.config.max_action_dim)
         if noise is None:

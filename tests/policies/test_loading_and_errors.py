@@ -107,6 +107,13 @@ def test_bad_inputs_get_clear_errors(smolvla):
     batch = pre(raw_batch("smolvla", with_action=False))  # newcomer pass 10, Q10: a noise of the wrong shape
     with pytest.raises(ValueError, match=r"noise has shape \(1, 3, 3\)"):
         student.predict_action_chunk(batch, noise=torch.zeros(1, 3, 3))
+    steps = student.config.num_steps
+    student.config.num_steps = 0  # pass 11, Q04: set after loading, it used to divide by zero
+    try:
+        with pytest.raises(ValueError, match=r"config\.num_steps=0: the NFE must be an integer >= 1"):
+            student.predict_action_chunk(batch)
+    finally:
+        student.config.num_steps = steps
 
 
 @pytest.mark.parametrize("family", ["smolvla", "pi05"])

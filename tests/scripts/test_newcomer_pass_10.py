@@ -29,6 +29,12 @@ def test_a_users_partial_folder_is_refused_and_kept_an_interrupted_runs_is_clear
                 with atomic_out(tmp_path / name, overwrite=False):
                     pass
         assert (mine / "notes.txt").read_text() == "my notes" and not (tmp_path / name).exists()
+    from snapflow.scripts.outputs import check_out
+
+    with pytest.raises(
+        FileExistsError, match=r"results\.partial exists"
+    ):  # pass 11: before any work, not after
+        check_out(tmp_path / "results", overwrite=True)
     left = tmp_path / "again.partial"  # what a killed run of ours leaves: cleared, and the result has no mark
     left.mkdir()
     (left / PARTIAL_MARK).touch()
@@ -96,6 +102,14 @@ def test_values_checked_against_what_they_apply_to() -> None:
         run(actions_per_chunk=5, queue_low_watermark=5)
     with pytest.raises(ValueError, match=r"actions_per_chunk=11: choose 1..10"):
         run(actions_per_chunk=11)
+    from snapflow.scripts.outputs import check_types
+
+    for key in (
+        "queue_low_watermark",
+        "actions_per_chunk",
+    ):  # pass 11, K12 / K13: named before the policy loads
+        with pytest.raises(ValueError, match=rf"{key}='abc' is not a number"):
+            check_types(OmegaConf.create({key: "abc"}), "run")
     with pytest.raises(ValueError, match=r"train=true with batch=1"):
         BenchConfig(policy="smolvla", train=True, batch=1)
     BenchConfig(policy="smolvla", train=True, batch=2)
