@@ -305,8 +305,16 @@ def main() -> None:
 
     check_argv("demo")  # unknown keys named in one line before Hydra parses
     # SIGTERM (kill, timeout) as SystemExit, so _run_parallel stops the running stage's processes too
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    signal.signal(signal.SIGTERM, _stopped)
     _main()
+
+
+def _stopped(*_: object) -> None:
+    print(
+        "snapflow-demo: stopped (SIGTERM); its out= keeps what was written, marked INCOMPLETE",
+        file=sys.stderr,
+    )
+    sys.exit(128 + signal.SIGTERM)
 
 
 if __name__ == "__main__":

@@ -124,7 +124,7 @@ def test_a_stopped_demo_stops_its_stage_and_leaves_its_folder_marked_unfinished(
     teacher = build_tiny_teachers(tmp_path / "tiny", ["smolvla"], image_size=64)["smolvla"]
     out = tmp_path / "demo"
     args = [str(BIN / "snapflow-demo"), f"teacher={teacher}", f"out={out}", "episodes=2", "task_ids=[0]"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 240
         while not (out / INCOMPLETE).exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -133,7 +133,8 @@ def test_a_stopped_demo_stops_its_stage_and_leaves_its_folder_marked_unfinished(
         assert proc.poll() is None, "the demo ended before it could be killed"
     finally:
         proc.terminate()
-        proc.wait(timeout=60)
+        _, stderr = proc.communicate(timeout=60)
+    assert "snapflow-demo: stopped (SIGTERM)" in stderr and proc.returncode == 143
     deadline = time.monotonic() + 10  # a stage stopped by SIGTERM ends in about a second
     while _processes_naming(out) and time.monotonic() < deadline:
         time.sleep(0.5)
