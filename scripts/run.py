@@ -267,6 +267,11 @@ def _run(cfg: DictConfig) -> int:
         path = save_run(report, tmp)
         run = json.loads(Path(path).read_text())
         run["inference"] = inference
+        run["chunking"] = {  # as executed: the watermark is the computed one when none was given
+            "actions_per_chunk": loop_cfg.actions_per_chunk,
+            "queue_low_watermark": loop_cfg.queue_low_watermark,
+            "crossfade_steps": loop_cfg.crossfade_steps,
+        }
         run["policy"], run["task"] = str(cfg.policy), str(cfg.task)  # what ran, next to how it ran
         if hasattr(robot, "episodes"):  # the sim: finished episodes over the run (several with auto_reset)
             run["episodes"], run["episode_successes"] = robot.episodes, robot.successes

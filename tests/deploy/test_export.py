@@ -291,9 +291,11 @@ def test_snapflow_run_drives_the_sim_from_an_export(exported, tmp_path):
     """A short real-time run of the CLI on the exported graph (loose checks: real clock, shared CPU)."""
 
     _, _, out, _, _ = exported
-    proc = _snapflow_run(out, "seconds=2", f"out={tmp_path}")  # resolution: read from the export
+    proc = _snapflow_run(out, "seconds=2", "crossfade_steps=1", f"out={tmp_path}")  # resolution: the export's
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = json.loads((tmp_path / "run.json").read_text())
+    assert run["chunking"]["crossfade_steps"] == 1 and run["chunking"]["actions_per_chunk"] is None  # as run
+    assert isinstance(run["chunking"]["queue_low_watermark"], int)
     for key in (
         "target_hz",
         "achieved_hz",
