@@ -46,6 +46,19 @@ demo: install
 # the demonstrated action chunks less random, which is what the 10-step sampler reproduces (README, "The
 # embedded teacher"). Stage 3: 9000 more steps on the same demos at half the learning rate (~50 min idle).
 # Re-running continues an interrupted run (resume=true). It overwrites policies/assets/mini_libero_smolvla_teacher/.
+# One fine-tuning run of a teacher stage (resumes when its out= holds a checkpoint):
+# $(call finetune,<pretrained dir>,<dataset>,<out>,<steps>,<lr>,<seed>,<save_freq>)
+define finetune
+	if [ -f $(3)/checkpoints/last/pretrained_model/train_config.json ]; then \
+		$(VENV)/bin/snapflow-train out=$(3) dataset=$(2) steps=$(4) resume=true; \
+	else \
+		$(VENV)/bin/snapflow-train pretrained=$(1) dataset=$(2) out=$(3) steps=$(4) batch_size=32 \
+			save_freq=$(7) num_workers=2 seed=$(6) log_freq=100 \
+			"extra=['--policy.optimizer_lr=$(5)','--policy.scheduler_warmup_steps=100', \
+			'--policy.scheduler_decay_steps=$(4)','--policy.scheduler_decay_lr=1e-5']"; \
+	fi
+endef
+
 TEACHER_RUN ?= outputs/teacher_run
 TEACHER_STEPS ?= 10000
 TEACHER_FT_STEPS ?= 9000
@@ -66,26 +79,10 @@ teacher: install
 	fi
 	[ -d $(TEACHER_RUN)/data_finetune ] || $(VENV)/bin/snapflow-collect suite=all episodes_per_task=20 \
 		resolution=64 workers=2 seed=0 noise_std=$(TEACHER_FT_NOISE) out=$(TEACHER_RUN)/data_finetune
-	if [ -f $(TEACHER_RUN)/finetune/checkpoints/last/pretrained_model/train_config.json ]; then \
-		$(VENV)/bin/snapflow-train out=$(TEACHER_RUN)/finetune dataset=$(TEACHER_RUN)/data_finetune \
-			steps=$(TEACHER_FT_STEPS) resume=true; \
-	else \
-		$(VENV)/bin/snapflow-train pretrained=$(TEACHER_RUN)/teacher/checkpoints/last/pretrained_model \
-			dataset=$(TEACHER_RUN)/data_finetune out=$(TEACHER_RUN)/finetune steps=$(TEACHER_FT_STEPS) \
-			batch_size=32 save_freq=1500 num_workers=2 seed=1000 log_freq=100 \
-			"extra=['--policy.optimizer_lr=2e-4','--policy.scheduler_warmup_steps=100', \
-			'--policy.scheduler_decay_steps=$(TEACHER_FT_STEPS)','--policy.scheduler_decay_lr=1e-5']"; \
-	fi
-	if [ -f $(TEACHER_RUN)/finetune2/checkpoints/last/pretrained_model/train_config.json ]; then \
-		$(VENV)/bin/snapflow-train out=$(TEACHER_RUN)/finetune2 dataset=$(TEACHER_RUN)/data_finetune \
-			steps=$(TEACHER_FT2_STEPS) resume=true; \
-	else \
-		$(VENV)/bin/snapflow-train pretrained=$(TEACHER_RUN)/finetune/checkpoints/last/pretrained_model \
-			dataset=$(TEACHER_RUN)/data_finetune out=$(TEACHER_RUN)/finetune2 steps=$(TEACHER_FT2_STEPS) \
-			batch_size=32 save_freq=1500 num_workers=2 seed=1001 log_freq=100 \
-			"extra=['--policy.optimizer_lr=1e-4','--policy.scheduler_warmup_steps=100', \
-			'--policy.scheduler_decay_steps=$(TEACHER_FT2_STEPS)','--policy.scheduler_decay_lr=1e-5']"; \
-	fi
+	$(call finetune,$(TEACHER_RUN)/teacher/checkpoints/last/pretrained_model,$(TEACHER_RUN)/data_finetune,$\
+		$(TEACHER_RUN)/finetune,$(TEACHER_FT_STEPS),2e-4,1000,1500)
+	$(call finetune,$(TEACHER_RUN)/finetune/checkpoints/last/pretrained_model,$(TEACHER_RUN)/data_finetune,$\
+		$(TEACHER_RUN)/finetune2,$(TEACHER_FT2_STEPS),1e-4,1001,1500)
 	$(PY) -m snapflow.policies.embedded $(TEACHER_RUN)/finetune2/checkpoints/last/pretrained_model \
 		$(TEACHER_RUN)/assets/tiny_smolvlm
 
@@ -101,26 +98,11 @@ teacher-multimodal: install
 		resolution=64 workers=2 seed=0 out=$(MM_RUN)/data
 	[ -d $(MM_RUN)/base ] || $(PY) -c "from snapflow.policies.embedded import materialize_teacher; \
 		materialize_teacher('$(MM_RUN)/base')"
-	if [ -f $(MM_RUN)/teacher/checkpoints/last/pretrained_model/train_config.json ]; then \
-		$(VENV)/bin/snapflow-train out=$(MM_RUN)/teacher dataset=$(MM_RUN)/data steps=$(MM_STEPS) resume=true; \
-	else \
-		$(VENV)/bin/snapflow-train pretrained=$(MM_RUN)/base dataset=$(MM_RUN)/data out=$(MM_RUN)/teacher \
-			steps=$(MM_STEPS) batch_size=32 save_freq=1000 num_workers=2 seed=1000 log_freq=100 \
-			"extra=['--policy.optimizer_lr=2e-4','--policy.scheduler_warmup_steps=100', \
-			'--policy.scheduler_decay_steps=$(MM_STEPS)','--policy.scheduler_decay_lr=1e-5']"; \
-	fi
+	$(call finetune,$(MM_RUN)/base,$(MM_RUN)/data,$(MM_RUN)/teacher,$(MM_STEPS),2e-4,1000,1000)
 	[ -d $(MM_RUN)/data_finetune ] || $(VENV)/bin/snapflow-collect suite=multimodal episodes_per_task=100 \
 		resolution=64 workers=2 seed=0 noise_std=0.02 out=$(MM_RUN)/data_finetune
-	if [ -f $(MM_RUN)/finetune/checkpoints/last/pretrained_model/train_config.json ]; then \
-		$(VENV)/bin/snapflow-train out=$(MM_RUN)/finetune dataset=$(MM_RUN)/data_finetune steps=$(MM_FT_STEPS) \
-			resume=true; \
-	else \
-		$(VENV)/bin/snapflow-train pretrained=$(MM_RUN)/teacher/checkpoints/last/pretrained_model \
-			dataset=$(MM_RUN)/data_finetune out=$(MM_RUN)/finetune steps=$(MM_FT_STEPS) batch_size=32 \
-			save_freq=1000 num_workers=2 seed=1000 log_freq=100 \
-			"extra=['--policy.optimizer_lr=2e-4','--policy.scheduler_warmup_steps=100', \
-			'--policy.scheduler_decay_steps=$(MM_FT_STEPS)','--policy.scheduler_decay_lr=1e-5']"; \
-	fi
+	$(call finetune,$(MM_RUN)/teacher/checkpoints/last/pretrained_model,$(MM_RUN)/data_finetune,$\
+		$(MM_RUN)/finetune,$(MM_FT_STEPS),2e-4,1000,1000)
 	$(PY) -m snapflow.policies.embedded $(MM_RUN)/finetune/checkpoints/last/pretrained_model \
 		$(MM_RUN)/base/smolvlm policies/assets/mini_libero_multimodal_teacher
 

@@ -187,9 +187,8 @@ def load_runtime(
             raise ValueError(
                 f"{path} is an export directory; runtime=torch needs the checkpoint it came from"
             )
-        if path.exists():
-            return TorchRuntime.from_checkpoint(path, device=device, nfe=nfe)
-        return _from_hub(given, lambda: TorchRuntime.from_checkpoint(path, device=device, nfe=nfe))
+        load = lambda: TorchRuntime.from_checkpoint(path, device=device, nfe=nfe)  # noqa: E731
+        return load() if path.exists() else _from_hub(given, load)
     if not is_export:
         raise ValueError(f"runtime={runtime} needs an export directory (with {CONTRACT_FILE}); got {path}")
     if nfe is not None:

@@ -70,11 +70,10 @@ def _run_parallel(stage: str, cmds: list[list[str]], quiet_logs: list[Path] | No
 def _teacher(cfg: DictConfig, out: Path) -> Path:
     from snapflow.policies.embedded import EmbeddedTeacherMissing, materialize_teacher
 
-    if (
-        cfg.teacher != "embedded"
-    ):  # a pretrained_model dir, a training run (checkpoints/last) or a shipped folder
+    if cfg.teacher != "embedded":
         from snapflow.scripts.lerobot_cli import resolve_pretrained
 
+        # a pretrained_model dir, a training run (checkpoints/last) or a shipped folder
         return resolve_pretrained(cfg.teacher)
     try:
         return materialize_teacher(out / "teacher")
@@ -145,11 +144,11 @@ def check_values(cfg: DictConfig) -> None:
         )
     counts = ["episodes", "distill_demos_per_task", "distill_steps", "distill_batch_size", "n_action_steps",
               "workers"]  # fmt: skip
+    defaults = OmegaConf.load(Path(__file__).parents[1] / "configs" / "demo.yaml")  # the one source
     if cfg.probe is not None:
         counts = ["distill_steps", "distill_batch_size", "n_action_steps", "workers"]
         main_only = ("episodes", "distill_demos_per_task", "task_ids", "held_out", "fm_control", "run_seconds",
                      "distill_noise_std")  # fmt: skip
-        defaults = OmegaConf.load(Path(__file__).parents[1] / "configs" / "demo.yaml")  # the one source
         ignored = [k for k in main_only if cfg[k] != defaults[k]]
         if ignored or list(cfg.suites) != ["spatial", "object", "goal", "long"]:
             raise ValueError(
@@ -177,8 +176,7 @@ def check_values(cfg: DictConfig) -> None:
         if k is not None and (not str(k).isdigit() or int(k) < 2):
             raise ValueError(f"probe_settings.consistency_steps must be an integer >= 2 (or null), got {k!r}")
     if cfg.probe is None:  # probe_settings would be ignored without a word by the main job
-        defaults = OmegaConf.load(Path(__file__).parents[1] / "configs" / "demo.yaml").probe_settings
-        changed = [k for k in cfg.probe_settings if cfg.probe_settings[k] != defaults.get(k)]
+        changed = [k for k in cfg.probe_settings if cfg.probe_settings[k] != defaults.probe_settings.get(k)]
         if changed:
             raise ValueError(
                 f"probe_settings.{changed[0]} applies to probe=multimodal only; add probe=multimodal, or drop it "

@@ -161,14 +161,14 @@ def collect_dataset(
 ) -> Path:
     """Record `episodes_per_task` successful expert demos per task into a LeRobotDataset at `out`.
 
-        `suite` is one suite, a comma list or "all" (one multi-task dataset, as LIBERO's four suites are
-        trained together); `task_ids` restricts every listed suite. `object_state` records the 74-D state of
-        `object_state.py` instead of the 8-D proprio state; `layout` is "libero" or "wide" (`init_states.py`);
+    `suite` is one suite, a comma list or "all" (one multi-task dataset, as LIBERO's four suites are
+    trained together); `task_ids` restricts every listed suite. `object_state` records the 74-D state of
+    `object_state.py` instead of the 8-D proprio state; `layout` is "libero" or "wide" (`init_states.py`);
     `paired_modes` shows both strategies on every layout of a task with a choice (module docstring; needs such
-    a suite and an even `episodes_per_task`).
-        Returns the dataset root, whose `meta/collect.json` records these settings (LeRobot's info.json has no
-        place for them; the noise in particular decides how random the demonstrated chunks are). Raises
-        FileExistsError if `out` exists and `overwrite` is False.
+    a suite and an even `episodes_per_task`). Returns the dataset root, whose `meta/collect.json` records
+    these settings (LeRobot's info.json has no place for them; the noise in particular decides how random the
+    demonstrated chunks are). Raises FileExistsError if `out` exists and `overwrite` is False, or if a
+    `<out>.partial` exists that this package did not make.
     """
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
     from tqdm import tqdm
