@@ -93,14 +93,16 @@ teacher: install
 MM_RUN ?= outputs/multimodal_teacher_run
 MM_STEPS ?= 4000
 MM_FT_STEPS ?= 2000
+MM_DETOUR ?= lateral
 teacher-multimodal: install
 	[ -d $(MM_RUN)/data ] || $(VENV)/bin/snapflow-collect suite=multimodal episodes_per_task=100 \
-		resolution=64 workers=2 seed=0 out=$(MM_RUN)/data
+		resolution=64 workers=2 seed=0 detour=$(MM_DETOUR) out=$(MM_RUN)/data
 	[ -d $(MM_RUN)/base ] || $(PY) -c "from snapflow.policies.embedded import materialize_teacher; \
 		materialize_teacher('$(MM_RUN)/base')"
 	$(call finetune,$(MM_RUN)/base,$(MM_RUN)/data,$(MM_RUN)/teacher,$(MM_STEPS),2e-4,1000,1000)
 	[ -d $(MM_RUN)/data_finetune ] || $(VENV)/bin/snapflow-collect suite=multimodal episodes_per_task=100 \
-		resolution=64 workers=2 seed=0 noise_std=0.02 out=$(MM_RUN)/data_finetune
+		resolution=64 workers=2 seed=0 noise_std=0.02 detour=$(MM_DETOUR) \
+		out=$(MM_RUN)/data_finetune
 	$(call finetune,$(MM_RUN)/teacher/checkpoints/last/pretrained_model,$(MM_RUN)/data_finetune,$\
 		$(MM_RUN)/finetune,$(MM_FT_STEPS),2e-4,1000,1000)
 	$(PY) -m snapflow.policies.embedded $(MM_RUN)/finetune/checkpoints/last/pretrained_model \

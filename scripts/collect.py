@@ -2,7 +2,7 @@
 
 snapflow-collect suite=spatial episodes_per_task=50 out=data/mini_libero_spatial [task_ids=[0,1]]
     [resolution=128] [workers=2] [seed=0] [video=false] [noise_std=0.05] [overwrite=false]
-    [object_state=false] [layout=libero|wide]
+    [object_state=false] [layout=libero|wide] [paired_modes=false] [detour=lateral|diagonal]
 suite may be a list (suite=[spatial,goal]) or "all": one multi-task dataset.
 """
 
@@ -43,6 +43,7 @@ def _body(cfg: DictConfig) -> None:
         object_state=strict_bool(cfg.object_state, "object_state"),
         layout=str(cfg.layout),
         paired_modes=strict_bool(cfg.paired_modes, "paired_modes"),
+        detour=str(cfg.detour),
     )
     print(f"wrote {out}")
 

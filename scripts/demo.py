@@ -172,6 +172,12 @@ def check_values(cfg: DictConfig) -> None:
                 "probe_settings.paired_modes=true shows each layout in both modes: probe_settings."
                 f"distill_demos_per_task must be even, got {settings.distill_demos_per_task}"
             )
+        from snapflow.sim.modes import DETOURS
+
+        if settings.detour not in DETOURS:  # checked here too: collect would fail minutes into the probe
+            raise ValueError(
+                f"probe_settings.detour={settings.detour!r} is not valid; valid: {list(DETOURS)}"
+            )
         k = settings.consistency_steps
         if k is not None and (not str(k).isdigit() or int(k) < 2):
             raise ValueError(f"probe_settings.consistency_steps must be an integer >= 2 (or null), got {k!r}")

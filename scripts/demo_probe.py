@@ -60,13 +60,14 @@ def run_probe(cfg: DictConfig, out: Path) -> None:
                      f"episodes_per_task={int(settings.distill_demos_per_task)}", f"resolution={resolution}",
                      f"workers={int(cfg.workers)}", f"seed={int(cfg.seed) + 7}",
                      f"noise_std={float(settings.distill_noise_std)}",
-                     f"paired_modes={str(strict_bool(settings.paired_modes, 'paired_modes')).lower()}"])  # fmt: skip
+                     f"paired_modes={str(strict_bool(settings.paired_modes, 'paired_modes')).lower()}",
+                     f"detour={settings.detour}"])  # fmt: skip
     # Demos none of the samplers trained on, for the offline errors (plain MSE and nearest-mode MSE).
     held_out = out / "held_out_data"
     _run("collect (held-out demos for the offline errors)", [
         str(BIN / "snapflow-collect"), f"suite={SUITE}", f"out={held_out}", f"resolution={resolution}",
         f"episodes_per_task={int(settings.offline_demos_per_task)}", f"workers={int(cfg.workers)}",
-        f"seed={int(cfg.seed) + 11}",
+        f"seed={int(cfg.seed) + 11}", f"detour={settings.detour}",
     ])  # fmt: skip
     runs = {m: out / f"distill_{m}" for m in ("snapflow", "fm")}
     cmds = [_distill_cmd(cfg, teacher, data, m, runs[m]) for m in runs]

@@ -19,7 +19,7 @@ import mujoco
 import numpy as np
 
 from snapflow.sim.controller import POS_SCALE, ROT_SCALE, quat_error
-from snapflow.sim.modes import MODES, side_offset
+from snapflow.sim.modes import DETOURS, MODES, side_offset
 from snapflow.sim.scene import CABINET_HALF, CABINET_POS, DRAWER_TRAVEL, OBJECTS, STOVE_POS
 
 # Gripper straight down, fingers closing along world y (the HOME_QPOS orientation), as a wxyz quaternion.
@@ -93,6 +93,7 @@ class ScriptedExpert:
         rng: generator for the noise (and for the mode, when the plan has a choice and `mode` is None).
         mode: the strategy for a plan step with a choice (one of `modes.MODES`); drawn uniformly if None.
             `self.mode` is the one used (None for a plan without a choice).
+        detour: how a plan step with a choice leaves for its side (`modes.DETOURS`).
     """
 
     def __init__(
@@ -103,8 +104,11 @@ class ScriptedExpert:
         noise_std: float = 0.0,
         rng: np.random.Generator | None = None,
         mode: str | None = None,
+        detour: str = DETOURS[0],
     ) -> None:
-        self.model, self.data, self.plan = model, data, plan
+        if detour not in DETOURS:
+            raise ValueError(f"detour={detour!r} is not an expert detour; valid: {list(DETOURS)}")
+        self.model, self.data, self.plan, self.detour = model, data, plan, detour
         self.noise_std = noise_std
         self.rng = rng if rng is not None else np.random.default_rng(0)
         has_choice = any(isinstance(s, PickPlace) and s.around is not None for s in plan)
@@ -171,7 +175,7 @@ class ScriptedExpert:
 
     def _expand(self, step: PlanStep) -> list[_Waypoint]:
         if isinstance(step, PickPlace):
-            return _pick_place(step, self.mode)
+            return _pick_place(step, self.mode, self.detour)
         if isinstance(step, OpenDrawer):
             return _open_drawer()
         if isinstance(step, CloseDrawer):
@@ -189,7 +193,7 @@ def _hold(ex: ScriptedExpert) -> np.ndarray:
     return ex._anchor
 
 
-def _pick_place(step: PickPlace, mode: str | None = None) -> list[_Waypoint]:
+def _pick_place(step: PickPlace, mode: str | None = None, detour: str = DETOURS[0]) -> list[_Waypoint]:
     obj_xy = lambda ex: ex.body(step.obj)  # noqa: E731
     offset = np.array([step.dx, step.dy, step.release_z])
     carry = max(CARRY_HEIGHT, step.release_z + 0.15)
@@ -213,12 +217,14 @@ def _pick_place(step: PickPlace, mode: str | None = None) -> list[_Waypoint]:
         ex._detour_start = ex._anchor[:2].copy()
 
     def sideways(ex: ScriptedExpert) -> np.ndarray:
-        return np.array([*(ex._detour_start + side(ex)), carry])
+        # "diagonal" goes straight to beside the barrier: the two modes' mean heads into its face.
+        base = np.asarray(step.around, float) if detour == "diagonal" else ex._detour_start
+        return np.array([*(base + side(ex)), carry])
 
     def along_side(ex: ScriptedExpert) -> np.ndarray:
         return np.array([*(ex.body(step.target)[:2] + side(ex)), carry])
 
-    detour = (
+    around_barrier = (
         []
         if step.around is None
         else [_Waypoint(sideways, 1, tol=0.02, on_enter=remember_start), _Waypoint(along_side, 1, tol=0.03)]
@@ -228,7 +234,7 @@ def _pick_place(step: PickPlace, mode: str | None = None) -> list[_Waypoint]:
         _Waypoint(grasp_point, -1, tol=0.006, speed=FINE_SPEED, max_steps=40),
         _Waypoint(_hold, 1, wait=GRASP_STEPS),
         _Waypoint(_at(obj_xy, carry), 1, tol=0.03, on_enter=remember_offset),
-        *detour,
+        *around_barrier,
         _Waypoint(lambda ex: np.array([*(ex.body(step.target) + offset)[:2], carry]), 1, tol=0.015),
         _Waypoint(release_point, 1, tol=0.008, speed=FINE_SPEED, max_steps=40),
         _Waypoint(_hold, -1, wait=GRASP_STEPS),
@@ -332,6 +338,7 @@ def run_expert(
     on_step: Callable[[dict, np.ndarray], None] | None = None,
     obs: dict | None = None,
     mode: str | None = None,
+    detour: str = DETOURS[0],
 ) -> ExpertRun:
     """Roll out the task's expert in an already-reset `MiniLiberoEnv` until success or the step limit.
 
@@ -342,11 +349,14 @@ def run_expert(
             expert's clean action (`ScriptedExpert.label`), the executed one carries the noise.
         obs: the observation returned by the reset (passed to `on_step` for the first frame).
         mode: the strategy for a task with a choice (`modes.MODES`); drawn from `rng` when None.
+        detour: how the expert leaves for its side on such a task (`modes.DETOURS`).
 
     Returns:
         `ExpertRun(success, steps, mode)`; `mode` is None for a task without a choice.
     """
-    expert = ScriptedExpert(env.model, env.data, env.task_spec.plan, noise_std=noise_std, rng=rng, mode=mode)
+    expert = ScriptedExpert(
+        env.model, env.data, env.task_spec.plan, noise_std=noise_std, rng=rng, mode=mode, detour=detour
+    )
     extra = 0
     for step in range(env._max_episode_steps):
         action = expert.act()

@@ -30,7 +30,7 @@ import numpy as np
 
 from snapflow.sim.controller import CONTROL_HZ
 from snapflow.sim.layouts import DEFAULT_LAYOUT, check_layout
-from snapflow.sim.modes import MODES
+from snapflow.sim.modes import DETOURS, MODES
 from snapflow.sim.object_state import state_dim
 from snapflow.sim.tasks import SUITE_NAMES, SUITES, canonical_suite
 
@@ -68,11 +68,13 @@ def record_demo(
     object_state: bool = False,
     layout: str = DEFAULT_LAYOUT,
     paired_modes: bool = False,
+    detour: str = DETOURS[0],
 ) -> dict[str, np.ndarray | str | int]:
     """One successful expert demo as stacked arrays; retries with new layouts until it succeeds.
 
     With `paired_modes` on a task with a choice, episode `e` uses the layout of episode `e - e % 2` and
-    mode `MODES[e % 2]` (module docstring); the action noise stays per episode."""
+    mode `MODES[e % 2]` (module docstring); the action noise stays per episode. `detour` is the expert's way
+    to its side on such a task (`modes.DETOURS`)."""
     from snapflow.sim.env import MiniLiberoEnv
     from snapflow.sim.experts import run_expert
 
@@ -85,7 +87,13 @@ def record_demo(
             obs, _ = env.reset(seed=DEMO_SEED_BASE + 10_000 * seed + 100 * layout_episode + attempt)
             rng = np.random.default_rng([seed, task_id, episode, attempt])
             ok, _, mode = run_expert(
-                env, noise_std=noise_std, rng=rng, on_step=frames_append(frames), obs=obs, mode=chosen
+                env,
+                noise_std=noise_std,
+                rng=rng,
+                on_step=frames_append(frames),
+                obs=obs,
+                mode=chosen,
+                detour=detour,
             )
             if ok:
                 return {
@@ -117,9 +125,10 @@ def _jobs(
     object_state: bool,
     layout: str,
     paired_modes: bool,
+    detour: str,
 ) -> list[tuple]:
     return [
-        (suite, t, e, resolution, seed, noise_std, object_state, layout, paired_modes)
+        (suite, t, e, resolution, seed, noise_std, object_state, layout, paired_modes, detour)
         for suite in suites
         for t in (range(len(SUITES[suite])) if task_ids is None else task_ids)
         for e in range(episodes)
@@ -158,6 +167,7 @@ def collect_dataset(
     object_state: bool = False,
     layout: str = DEFAULT_LAYOUT,
     paired_modes: bool = False,
+    detour: str = DETOURS[0],
 ) -> Path:
     """Record `episodes_per_task` successful expert demos per task into a LeRobotDataset at `out`.
 
@@ -165,7 +175,8 @@ def collect_dataset(
     trained together); `task_ids` restricts every listed suite. `object_state` records the 74-D state of
     `object_state.py` instead of the 8-D proprio state; `layout` is "libero" or "wide" (`init_states.py`);
     `paired_modes` shows both strategies on every layout of a task with a choice (module docstring; needs such
-    a suite and an even `episodes_per_task`). Returns the dataset root, whose `meta/collect.json` records
+    a suite and an even `episodes_per_task`); `detour` is how its expert leaves for a side (`modes.DETOURS`;
+    anything but the default needs such a suite). Returns the dataset root, whose `meta/collect.json` records
     these settings (LeRobot's info.json has no place for them; the noise in particular decides how random the
     demonstrated chunks are). Raises FileExistsError if `out` exists and `overwrite` is False, or if a
     `<out>.partial` exists that this package did not make.
@@ -198,6 +209,12 @@ def collect_dataset(
     modes = any(task.modes for s in suites for task in SUITES[s])
     if paired_modes and not modes:
         raise ValueError(f"paired_modes=true needs a suite whose tasks have modes (multimodal); got {suites}")
+    if detour not in DETOURS:
+        raise ValueError(f"detour={detour!r} is not an expert detour; valid: {list(DETOURS)}")
+    if detour != DETOURS[0] and not modes:
+        raise ValueError(
+            f"detour={detour} applies to a suite whose tasks have modes (multimodal); got {suites}"
+        )
     if paired_modes and episodes_per_task % 2:
         raise ValueError(
             f"paired_modes=true shows each layout in both modes: episodes_per_task must be even, got "
@@ -221,7 +238,16 @@ def collect_dataset(
     )
     mark_partial(partial)
     jobs = _jobs(
-        suites, ids, episodes_per_task, resolution, seed, noise_std, object_state, layout, paired_modes
+        suites,
+        ids,
+        episodes_per_task,
+        resolution,
+        seed,
+        noise_std,
+        object_state,
+        layout,
+        paired_modes,
+        detour,
     )
     bar = tqdm(
         total=len(jobs),
@@ -249,7 +275,8 @@ def collect_dataset(
         ds.finalize()
         settings = {"suites": suites, "task_ids": ids, "episodes_per_task": episodes_per_task, "seed": seed,
                     "noise_std": noise_std, "resolution": resolution, "layout": layout,
-                    "object_state": object_state, "video": video, "paired_modes": paired_modes}  # fmt: skip
+                    "object_state": object_state, "video": video, "paired_modes": paired_modes,
+                    "detour": detour}  # fmt: skip
         (partial / PROVENANCE).write_text(json.dumps(settings, indent=2))
     except BaseException:  # a failed or interrupted collection leaves no half-written dataset behind
         shutil.rmtree(partial, ignore_errors=True)

@@ -211,3 +211,14 @@ def test_paired_probe_demos_need_an_even_count(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 2 and "distill_demos_per_task must be even, got 25" in proc.stderr
     assert not out.exists()
+
+
+def test_probe_detour_is_checked_before_any_stage(tmp_path):
+    """A bad probe_settings.detour is named at once (collect would refuse it only after the teacher copy)."""
+    out = tmp_path / "never"
+    proc = subprocess.run(
+        [str(BIN / "snapflow-demo"), "probe=multimodal", "probe_settings.detour=sideways", f"out={out}"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "probe_settings.detour='sideways' is not valid" in proc.stderr
+    assert not out.exists()

@@ -11,8 +11,10 @@ from snapflow.sim.env import MiniLiberoEnv, build_model
 from snapflow.sim.experts import ScriptedExpert, run_expert
 from snapflow.sim.init_states import N_FROZEN, frozen_init_states, sample_init_state, task_regions
 from snapflow.sim.modes import (
+    AT_OBJECT,
     BETWEEN,
     DETOUR,
+    DETOURS,
     MODE_MIN_OFFSET,
     MODES,
     NOT_REACHED,
@@ -58,12 +60,13 @@ def test_side_offsets_and_bad_mode() -> None:
         side_offset(START, GOAL, "left")
 
 
+@pytest.mark.parametrize("detour", DETOURS)
 @pytest.mark.parametrize("task_id", TASKS)
-def test_both_strategies_succeed_and_are_read_back_from_the_path(task_id: int) -> None:
+def test_both_strategies_succeed_and_are_read_back_from_the_path(task_id: int, detour: str) -> None:
     env = MiniLiberoEnv("multimodal", task_id, render=False)
     for mode in MODES:
         env.reset(options={"init_state": 1})
-        run = run_expert(env, noise_std=0.05, rng=np.random.default_rng(task_id), mode=mode)
+        run = run_expert(env, noise_std=0.05, rng=np.random.default_rng(task_id), mode=mode, detour=detour)
         assert run.success and run.mode == mode
         assert env.episode_mode() == mode
     env.close()
@@ -83,6 +86,44 @@ def test_the_average_of_the_two_strategies_fails_between_them(task_id: int) -> N
     env.close()
 
 
+def _mean_of_both_modes(task_id: int, detour: str) -> tuple[bool, str, int]:
+    """Execute the mean of the two modes' clean expert actions: (success, path class, the first step at which
+    the hand is `INTO_BARRIER` along the carry)."""
+    env = MiniLiberoEnv("multimodal", task_id, render=False)
+    env.reset(options={"init_state": 1})
+    experts = [ScriptedExpert(env.model, env.data, env.task_spec.plan, mode=m, detour=detour) for m in MODES]
+    eef = env.model.site("eef").id
+    start, goal = (env.data.body(name).xpos[:2].copy() for name in env.task_spec.objects[:2])
+    carry = (goal - start) / np.linalg.norm(goal - start)
+    path, success, grasped, reached = [], False, False, env._max_episode_steps
+    for step in range(env._max_episode_steps):
+        _, _, success, truncated, _ = env.step(np.mean([e.act() for e in experts], axis=0))
+        path.append(env.data.site_xpos[eef][:2].copy())
+        grasped = grasped or np.linalg.norm(path[-1] - start) <= AT_OBJECT  # home lies beyond, as in classify
+        if grasped and (path[-1] - start) @ carry > INTO_BARRIER:
+            reached = min(reached, step)
+        if success or truncated:
+            break
+    env.close()
+    return success, classify_path(np.array(path), start, goal), reached
+
+
+# The barrier's near face is 17 - 1.5 = 15.5 cm from the object along the carry: a hand 10 cm along has
+# carried the object (3-4 cm wide) into it. Grasp and lift take the experts 41-44 steps; a mean that heads
+# into the barrier at once gets there within one 10-action chunk of that, one that waits first does not.
+INTO_BARRIER = 0.10  # m
+AT_ONCE, WAITS_BEYOND = 60, 90  # steps
+
+
+@pytest.mark.parametrize("task_id", TASKS)
+def test_the_diagonal_detour_makes_the_mean_of_the_modes_harmful(task_id: int) -> None:
+    """With lateral detours the mean of the two modes waits beside the start (its sideways moves cancel);
+    with diagonal detours it heads straight into the barrier. Both then fail between the modes."""
+    waits, heads = _mean_of_both_modes(task_id, "lateral"), _mean_of_both_modes(task_id, "diagonal")
+    assert waits[:2] == heads[:2] == (False, BETWEEN)
+    assert heads[2] <= AT_ONCE and waits[2] > WAITS_BEYOND
+
+
 def test_the_expert_draws_each_mode_uniformly_and_refuses_an_unknown_one() -> None:
     task = get_task("multimodal", 0)
     env = MiniLiberoEnv("multimodal", 0, render=False)
@@ -94,6 +135,8 @@ def test_the_expert_draws_each_mode_uniformly_and_refuses_an_unknown_one() -> No
         assert abs(drawn.count(mode) / DRAWS - 1 / len(MODES)) < SHARE_TOLERANCE
     with pytest.raises(ValueError, match="not an expert mode"):
         ScriptedExpert(env.model, env.data, task.plan, mode="over")
+    with pytest.raises(ValueError, match="detour='over' is not an expert detour"):
+        ScriptedExpert(env.model, env.data, task.plan, detour="over")
     plain = MiniLiberoEnv("goal", 4, render=False)
     assert ScriptedExpert(plain.model, plain.data, plain.task_spec.plan).mode is None
     assert plain.episode_mode() is None
@@ -129,3 +172,19 @@ def test_dataset_records_the_mode_of_every_episode(tmp_path: Path) -> None:
     for e in set(episodes.tolist()):
         assert len(set(modes[episodes == e].tolist())) == 1  # one strategy per episode
     assert set(modes.tolist()) <= set(range(len(MODES)))
+
+
+def test_collect_records_the_detour_and_refuses_one_without_modes(tmp_path: Path) -> None:
+    import json
+
+    from snapflow.sim.record import PROVENANCE
+
+    root = collect_dataset(
+        "multimodal", 1, tmp_path / "mm", task_ids=[1], resolution=32, detour="diagonal", progress=False
+    )
+    assert json.loads((root / PROVENANCE).read_text())["detour"] == "diagonal"
+    with pytest.raises(ValueError, match="detour=diagonal applies to a suite whose tasks have modes"):
+        collect_dataset("goal", 1, tmp_path / "never", detour="diagonal", progress=False)
+    with pytest.raises(ValueError, match="detour='up' is not an expert detour"):
+        collect_dataset("multimodal", 1, tmp_path / "never", detour="up", progress=False)
+    assert not (tmp_path / "never").exists()
