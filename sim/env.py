@@ -29,7 +29,7 @@ from snapflow.sim.controller import CONTROL_HZ, DeltaEEFController, quat_error
 from snapflow.sim.experts import DOWN_QUAT
 from snapflow.sim.init_states import N_FROZEN, frozen_init_states, sample_init_state
 from snapflow.sim.layouts import DEFAULT_LAYOUT, check_layout
-from snapflow.sim.modes import classify_path
+from snapflow.sim.modes import AT_OBJECT, classify_path
 from snapflow.sim.object_state import ObjectStateReader, state_dim
 from snapflow.sim.panda import N_ARM_JOINTS
 from snapflow.sim.predicates import TurnOn
@@ -116,6 +116,7 @@ class MiniLiberoEnv(gym.Env):
         self._last_frames: dict[str, np.ndarray] = {}
         self._elapsed = 0
         self._eef_path: list[np.ndarray] = []
+        self._touched_obstacle = self._at_object = False
         self._burner = self.model.geom("burner").id if "stove" in self.task_spec.fixtures else None
         self.object_state = bool(object_state)
         self._objects = ObjectStateReader(self.model) if self.object_state else None
@@ -152,6 +153,7 @@ class MiniLiberoEnv(gym.Env):
             self.controller.step(SETTLE_ACTION)
         self._elapsed = 0
         self._eef_path = [self._eef_xy()] if self.task_spec.modes else []
+        self._touched_obstacle = self._at_object = False
         return self._observation(), {
             "is_success": self.is_success(),
             "task": self.task,
@@ -164,6 +166,13 @@ class MiniLiberoEnv(gym.Env):
         self._elapsed += 1
         if self.task_spec.modes:  # only the multimodal probe reads the path (episode_mode)
             self._eef_path.append(self._eef_xy())
+            # Counted from the hand's first arrival at the object, as the path is (classify_path): the way
+            # from home passes close to the barrier and may graze it with a finger before any choice.
+            if np.linalg.norm(self._eef_path[-1] - self._nominal_xy()[0]) <= AT_OBJECT:
+                self._at_object = True
+            self._touched_obstacle = self._touched_obstacle or (
+                self._at_object and self._obstacle_in_contact()
+            )
         success = self.is_success()
         truncated = self._elapsed >= self._max_episode_steps
         info = {"is_success": success, "task": self.task, "task_id": self.task_id}
@@ -201,9 +210,26 @@ class MiniLiberoEnv(gym.Env):
         for a task whose expert chooses between strategies (the multimodal probe); None for other tasks."""
         if not self.task_spec.modes:
             return None
-        regions = {name: (x, y) for name, x, y in self.task_spec.regions}
-        obj, target = self.task_spec.plan[0].obj, self.task_spec.plan[0].target
-        return classify_path(np.array(self._eef_path), regions[obj], regions[target])
+        return classify_path(np.array(self._eef_path), *self._nominal_xy())
+
+    def _nominal_xy(self) -> tuple[np.ndarray, np.ndarray]:
+        """(2,) m each: the region centres of the probe task's object and target."""
+        regions = {name: np.array([x, y]) for name, x, y in self.task_spec.regions}
+        return regions[self.task_spec.plan[0].obj], regions[self.task_spec.plan[0].target]
+
+    def episode_touched_obstacle(self) -> bool | None:
+        """Whether anything (the carried object, the hand, another object) touched the probe's barrier after
+        the hand first reached the object (checked after every step); None for a task without one."""
+        return self._touched_obstacle if self.task_spec.modes and self.task_spec.obstacle else None
+
+    def _obstacle_in_contact(self) -> bool:
+        # The barrier is welded to the world, so MuJoCo never reports its contact with the (static) table:
+        # every contact it is in involves a moving body.
+        if not self.task_spec.obstacle:
+            return False
+        barrier = self.model.geom("barrier").id
+        contacts = self.data.contact[: self.data.ncon]
+        return bool(np.any((contacts.geom1 == barrier) | (contacts.geom2 == barrier)))
 
     def _eef_xy(self) -> np.ndarray:
         return self.controller.eef_pose()[0][:2].copy()

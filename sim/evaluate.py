@@ -74,6 +74,7 @@ class EpisodeResult:
     success: bool
     length: int  # control steps until success or truncation
     mode: str | None = None  # the strategy it executed (`MiniLiberoEnv.episode_mode`), multimodal probe only
+    touched_obstacle: bool | None = None  # `MiniLiberoEnv.episode_touched_obstacle`, multimodal probe only
 
 
 @dataclass
@@ -356,7 +357,10 @@ def evaluate_suite(
                         outcomes = run_batch_delayed(*args, chunking)
                 for k, (ok, steps) in enumerate(outcomes):
                     mode = envs[k].episode_mode()  # each env stays as its episode ended until the next reset
-                    result.episodes.append(EpisodeResult(task_id, start + k, chunk[k], ok, steps, mode))
+                    touched = envs[k].episode_touched_obstacle()
+                    result.episodes.append(
+                        EpisodeResult(task_id, start + k, chunk[k], ok, steps, mode, touched)
+                    )
                 bar.update(len(chunk))
                 bar.set_postfix(success=f"{np.mean([e.success for e in result.episodes]):.2f}")
         finally:

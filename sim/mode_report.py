@@ -2,7 +2,8 @@
 
 Each (multimodal suite, sampler) entry of report.json gets, beside the success fields, `modes`
 ({mode: share of all episodes}), `between_modes` (episodes that reached the object but never went to either
-side of the barrier: the failure a mean-seeking sampler produces), `not_reached` and `success_by_mode`. The strategy
+side of the barrier: the failure a mean-seeking sampler produces), `not_reached`, `touched_barrier` (episodes
+in which anything touched the barrier, from MuJoCo's contacts) and `success_by_mode`. The strategy
 of an episode comes from its end-effector path (`modes.classify_path`, via `MiniLiberoEnv.episode_mode`).
 """
 
@@ -17,7 +18,8 @@ from snapflow.sim.modes import BETWEEN, MODES, NOT_REACHED
 def mode_entry(episodes: list[EpisodeResult]) -> dict:
     """Mode coverage of a multimodal-probe rollout: {"modes": {mode: share of all episodes},
     "between_modes": episodes that reached the object but never went to either side, "not_reached": the
-    rest (never reached the object), "success_by_mode": {mode: success share within that mode}};
+    rest (never reached the object), "touched_barrier": episodes in which anything touched the barrier,
+    "success_by_mode": {mode: success share within that mode}};
     {} when no episode carries a mode (the benchmark's suites)."""
     if not any(e.mode for e in episodes):
         return {}
@@ -27,6 +29,7 @@ def mode_entry(episodes: list[EpisodeResult]) -> dict:
         "modes": {m: counts[m] / n for m in MODES},
         "between_modes": counts[BETWEEN],
         "not_reached": counts[NOT_REACHED],
+        "touched_barrier": sum(bool(e.touched_obstacle) for e in episodes),
         "success_by_mode": {
             m: sum(e.success for e in episodes if e.mode == m) / counts[m] for m in MODES if counts[m]
         },
@@ -45,8 +48,8 @@ def mode_tables(report: dict) -> str:
             f"\n{suite} modes (share of all episodes; between = reached the object, never went to a side):\n",
             "| sampler | success [95% CI] | "
             + " | ".join(modes)
-            + " | between | not reached | offline MSE | nearest-mode MSE |",
-            "|" + "---|" * (len(modes) + 6),
+            + " | between | not reached | touched barrier | offline MSE | nearest-mode MSE |",
+            "|" + "---|" * (len(modes) + 7),
         ]
         for name, e in rows.items():
             shares = " | ".join(f"{100 * e['modes'][m]:.0f}%" for m in modes)
@@ -56,7 +59,7 @@ def mode_tables(report: dict) -> str:
             )
             out.append(
                 f"| {name} | {100 * e['success']:.0f}% [{100 * e['ci_low']:.0f}, {100 * e['ci_high']:.0f}] | "
-                f"{shares} | {e['between_modes']} | {e['not_reached']} | {errors} |"
+                f"{shares} | {e['between_modes']} | {e['not_reached']} | {e.get('touched_barrier', '–')} | {errors} |"
             )
     return "\n".join(out) + ("\n" if out else "")
 

@@ -20,10 +20,11 @@ MODES = ("near", "far")
 BETWEEN = "between"  # carried the object (or tried to) without ever going to either side
 NOT_REACHED = "not_reached"  # never reached the object (e.g. a missed approach)
 DETOUR = 0.12  # m, lateral offset of the expert's side line from the object -> target line
-# How the expert leaves the start for its side line. "lateral": straight sideways from where the lift
-# ended, so the mean of the two modes is no motion (it waits). "diagonal": straight to beside the barrier,
-# so the mean of the two modes is a move straight into the barrier's face (it does harm).
-DETOURS = ("lateral", "diagonal")
+# How the expert leaves the start for its side line (the first is the default). "diagonal": straight to
+# beside the barrier, so the mean of the two modes is a move straight into the barrier's face (it does
+# harm). "lateral" (the probe's first expert): straight sideways from where the lift ended, so the mean of
+# the two modes is no motion (it waits).
+DETOURS = ("diagonal", "lateral")
 # A path has gone to a side once it is this far from the line: the barrier's half width (4 cm) plus 1.5 cm,
 # so every path that passes the barrier without touching it counts, and every straight push does not.
 MODE_MIN_OFFSET = 0.055  # m

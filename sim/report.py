@@ -133,6 +133,7 @@ def build_report(
                     "success": e.success,
                     "length": e.length,
                     **({"mode": e.mode} if e.mode else {}),
+                    **({"touched_barrier": e.touched_obstacle} if e.touched_obstacle is not None else {}),
                 }
                 for e in r.episodes
             ]

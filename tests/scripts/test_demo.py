@@ -182,7 +182,7 @@ def test_multimodal_probe_runs_end_to_end_on_a_tiny_teacher(tmp_path):
     out = tmp_path / "probe"
     proc = subprocess.run(
         [str(BIN / "snapflow-demo"), "probe=multimodal", f"teacher={teacher}", f"out={out}",
-         "probe_settings.episodes=1", "probe_settings.distill_demos_per_task=1",
+         "probe_settings.episodes=1", "probe_settings.distill_demos_per_task=2",
          "probe_settings.offline_demos_per_task=1", "probe_settings.consistency_steps=3", "probe_settings.distill_noise_std=0.01", "distill_steps=2", "distill_batch_size=2", "max_steps=20"],
         capture_output=True, text=True, timeout=1800,
     )  # fmt: skip
@@ -198,7 +198,9 @@ def test_multimodal_probe_runs_end_to_end_on_a_tiny_teacher(tmp_path):
         assert entry["between_modes"] + entry["not_reached"] + sum(entry["modes"].values()) * 4 == 4
     assert "nearest_mode" in report["samplers"]["snapflow_1"]["offline_mse"]
     assert (out / "multimodal_modes.png").is_file()
-    assert json.loads((out / "data" / "meta" / "collect.json").read_text())["noise_std"] == 0.01
+    collected = json.loads((out / "data" / "meta" / "collect.json").read_text())
+    assert collected["noise_std"] == 0.01  # the default demos are paired, diagonal, as the shipped teacher's
+    assert collected["paired_modes"] is True and collected["detour"] == "diagonal"
 
 
 def test_paired_probe_demos_need_an_even_count(tmp_path):

@@ -29,6 +29,9 @@ def test_mode_entry_counts_shares_between_and_success_per_mode() -> None:
     assert entry["modes"] == {"near": 0.4, "far": 0.2}
     assert entry["between_modes"] == 1 and entry["not_reached"] == 1
     assert entry["success_by_mode"] == {"near": 0.5, "far": 1.0}
+    assert entry["touched_barrier"] == 0  # no episode says it touched
+    touched = [EpisodeResult(0, i, i, False, 100, "near", i < 2) for i in range(3)]
+    assert mode_entry(touched)["touched_barrier"] == 2
     assert mode_entry([EpisodeResult(0, 0, 0, True, 10)]) == {}  # a benchmark suite: no mode fields
 
 
@@ -46,7 +49,7 @@ def test_report_carries_modes_under_suites_and_writes_table_and_plot(tmp_path: P
     assert naive["between_modes"] == 2 and naive["modes"] == {"near": 0.0, "far": 0.0}
     assert report["episode_results"]["multimodal"]["teacher_10"][1]["mode"] == "far"
     table = mode_tables(report)
-    assert "| naive_1 | 0% [0, 66] | 0% | 0% | 2 | 0 | – | – |" in table
+    assert "| naive_1 | 0% [0, 66] | 0% | 0% | 2 | 0 | 0 | – | – |" in table
     paths = write_outputs(report, tmp_path)
     assert paths["multimodal_modes_plot"].stat().st_size > 0
     assert "multimodal modes" in (tmp_path / "report.md").read_text()

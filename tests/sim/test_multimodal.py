@@ -68,7 +68,7 @@ def test_both_strategies_succeed_and_are_read_back_from_the_path(task_id: int, d
         env.reset(options={"init_state": 1})
         run = run_expert(env, noise_std=0.05, rng=np.random.default_rng(task_id), mode=mode, detour=detour)
         assert run.success and run.mode == mode
-        assert env.episode_mode() == mode
+        assert env.episode_mode() == mode and env.episode_touched_obstacle() is False
     env.close()
 
 
@@ -86,9 +86,9 @@ def test_the_average_of_the_two_strategies_fails_between_them(task_id: int) -> N
     env.close()
 
 
-def _mean_of_both_modes(task_id: int, detour: str) -> tuple[bool, str, int]:
+def _mean_of_both_modes(task_id: int, detour: str) -> tuple[bool, str, int, bool]:
     """Execute the mean of the two modes' clean expert actions: (success, path class, the first step at which
-    the hand is `INTO_BARRIER` along the carry)."""
+    the hand is `INTO_BARRIER` along the carry, whether anything touched the barrier)."""
     env = MiniLiberoEnv("multimodal", task_id, render=False)
     env.reset(options={"init_state": 1})
     experts = [ScriptedExpert(env.model, env.data, env.task_spec.plan, mode=m, detour=detour) for m in MODES]
@@ -104,8 +104,9 @@ def _mean_of_both_modes(task_id: int, detour: str) -> tuple[bool, str, int]:
             reached = min(reached, step)
         if success or truncated:
             break
+    touched = env.episode_touched_obstacle()
     env.close()
-    return success, classify_path(np.array(path), start, goal), reached
+    return success, classify_path(np.array(path), start, goal), reached, touched
 
 
 # The barrier's near face is 17 - 1.5 = 15.5 cm from the object along the carry: a hand 10 cm along has
@@ -122,6 +123,7 @@ def test_the_diagonal_detour_makes_the_mean_of_the_modes_harmful(task_id: int) -
     waits, heads = _mean_of_both_modes(task_id, "lateral"), _mean_of_both_modes(task_id, "diagonal")
     assert waits[:2] == heads[:2] == (False, BETWEEN)
     assert heads[2] <= AT_ONCE and waits[2] > WAITS_BEYOND
+    assert heads[3] is True and waits[3] is True  # both end up pushing the object into it
 
 
 def test_the_expert_draws_each_mode_uniformly_and_refuses_an_unknown_one() -> None:
@@ -139,7 +141,7 @@ def test_the_expert_draws_each_mode_uniformly_and_refuses_an_unknown_one() -> No
         ScriptedExpert(env.model, env.data, task.plan, detour="over")
     plain = MiniLiberoEnv("goal", 4, render=False)
     assert ScriptedExpert(plain.model, plain.data, plain.task_spec.plan).mode is None
-    assert plain.episode_mode() is None
+    assert plain.episode_mode() is None and plain.episode_touched_obstacle() is None
     env.close(), plain.close()
 
 
@@ -183,8 +185,8 @@ def test_collect_records_the_detour_and_refuses_one_without_modes(tmp_path: Path
         "multimodal", 1, tmp_path / "mm", task_ids=[1], resolution=32, detour="diagonal", progress=False
     )
     assert json.loads((root / PROVENANCE).read_text())["detour"] == "diagonal"
-    with pytest.raises(ValueError, match="detour=diagonal applies to a suite whose tasks have modes"):
-        collect_dataset("goal", 1, tmp_path / "never", detour="diagonal", progress=False)
+    with pytest.raises(ValueError, match="detour=lateral applies to a suite whose tasks have modes"):
+        collect_dataset("goal", 1, tmp_path / "never", detour="lateral", progress=False)
     with pytest.raises(ValueError, match="detour='up' is not an expert detour"):
         collect_dataset("multimodal", 1, tmp_path / "never", detour="up", progress=False)
     assert not (tmp_path / "never").exists()
