@@ -87,13 +87,14 @@ teacher: install
 		$(TEACHER_RUN)/assets/tiny_smolvlm
 
 # Reproduces the multimodal probe's teacher (policies/assets/mini_libero_multimodal_teacher/README.md):
-# 100 demos per task of the 4-task `multimodal` suite (the expert passes the barrier on a random side),
-# then the embedded default teacher fine-tuned on them with lerobot-train, then 2000 steps on demos with
-# action noise 0.02 (as the embedded teacher's stage 2). Re-running resumes.
+# 100 demos per task of the 4-task `multimodal` suite (the expert passes the barrier on a random side, going
+# diagonally to beside it: MM_DETOUR), then the embedded default teacher fine-tuned on them with lerobot-train,
+# then 2000 steps on demos with action noise 0.02, then 2000 steps on noise-free demos that show every layout
+# in both modes (paired_modes: the same observation with both strategies up to the choice). Re-running resumes.
 MM_RUN ?= outputs/multimodal_teacher_run
 MM_STEPS ?= 4000
 MM_FT_STEPS ?= 2000
-MM_DETOUR ?= lateral
+MM_DETOUR ?= diagonal
 teacher-multimodal: install
 	[ -d $(MM_RUN)/data ] || $(VENV)/bin/snapflow-collect suite=multimodal episodes_per_task=100 \
 		resolution=64 workers=2 seed=0 detour=$(MM_DETOUR) out=$(MM_RUN)/data
@@ -101,11 +102,14 @@ teacher-multimodal: install
 		materialize_teacher('$(MM_RUN)/base')"
 	$(call finetune,$(MM_RUN)/base,$(MM_RUN)/data,$(MM_RUN)/teacher,$(MM_STEPS),2e-4,1000,1000)
 	[ -d $(MM_RUN)/data_finetune ] || $(VENV)/bin/snapflow-collect suite=multimodal episodes_per_task=100 \
-		resolution=64 workers=2 seed=0 noise_std=0.02 detour=$(MM_DETOUR) \
-		out=$(MM_RUN)/data_finetune
+		resolution=64 workers=2 seed=0 noise_std=0.02 detour=$(MM_DETOUR) out=$(MM_RUN)/data_finetune
 	$(call finetune,$(MM_RUN)/teacher/checkpoints/last/pretrained_model,$(MM_RUN)/data_finetune,$\
 		$(MM_RUN)/finetune,$(MM_FT_STEPS),2e-4,1000,1000)
-	$(PY) -m snapflow.policies.embedded $(MM_RUN)/finetune/checkpoints/last/pretrained_model \
+	[ -d $(MM_RUN)/data_paired ] || $(VENV)/bin/snapflow-collect suite=multimodal episodes_per_task=100 \
+		resolution=64 workers=2 seed=1 noise_std=0 paired_modes=true detour=$(MM_DETOUR) out=$(MM_RUN)/data_paired
+	$(call finetune,$(MM_RUN)/finetune/checkpoints/last/pretrained_model,$(MM_RUN)/data_paired,$\
+		$(MM_RUN)/paired,$(MM_FT_STEPS),2e-4,1000,1000)
+	$(PY) -m snapflow.policies.embedded $(MM_RUN)/paired/checkpoints/last/pretrained_model \
 		$(MM_RUN)/base/smolvlm policies/assets/mini_libero_multimodal_teacher
 
 # What each edge-speed variant costs in success (README, "Speed"): the SnapFlow student of a `make demo` run

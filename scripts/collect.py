@@ -2,7 +2,7 @@
 
 snapflow-collect suite=spatial episodes_per_task=50 out=data/mini_libero_spatial [task_ids=[0,1]]
     [resolution=128] [workers=2] [seed=0] [video=false] [noise_std=0.05] [overwrite=false]
-    [object_state=false] [layout=libero|wide] [paired_modes=false] [detour=lateral|diagonal]
+    [object_state=false] [layout=libero|wide] [paired_modes=false] [detour=diagonal|lateral]
 suite may be a list (suite=[spatial,goal]) or "all": one multi-task dataset.
 """
 
