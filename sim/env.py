@@ -118,6 +118,9 @@ class MiniLiberoEnv(gym.Env):
         self._eef_path: list[np.ndarray] = []
         self._touched_obstacle = self._at_object = False
         self._burner = self.model.geom("burner").id if "stove" in self.task_spec.fixtures else None
+        # the probe's fixed geometry, looked up once: read every step by `step` (the path and the contacts)
+        self._barrier = self.model.geom("barrier").id if self.task_spec.obstacle else None
+        self._nominal_xy = self._probe_regions() if self.task_spec.modes else None
         self.object_state = bool(object_state)
         self._objects = ObjectStateReader(self.model) if self.object_state else None
 
@@ -168,7 +171,7 @@ class MiniLiberoEnv(gym.Env):
             self._eef_path.append(self._eef_xy())
             # Counted from the hand's first arrival at the object, as the path is (classify_path): the way
             # from home passes close to the barrier and may graze it with a finger before any choice.
-            if np.linalg.norm(self._eef_path[-1] - self._nominal_xy()[0]) <= AT_OBJECT:
+            if np.linalg.norm(self._eef_path[-1] - self._nominal_xy[0]) <= AT_OBJECT:
                 self._at_object = True
             self._touched_obstacle = self._touched_obstacle or (
                 self._at_object and self._obstacle_in_contact()
@@ -210,9 +213,9 @@ class MiniLiberoEnv(gym.Env):
         for a task whose expert chooses between strategies (the multimodal probe); None for other tasks."""
         if not self.task_spec.modes:
             return None
-        return classify_path(np.array(self._eef_path), *self._nominal_xy())
+        return classify_path(np.array(self._eef_path), *self._nominal_xy)
 
-    def _nominal_xy(self) -> tuple[np.ndarray, np.ndarray]:
+    def _probe_regions(self) -> tuple[np.ndarray, np.ndarray]:
         """(2,) m each: the region centres of the probe task's object and target."""
         regions = {name: np.array([x, y]) for name, x, y in self.task_spec.regions}
         return regions[self.task_spec.plan[0].obj], regions[self.task_spec.plan[0].target]
@@ -220,16 +223,15 @@ class MiniLiberoEnv(gym.Env):
     def episode_touched_obstacle(self) -> bool | None:
         """Whether anything (the carried object, the hand, another object) touched the probe's barrier after
         the hand first reached the object (checked after every step); None for a task without one."""
-        return self._touched_obstacle if self.task_spec.modes and self.task_spec.obstacle else None
+        return self._touched_obstacle if self.task_spec.modes and self._barrier is not None else None
 
     def _obstacle_in_contact(self) -> bool:
         # The barrier is welded to the world, so MuJoCo never reports its contact with the (static) table:
         # every contact it is in involves a moving body.
-        if not self.task_spec.obstacle:
+        if self._barrier is None:
             return False
-        barrier = self.model.geom("barrier").id
         contacts = self.data.contact[: self.data.ncon]
-        return bool(np.any((contacts.geom1 == barrier) | (contacts.geom2 == barrier)))
+        return bool(np.any((contacts.geom1 == self._barrier) | (contacts.geom2 == self._barrier)))
 
     def _eef_xy(self) -> np.ndarray:
         return self.controller.eef_pose()[0][:2].copy()

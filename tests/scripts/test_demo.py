@@ -161,14 +161,17 @@ def test_embedded_teacher_resolves_everywhere(tmp_path):
         assert Path(vlm).is_absolute() and (Path(vlm) / "config.json").is_file()
 
 
-def test_an_unknown_probe_is_refused_before_anything_is_written(tmp_path):
+def _refused_demo(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, Path]:
+    """Run snapflow-demo with `args` into `<tmp_path>/never`, a run its checks must refuse before any stage."""
     out = tmp_path / "never"
     proc = subprocess.run(
-        [str(BIN / "snapflow-demo"), "probe=bimodal", f"out={out}"],
-        capture_output=True,
-        text=True,
-        timeout=120,
+        [str(BIN / "snapflow-demo"), *args, f"out={out}"], capture_output=True, text=True, timeout=120
     )
+    return proc, out
+
+
+def test_an_unknown_probe_is_refused_before_anything_is_written(tmp_path):
+    proc, out = _refused_demo(tmp_path, "probe=bimodal")
     assert proc.returncode == 2 and "probe='bimodal'" in proc.stderr and "multimodal" in proc.stderr
     assert not out.exists()
 
@@ -205,22 +208,18 @@ def test_multimodal_probe_runs_end_to_end_on_a_tiny_teacher(tmp_path):
 
 def test_paired_probe_demos_need_an_even_count(tmp_path):
     """probe_settings.paired_modes with an odd demo count is refused before any stage (collect would fail)."""
-    out = tmp_path / "never"
-    proc = subprocess.run(
-        [str(BIN / "snapflow-demo"), "probe=multimodal", "probe_settings.paired_modes=true",
-         "probe_settings.distill_demos_per_task=25", f"out={out}"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    proc, out = _refused_demo(
+        tmp_path,
+        "probe=multimodal",
+        "probe_settings.paired_modes=true",
+        "probe_settings.distill_demos_per_task=25",
+    )
     assert proc.returncode == 2 and "distill_demos_per_task must be even, got 25" in proc.stderr
     assert not out.exists()
 
 
 def test_probe_detour_is_checked_before_any_stage(tmp_path):
     """A bad probe_settings.detour is named at once (collect would refuse it only after the teacher copy)."""
-    out = tmp_path / "never"
-    proc = subprocess.run(
-        [str(BIN / "snapflow-demo"), "probe=multimodal", "probe_settings.detour=sideways", f"out={out}"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    proc, out = _refused_demo(tmp_path, "probe=multimodal", "probe_settings.detour=sideways")
     assert proc.returncode == 2 and "probe_settings.detour='sideways' is not valid" in proc.stderr
     assert not out.exists()
