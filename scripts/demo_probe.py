@@ -2,6 +2,7 @@
 
     snapflow-demo probe=multimodal [teacher=<ckpt>] [probe_settings.episodes=13] [out=<dir>]
         [probe_settings.consistency_steps=10]   # also the k-step consistency-target option (snapflow_k_1)
+        [probe_settings.consistency_loss=null]  # drop the energy-score option (snapflow_energy_1/2)
 
 On the `multimodal` suite the scripted expert carries the object round a barrier on either side at random,
 so the demonstrated actions have two modes whose average drives into the barrier (README, "Where one Euler
@@ -26,6 +27,22 @@ from snapflow.scripts.demo import BIN, _distill_cmd, _run, _run_parallel
 
 SUITE = "multimodal"
 PROBE_SAMPLERS = ["teacher_10", "teacher_2", "naive_1", "snapflow_1", "snapflow_2", "fm_1"]
+# Options of the recipe the probe can distil beside it: role -> (snapflow-eval key of its student, samplers).
+OPTION_STUDENTS = {"snapflow_k": "student_k", "snapflow_energy": "student_energy"}
+OPTION_SAMPLERS = {
+    "snapflow_k": ["snapflow_k_1"],
+    "snapflow_energy": ["snapflow_energy_1", "snapflow_energy_2"],
+}
+
+
+def _options(settings: DictConfig) -> dict[str, str]:
+    """role -> the lerobot-train flag of each option asked for in ``probe_settings`` (checked by the demo)."""
+    options = {}
+    if settings.consistency_steps is not None:
+        options["snapflow_k"] = f"--policy.snapflow.consistency_steps={int(settings.consistency_steps)}"
+    if settings.consistency_loss is not None:
+        options["snapflow_energy"] = f"--policy.snapflow.consistency_loss={settings.consistency_loss}"
+    return options
 
 
 def probe_teacher(cfg: DictConfig, out: Path) -> Path:
@@ -71,19 +88,19 @@ def run_probe(cfg: DictConfig, out: Path) -> None:
     ])  # fmt: skip
     runs = {m: out / f"distill_{m}" for m in ("snapflow", "fm")}
     cmds = [_distill_cmd(cfg, teacher, data, m, runs[m]) for m in runs]
-    k = settings.consistency_steps
-    if k is not None:  # the option: the same recipe with a k-step consistency target
-        runs["snapflow_k"] = out / "distill_snapflow_k"
-        cmds.append([*_distill_cmd(cfg, teacher, data, "snapflow", runs["snapflow_k"]),
-                     f"extra=['--policy.snapflow.consistency_steps={int(k)}']"])  # fmt: skip
-    _run_parallel("distill (SnapFlow and the FM control side by side)", cmds,
+    options = _options(settings)
+    for role, flag in options.items():  # the same recipe with one option changed
+        runs[role] = out / f"distill_{role}"
+        cmds.append([*_distill_cmd(cfg, teacher, data, "snapflow", runs[role]), f"extra=['{flag}']"])
+    _run_parallel("distill (SnapFlow, the FM control and any option side by side)", cmds,
                   [out / f"{r.name}.log" for r in list(runs.values())[1:]])  # fmt: skip
     done = {m: (r / "checkpoints" / "last" / "pretrained_model") for m, r in runs.items()}
     student, fm = done["snapflow"].rename(out / "student"), done["fm"].rename(out / "fm")
     samplers, option = list(PROBE_SAMPLERS), []
-    if k is not None:
-        option = [f"student_k={done['snapflow_k'].rename(out / 'student_k')}"]
-        samplers.append("snapflow_k_1")
+    for role in options:
+        key = OPTION_STUDENTS[role]
+        option.append(f"{key}={done[role].rename(out / key)}")
+        samplers += OPTION_SAMPLERS[role]
     episodes = int(settings.episodes)
     cap = [f"max_steps={int(cfg.max_steps)}"] if cfg.max_steps is not None else []
     offline = [f"dataset={held_out}", f"episodes_for_mse={4 * int(settings.offline_demos_per_task)}"]

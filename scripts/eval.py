@@ -81,7 +81,7 @@ def _samplers(cfg: DictConfig) -> dict:
         if d.get("role") in STUDENT_ROLES and not _is_student(path):
             raise ValueError(
                 f"sampler {name!r}: {path} is not a *_snapflow student (teacher and student swapped?); "
-                f"set student=/student_k= to a snapflow-distill checkpoint"
+                f"set student=/student_k=/student_energy= to a snapflow-distill checkpoint"
             )
         if str(d.get("role", "")).startswith("teacher") and _is_distilled(path):
             raise ValueError(
@@ -113,7 +113,11 @@ def _sampler_nfe(name: str, value: object) -> int:
 # A compute-bound latency loop gets about all of its threads' CPU time on an idle machine; well below that,
 # other processes shared the cores (a demo measured beside other jobs read 2237 ms for a 28 ms model).
 CONTENDED_CPU_SHARE = 0.7
-STUDENT_ROLES = ("snapflow", "snapflow_k")  # sampler roles that read the student's target-time embedding
+STUDENT_ROLES = (
+    "snapflow",
+    "snapflow_k",
+    "snapflow_energy",
+)  # sampler roles that read the student's target-time embedding
 
 
 def _is_student(path: object) -> bool:
@@ -232,7 +236,15 @@ def _eval(cfg: DictConfig) -> None:
 
     start = time.perf_counter()
     exports = cfg.exports if isinstance(cfg.exports, dict | DictConfig) else {}
-    inputs = [cfg.teacher, cfg.student, cfg.fm, cfg.student_k, cfg.dataset, *exports.values()]
+    inputs = [
+        cfg.teacher,
+        cfg.student,
+        cfg.fm,
+        cfg.student_k,
+        cfg.student_energy,
+        cfg.dataset,
+        *exports.values(),
+    ]
     # refuse before hours of rollouts, not after; never over a checkpoint or dataset it reads
     check_out(cfg.out, strict_bool(cfg.overwrite, "overwrite"), inputs)
     if not as_list(cfg.suites):
@@ -281,8 +293,9 @@ def _eval(cfg: DictConfig) -> None:
             "policy_type": lp.config.type,
         }
         snapflow_cfg = getattr(lp.config, "snapflow", None)
-        if snapflow_cfg is not None:  # the consistency target the student was distilled with
+        if snapflow_cfg is not None:  # the consistency target and loss the student was distilled with
             info[name]["consistency_steps"] = snapflow_cfg.consistency_steps
+            info[name]["consistency_loss"] = snapflow_cfg.consistency_loss
         if cfg.dataset:
             m = offline_action_mse(
                 lp.policy,

@@ -5,6 +5,7 @@ from typing import Literal
 
 SPLITS = ("fixed", "bernoulli")
 MULTISTEP_MODES = ("target_time", "euler")
+CONSISTENCY_LOSSES = ("mse", "energy")
 
 
 class ConfigError(Exception):
@@ -42,6 +43,15 @@ class SnapFlowConfig:
     # instead of 2), so the 1-NFE jump learns a finer sampler than the 2-step one (README, "Where one
     # Euler step must fail").
     consistency_steps: int = 2
+    # How the 1-NFE jump is scored against the consistency target (an option; "mse" = the paper's): "mse"
+    # regresses each noise draw onto its own target; "energy" draws `energy_samples` noises per observation
+    # and scores the jump's samples against the target's samples with the energy score (a proper scoring
+    # rule: it asks for the targets' distribution, not for each noise's own target), so the jump may split
+    # the noise between the modes however it learns fastest (README, "Where one Euler step must fail").
+    consistency_loss: Literal["mse", "energy"] = "mse"
+    # Noise draws per observation in the consistency branch with consistency_loss="energy" (>= 2: the
+    # energy score's spread term compares draws of the same observation).
+    energy_samples: int = 4
     # Width of the hidden layer of the target-time MLP; 0 means "same as the time-embedding width".
     target_time_hidden_dim: int = 0
 
@@ -64,6 +74,14 @@ class SnapFlowConfig:
             )
         if self.consistency_steps < 2:
             raise ConfigError(f"snapflow.consistency_steps must be >= 2, got {self.consistency_steps}")
+        if self.consistency_loss not in CONSISTENCY_LOSSES:
+            raise ConfigError(
+                f"snapflow.consistency_loss must be one of {CONSISTENCY_LOSSES}, got {self.consistency_loss!r}"
+            )
+        if isinstance(self.energy_samples, bool) or not isinstance(self.energy_samples, int):
+            raise ConfigError(f"snapflow.energy_samples must be an integer >= 2, got {self.energy_samples!r}")
+        if self.energy_samples < 2:
+            raise ConfigError(f"snapflow.energy_samples must be >= 2, got {self.energy_samples}")
         if self.target_time_hidden_dim < 0:
             raise ConfigError("snapflow.target_time_hidden_dim must be >= 0")
 

@@ -11,6 +11,8 @@ Per step, with B_fm + B_sc = B:
                            v_1 = F(x_1, 1, 1),  x_half = x_1 - 0.5*v_1,  v_half = F(x_half, 0.5, 0.5),
                            L_sc = |F(x_1, 1, s=0) - (v_1 + v_half)/2|^2
                            (option consistency_steps=k: the mean velocity of the model's own k-step Euler)
+                           (option consistency_loss="energy": m noise draws per SC row, and the energy score
+                           of the jump's samples x_1 - F against the target's samples x_1 - v_tgt; energy.py)
   L = alpha * L_fm + (1 - alpha) * lambda * L_sc
 The two gradient-carrying evaluations run as one batched pass over all B rows (static shapes), the two
 target evaluations as B_sc-row passes under torch.no_grad: 1 + 2*B_sc/B expert passes per sample. A caller
@@ -24,6 +26,7 @@ import torch
 from torch import Tensor
 
 from snapflow.policies.snapflow.config import SnapFlowConfig
+from snapflow.policies.snapflow.energy import energy_score
 from snapflow.policies.snapflow.flow import VelocityFn, interpolate, target_velocity
 
 RowVelocityFn = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
@@ -59,6 +62,17 @@ def consistency_target(velocity: VelocityFn, x_1: Tensor, target_clamp: float, s
                 v = v.clamp(-target_clamp, target_clamp)
             x, total = x - v / steps, total + v
     return (total / steps).detach()
+
+
+def _consistency_per_row(v: Tensor, v_tgt: Tensor, x_1: Tensor, draws: int, action_dim: int) -> Tensor:
+    """The consistency loss of each SC row, (n_sc,), from its ``draws`` jump velocities ``v`` (n_sc * draws,
+    H, A) and targets: the mean squared error (draws = 1, the paper's), or the energy score of the samples
+    x_1 - v against x_1 - v_tgt (draws >= 2; samples, not velocities: the score pairs different draws)."""
+    if draws == 1:
+        return (v - v_tgt)[..., :action_dim].pow(2).mean(dim=(1, 2))
+    jumps = (x_1 - v)[..., :action_dim].reshape(-1, draws, v.shape[1] * action_dim)
+    targets = (x_1 - v_tgt)[..., :action_dim].reshape(-1, draws, v.shape[1] * action_dim)
+    return energy_score(jumps, targets.detach())
 
 
 def snapflow_loss(
@@ -102,24 +116,28 @@ def snapflow_loss(
     x_t = interpolate(noise, a_fm, t_fm)
     u_t = target_velocity(noise, a_fm)
 
-    # SC branch inputs: fresh pure noise at t=1, target from stop-gradient passes of the current weights.
-    x_1 = torch.randn((n_sc, *actions.shape[1:]), device=device, dtype=actions.dtype)
+    # SC branch inputs: fresh pure noise at t=1 (`draws` per SC row), target from stop-gradient passes of
+    # the current weights.
+    draws = cfg.energy_samples if cfg.consistency_loss == "energy" else 1
+    draw_rows = sc_rows.repeat_interleave(draws)
+    n_draws = draw_rows.numel()
+    x_1 = torch.randn((n_draws, *actions.shape[1:]), device=device, dtype=actions.dtype)
     if target_passes is None:
-        target_fn: VelocityFn = lambda x, t, s: velocity(x, t, s, sc_rows)  # noqa: E731
+        target_fn: VelocityFn = lambda x, t, s: velocity(x, t, s, draw_rows)  # noqa: E731
     else:
         with torch.no_grad():
-            target_fn = target_passes(sc_rows) if n_sc else None
+            target_fn = target_passes(draw_rows) if n_sc else None
     v_tgt = consistency_target(target_fn, x_1, cfg.target_clamp, cfg.consistency_steps) if n_sc else x_1
 
     # One gradient pass over all rows: FM rows at (t, s=t), SC rows at (t=1, s=0).
     v = velocity(
         torch.cat([x_t, x_1]),
-        torch.cat([t_fm, torch.ones(n_sc, device=device)]),
-        torch.cat([t_fm, torch.zeros(n_sc, device=device)]),
-        torch.cat([fm_rows, sc_rows]),
+        torch.cat([t_fm, torch.ones(n_draws, device=device)]),
+        torch.cat([t_fm, torch.zeros(n_draws, device=device)]),
+        torch.cat([fm_rows, draw_rows]),
     )
     err_fm = (v[:n_fm] - u_t)[..., :action_dim].pow(2)
-    err_sc = (v[n_fm:] - v_tgt)[..., :action_dim].pow(2)
+    sc_per_row = _consistency_per_row(v[n_fm:], v_tgt, x_1, draws, action_dim)
 
     if valid is not None:
         mask = valid[fm_rows].unsqueeze(-1).to(err_fm.dtype)
@@ -128,7 +146,7 @@ def snapflow_loss(
     else:
         count_fm = torch.full((n_fm,), err_fm.shape[1] * action_dim, device=device, dtype=err_fm.dtype)
     loss_fm = err_fm.sum() / count_fm.sum().clamp_min(1) if n_fm else actions.new_zeros(())
-    loss_sc = err_sc.mean() if n_sc else actions.new_zeros(())
+    loss_sc = sc_per_row.mean() if n_sc else actions.new_zeros(())
     w_fm, w_sc = cfg.alpha, (1.0 - cfg.alpha) * cfg.consistency_weight
     loss = w_fm * loss_fm + w_sc * loss_sc
 
@@ -149,5 +167,5 @@ def snapflow_loss(
         # means would weight short episodes up and no longer average to loss_fm.
         per_sample[fm_rows] = w_fm * err_fm.sum(dim=(1, 2)) / count_fm.sum().clamp_min(1) * batch_size
     if n_sc:
-        per_sample[sc_rows] = w_sc * err_sc.mean(dim=(1, 2)) * batch_size / n_sc
+        per_sample[sc_rows] = w_sc * sc_per_row * batch_size / n_sc
     return per_sample, metrics

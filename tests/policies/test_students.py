@@ -1,7 +1,9 @@
 """The three LeRobot plugin students on tiny real backbones: identity at init, NFE, training, round trip."""
 
 import copy
+import dataclasses
 import json
+import math
 
 import pytest
 import torch
@@ -181,6 +183,19 @@ def test_consistency_loss_decreases_under_its_own_gradient(family_setup):
     history = _train(student, pre(raw_batch(family, batch_size=4)), steps=10)
     sc = [m["loss_sc"] for m in history]
     assert sum(sc[-3:]) < sum(sc[:3]), sc
+
+
+def test_energy_consistency_option_trains_through_the_backbone(family_setup):
+    """consistency_loss="energy": every consistency row is drawn energy_samples times, through the shared
+    (KV-cached) prefix of its observation; the step is finite and trains the jump (phi moves)."""
+    family, student, pre, _ = family_setup
+    student = copy.deepcopy(student).train()
+    student.config.snapflow = dataclasses.replace(
+        student.config.snapflow, alpha=0.0, consistency_loss="energy", energy_samples=3
+    )
+    history = _train(student, pre(raw_batch(family, batch_size=2)), steps=3)
+    assert all(math.isfinite(m["loss_sc"]) for m in history)
+    assert student.target_time_embedding.gap() > 0.0
 
 
 def test_save_load_round_trip(family_setup, tmp_path):

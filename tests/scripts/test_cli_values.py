@@ -88,6 +88,7 @@ def _demo_cfg(**overrides: object) -> object:
         ({"probe": "multimodal", "probe_settings.episodes": 0}, "probe_settings.episodes must be >= 1"),
         ({"probe": "multimodal", "probe_settings.episodes": 51}, "<= 50"),
         ({"probe": "multimodal", "probe_settings.consistency_steps": "abc"}, "consistency_steps"),
+        ({"probe": "multimodal", "probe_settings.consistency_loss": "huber"}, "consistency_loss"),
         ({"distill_steps": -3}, "distill_steps must be >= 1"),
         ({"max_steps": 0}, "max_steps must be >= 1"),
     ],

@@ -193,9 +193,14 @@ def test_multimodal_probe_runs_end_to_end_on_a_tiny_teacher(tmp_path):
     assert proc.stdout.strip().splitlines()[-1] == f"outputs: {out}"
     report = json.loads((out / "report.json").read_text())
     assert list(report["suites"]) == ["multimodal"]
-    assert set(report["suites"]["multimodal"]) == {*PROBE_SAMPLERS, "snapflow_k_1"}
+    # The paper's recipe, the k-step option and the energy-score option (on by default) side by side.
+    options = {"snapflow_k_1", "snapflow_energy_1", "snapflow_energy_2"}
+    assert set(report["suites"]["multimodal"]) == {*PROBE_SAMPLERS, *options}
     assert report["samplers"]["snapflow_k_1"]["consistency_steps"] == 3
     assert report["samplers"]["snapflow_1"]["consistency_steps"] == 2
+    assert report["samplers"]["snapflow_1"]["consistency_loss"] == "mse"
+    assert report["samplers"]["snapflow_energy_1"]["consistency_loss"] == "energy"
+    assert report["samplers"]["snapflow_energy_2"]["nfe"] == 2
     for entry in report["suites"]["multimodal"].values():
         assert entry["episodes"] == 4 and set(entry["modes"]) == {"near", "far"}
         assert entry["between_modes"] + entry["not_reached"] + sum(entry["modes"].values()) * 4 == 4
@@ -223,3 +228,17 @@ def test_probe_detour_is_checked_before_any_stage(tmp_path):
     proc, out = _refused_demo(tmp_path, "probe=multimodal", "probe_settings.detour=sideways")
     assert proc.returncode == 2 and "probe_settings.detour='sideways' is not valid" in proc.stderr
     assert not out.exists()
+
+
+def test_probe_options_become_the_lerobot_train_flags_of_their_students():
+    from omegaconf import OmegaConf
+
+    from snapflow.scripts.demo_probe import OPTION_SAMPLERS, OPTION_STUDENTS, _options
+
+    both = _options(OmegaConf.create({"consistency_steps": 4, "consistency_loss": "energy"}))
+    assert both == {
+        "snapflow_k": "--policy.snapflow.consistency_steps=4",
+        "snapflow_energy": "--policy.snapflow.consistency_loss=energy",
+    }
+    assert set(OPTION_STUDENTS) == set(OPTION_SAMPLERS) == set(both)
+    assert _options(OmegaConf.create({"consistency_steps": None, "consistency_loss": None})) == {}
