@@ -181,10 +181,9 @@ def check_values(cfg: DictConfig) -> None:
         k = settings.consistency_steps
         if k is not None and (not str(k).isdigit() or int(k) < 2):
             raise ValueError(f"probe_settings.consistency_steps must be an integer >= 2 (or null), got {k!r}")
-        if settings.consistency_loss not in (None, "energy"):
-            raise ValueError(
-                f"probe_settings.consistency_loss must be energy (or null), got {settings.consistency_loss!r}"
-            )
+        from snapflow.scripts.demo_probe import option_overrides
+
+        option_overrides(settings.option)  # ValueError names probe_settings.option.<key>
     if cfg.probe is None:  # probe_settings would be ignored without a word by the main job
         changed = [k for k in cfg.probe_settings if cfg.probe_settings[k] != defaults.probe_settings.get(k)]
         if changed:

@@ -2,7 +2,7 @@
 
     snapflow-demo probe=multimodal [teacher=<ckpt>] [probe_settings.episodes=13] [out=<dir>]
         [probe_settings.consistency_steps=10]   # also the k-step consistency-target option (snapflow_k_1)
-        [probe_settings.consistency_loss=null]  # drop the energy-score option (snapflow_energy_1/2)
+        [probe_settings.option=null]            # no option student (snapflow_option_1/2; README)
 
 On the `multimodal` suite the scripted expert carries the object round a barrier on either side at random,
 so the demonstrated actions have two modes whose average drives into the barrier (README, "Where one Euler
@@ -27,22 +27,56 @@ from snapflow.scripts.demo import BIN, _distill_cmd, _run, _run_parallel
 
 SUITE = "multimodal"
 PROBE_SAMPLERS = ["teacher_10", "teacher_2", "naive_1", "snapflow_1", "snapflow_2", "fm_1"]
-# Options of the recipe the probe can distil beside it: role -> (snapflow-eval key of its student, samplers).
-OPTION_STUDENTS = {"snapflow_k": "student_k", "snapflow_energy": "student_energy"}
-OPTION_SAMPLERS = {
-    "snapflow_k": ["snapflow_k_1"],
-    "snapflow_energy": ["snapflow_energy_1", "snapflow_energy_2"],
-}
+# The option student (probe_settings.option): the paper's recipe with these snapflow-distill keys changed,
+# and these SnapFlowConfig fields, which reach lerobot-train as --policy.snapflow.<field>.
+OPTION_DISTILL_KEYS = ("steps", "lr", "consistency_weight", "alpha")
+OPTION_SNAPFLOW_KEYS = ("consistency_loss", "consistency_steps", "energy_samples")
+OPTION_SAMPLERS = ["snapflow_option_1", "snapflow_option_2"]
 
 
-def _options(settings: DictConfig) -> dict[str, str]:
-    """role -> the lerobot-train flag of each option asked for in ``probe_settings`` (checked by the demo)."""
-    options = {}
-    if settings.consistency_steps is not None:
-        options["snapflow_k"] = f"--policy.snapflow.consistency_steps={int(settings.consistency_steps)}"
-    if settings.consistency_loss is not None:
-        options["snapflow_energy"] = f"--policy.snapflow.consistency_loss={settings.consistency_loss}"
-    return options
+def option_overrides(option: DictConfig | None) -> dict[str, object]:
+    """The option student's changes to the recipe ({} = no option student), checked before any stage.
+
+    Raises ValueError naming ``probe_settings.option.<key>``: an unknown key, steps not a whole number >= 1,
+    lr not a positive number, or a value SnapFlowConfig refuses.
+    """
+    from snapflow.policies.snapflow.config import ConfigError, SnapFlowConfig
+
+    if option is None:
+        return {}
+    unknown = sorted(set(option) - {*OPTION_DISTILL_KEYS, *OPTION_SNAPFLOW_KEYS})
+    if unknown:
+        raise ValueError(
+            f"probe_settings.option.{unknown[0]} is not an option; valid: {[*OPTION_DISTILL_KEYS, *OPTION_SNAPFLOW_KEYS]}"
+        )
+    values = {k: v for k, v in option.items() if v is not None}
+    if "steps" in values and (not str(values["steps"]).isdigit() or int(values["steps"]) < 1):
+        raise ValueError(f"probe_settings.option.steps must be a whole number >= 1, got {values['steps']!r}")
+    try:
+        if "lr" in values and not float(values["lr"]) > 0:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"probe_settings.option.lr must be a number > 0, got {values['lr']!r}") from None
+    fields = {k: values[k] for k in ("alpha", "consistency_weight", *OPTION_SNAPFLOW_KEYS) if k in values}
+    try:
+        SnapFlowConfig(**fields)
+    except (ConfigError, TypeError, ValueError) as e:
+        raise ValueError(f"probe_settings.option: {e}") from None
+    return values
+
+
+def _option_cmd(cfg: DictConfig, teacher: Path, data: Path, run: Path, values: dict) -> list[str]:
+    """snapflow-distill of the option student: the recipe's command with ``values`` changed."""
+    steps = int(values.get("steps", cfg.distill_steps))
+    cmd = [
+        a
+        for a in _distill_cmd(cfg, teacher, data, "snapflow", run)
+        if not a.startswith(("steps=", "save_freq="))
+    ]
+    cmd += [f"steps={steps}", f"save_freq={steps}"]
+    cmd += [f"{k}={float(values[k])}" for k in ("lr", "consistency_weight", "alpha") if k in values]
+    flags = [f"'--policy.snapflow.{k}={values[k]}'" for k in OPTION_SNAPFLOW_KEYS if k in values]
+    return [*cmd, f"extra=[{','.join(flags)}]"] if flags else cmd
 
 
 def probe_teacher(cfg: DictConfig, out: Path) -> Path:
@@ -88,24 +122,31 @@ def run_probe(cfg: DictConfig, out: Path) -> None:
     ])  # fmt: skip
     runs = {m: out / f"distill_{m}" for m in ("snapflow", "fm")}
     cmds = [_distill_cmd(cfg, teacher, data, m, runs[m]) for m in runs]
-    options = _options(settings)
-    for role, flag in options.items():  # the same recipe with one option changed
-        runs[role] = out / f"distill_{role}"
-        cmds.append([*_distill_cmd(cfg, teacher, data, "snapflow", runs[role]), f"extra=['{flag}']"])
+    k = settings.consistency_steps
+    if k is not None:  # the same recipe with a k-step consistency target
+        runs["snapflow_k"] = out / "distill_snapflow_k"
+        cmds.append([*_distill_cmd(cfg, teacher, data, "snapflow", runs["snapflow_k"]),
+                     f"extra=['--policy.snapflow.consistency_steps={int(k)}']"])  # fmt: skip
+    option = option_overrides(settings.option)
+    if option:
+        runs["snapflow_option"] = out / "distill_snapflow_option"
+        cmds.append(_option_cmd(cfg, teacher, data, runs["snapflow_option"], option))
     _run_parallel("distill (SnapFlow, the FM control and any option side by side)", cmds,
                   [out / f"{r.name}.log" for r in list(runs.values())[1:]])  # fmt: skip
     done = {m: (r / "checkpoints" / "last" / "pretrained_model") for m, r in runs.items()}
     student, fm = done["snapflow"].rename(out / "student"), done["fm"].rename(out / "fm")
-    samplers, option = list(PROBE_SAMPLERS), []
-    for role in options:
-        key = OPTION_STUDENTS[role]
-        option.append(f"{key}={done[role].rename(out / key)}")
-        samplers += OPTION_SAMPLERS[role]
+    samplers, extra_students = list(PROBE_SAMPLERS), []
+    if k is not None:
+        extra_students.append(f"student_k={done['snapflow_k'].rename(out / 'student_k')}")
+        samplers.append("snapflow_k_1")
+    if option:
+        extra_students.append(f"student_option={done['snapflow_option'].rename(out / 'student_option')}")
+        samplers += OPTION_SAMPLERS
     episodes = int(settings.episodes)
     cap = [f"max_steps={int(cfg.max_steps)}"] if cfg.max_steps is not None else []
     offline = [f"dataset={held_out}", f"episodes_for_mse={4 * int(settings.offline_demos_per_task)}"]
     _run("eval (frozen init states)", [
-        str(BIN / "snapflow-eval"), f"teacher={teacher}", f"student={student}", f"fm={fm}", *option,
+        str(BIN / "snapflow-eval"), f"teacher={teacher}", f"student={student}", f"fm={fm}", *extra_students,
         f"samplers=[{','.join(samplers)}]", f"suites=[{SUITE}]", f"episodes={episodes}",
         f"resolution={resolution}", f"n_action_steps={int(cfg.n_action_steps)}", f"workers={int(cfg.workers)}",
         f"batch_size={episodes}", f"seed={int(cfg.seed)}", f"out={out / 'eval'}", *offline, *cap,

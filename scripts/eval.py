@@ -81,7 +81,7 @@ def _samplers(cfg: DictConfig) -> dict:
         if d.get("role") in STUDENT_ROLES and not _is_student(path):
             raise ValueError(
                 f"sampler {name!r}: {path} is not a *_snapflow student (teacher and student swapped?); "
-                f"set student=/student_k=/student_energy= to a snapflow-distill checkpoint"
+                f"set student=/student_k=/student_option= to a snapflow-distill checkpoint"
             )
         if str(d.get("role", "")).startswith("teacher") and _is_distilled(path):
             raise ValueError(
@@ -116,8 +116,24 @@ CONTENDED_CPU_SHARE = 0.7
 STUDENT_ROLES = (
     "snapflow",
     "snapflow_k",
-    "snapflow_energy",
+    "snapflow_option",
 )  # sampler roles that read the student's target-time embedding
+
+
+def distillation_record(policy: Path, snapflow_cfg: object) -> dict:
+    """The recipe a *_snapflow checkpoint was distilled with: its SnapFlowConfig's loss fields, and the
+    steps and learning rate of the lerobot-train run that wrote it (train_config.json; absent keys are left
+    out, e.g. for a checkpoint saved by hand)."""
+    record = {
+        key: getattr(snapflow_cfg, key)
+        for key in ("alpha", "consistency_weight", "consistency_steps", "consistency_loss")
+    }
+    train_config = Path(policy) / "train_config.json"
+    if train_config.is_file():
+        run = json.loads(train_config.read_text())
+        record["steps"] = run.get("steps")
+        record["lr"] = (run.get("optimizer") or {}).get("lr")
+    return record
 
 
 def _is_student(path: object) -> bool:
@@ -241,7 +257,7 @@ def _eval(cfg: DictConfig) -> None:
         cfg.student,
         cfg.fm,
         cfg.student_k,
-        cfg.student_energy,
+        cfg.student_option,
         cfg.dataset,
         *exports.values(),
     ]
@@ -293,9 +309,8 @@ def _eval(cfg: DictConfig) -> None:
             "policy_type": lp.config.type,
         }
         snapflow_cfg = getattr(lp.config, "snapflow", None)
-        if snapflow_cfg is not None:  # the consistency target and loss the student was distilled with
-            info[name]["consistency_steps"] = snapflow_cfg.consistency_steps
-            info[name]["consistency_loss"] = snapflow_cfg.consistency_loss
+        if snapflow_cfg is not None:  # how the student was distilled (the probe compares recipes)
+            info[name].update(distillation_record(spec.policy, snapflow_cfg))
         if cfg.dataset:
             m = offline_action_mse(
                 lp.policy,

@@ -186,21 +186,23 @@ def test_multimodal_probe_runs_end_to_end_on_a_tiny_teacher(tmp_path):
     proc = subprocess.run(
         [str(BIN / "snapflow-demo"), "probe=multimodal", f"teacher={teacher}", f"out={out}",
          "probe_settings.episodes=1", "probe_settings.distill_demos_per_task=2",
-         "probe_settings.offline_demos_per_task=1", "probe_settings.consistency_steps=3", "probe_settings.distill_noise_std=0.01", "distill_steps=2", "distill_batch_size=2", "max_steps=20"],
+         "probe_settings.offline_demos_per_task=1", "probe_settings.consistency_steps=3", "probe_settings.distill_noise_std=0.01",
+         "probe_settings.option.steps=3", "probe_settings.option.consistency_loss=energy", "distill_steps=2", "distill_batch_size=2", "max_steps=20"],
         capture_output=True, text=True, timeout=1800,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == f"outputs: {out}"
     report = json.loads((out / "report.json").read_text())
     assert list(report["suites"]) == ["multimodal"]
-    # The paper's recipe, the k-step option and the energy-score option (on by default) side by side.
-    options = {"snapflow_k_1", "snapflow_energy_1", "snapflow_energy_2"}
+    # The paper's recipe, the k-step option and the option student side by side.
+    options = {"snapflow_k_1", "snapflow_option_1", "snapflow_option_2"}
     assert set(report["suites"]["multimodal"]) == {*PROBE_SAMPLERS, *options}
     assert report["samplers"]["snapflow_k_1"]["consistency_steps"] == 3
-    assert report["samplers"]["snapflow_1"]["consistency_steps"] == 2
-    assert report["samplers"]["snapflow_1"]["consistency_loss"] == "mse"
-    assert report["samplers"]["snapflow_energy_1"]["consistency_loss"] == "energy"
-    assert report["samplers"]["snapflow_energy_2"]["nfe"] == 2
+    recipe, option = report["samplers"]["snapflow_1"], report["samplers"]["snapflow_option_1"]
+    assert recipe["consistency_steps"] == 2 and recipe["consistency_loss"] == "mse"
+    assert (recipe["steps"], recipe["lr"], recipe["consistency_weight"]) == (2, 2.5e-5, 0.1)
+    assert (option["steps"], option["lr"], option["consistency_weight"]) == (3, 1e-4, 1.0)
+    assert option["consistency_loss"] == "energy" and report["samplers"]["snapflow_option_2"]["nfe"] == 2
     for entry in report["suites"]["multimodal"].values():
         assert entry["episodes"] == 4 and set(entry["modes"]) == {"near", "far"}
         assert entry["between_modes"] + entry["not_reached"] + sum(entry["modes"].values()) * 4 == 4
@@ -230,15 +232,19 @@ def test_probe_detour_is_checked_before_any_stage(tmp_path):
     assert not out.exists()
 
 
-def test_probe_options_become_the_lerobot_train_flags_of_their_students():
+def test_the_probe_option_changes_only_its_keys_of_the_recipes_command(tmp_path):
     from omegaconf import OmegaConf
 
-    from snapflow.scripts.demo_probe import OPTION_SAMPLERS, OPTION_STUDENTS, _options
+    from snapflow.scripts.demo_probe import _option_cmd, option_overrides
 
-    both = _options(OmegaConf.create({"consistency_steps": 4, "consistency_loss": "energy"}))
-    assert both == {
-        "snapflow_k": "--policy.snapflow.consistency_steps=4",
-        "snapflow_energy": "--policy.snapflow.consistency_loss=energy",
-    }
-    assert set(OPTION_STUDENTS) == set(OPTION_SAMPLERS) == set(both)
-    assert _options(OmegaConf.create({"consistency_steps": None, "consistency_loss": None})) == {}
+    cfg = OmegaConf.create({"distill_steps": 600, "distill_batch_size": 8})
+    values = option_overrides(OmegaConf.create({"steps": 2400, "lr": 1e-4, "consistency_loss": "energy"}))
+    cmd = _option_cmd(cfg, tmp_path / "t", tmp_path / "d", tmp_path / "run", values)
+    assert [a for a in cmd if a.startswith(("steps=", "save_freq=", "lr=", "batch_size="))] == [
+        "batch_size=8",
+        "steps=2400",
+        "save_freq=2400",
+        "lr=0.0001",
+    ]
+    assert cmd[-1] == "extra=['--policy.snapflow.consistency_loss=energy']" and "method=snapflow" in cmd
+    assert option_overrides(None) == {}
