@@ -14,6 +14,9 @@ from pathlib import Path
 from snapflow.sim.evaluate import EpisodeResult
 from snapflow.sim.modes import BETWEEN, MODES, NOT_REACHED
 
+# Sampler names longer than this are drawn on two lines under their bar (about the width of one bar).
+LABEL_CHARS = 11
+
 
 def mode_entry(episodes: list[EpisodeResult]) -> dict:
     """Mode coverage of a multimodal-probe rollout: {"modes": {mode: share of all episodes},
@@ -92,10 +95,12 @@ def plot_modes(report: dict, path: Path, suite: str = "multimodal") -> None:
         [100 * (rows[n]["ci_high"] - rows[n]["success"]) for n in names],
     ]
     ax.errorbar(names, success, yerr=err, fmt="D", color="black", capsize=4, label="success (95% CI)")
+    # Long sampler names (snapflow_option_1) would run into their neighbours: break them after the family.
+    ax.set_xticks(range(len(names)), [n.replace("_", "\n", 1) if len(n) > LABEL_CHARS else n for n in names])
     ax.set_ylim(0, 105)
     ax.set_ylabel("% of episodes")
     ax.set_title(f"{suite}: strategy per episode and success, {rows[names[0]]['episodes']} episodes each")
-    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.12))
+    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.2))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -201,7 +201,7 @@ def test_multimodal_probe_runs_end_to_end_on_a_tiny_teacher(tmp_path):
     recipe, option = report["samplers"]["snapflow_1"], report["samplers"]["snapflow_option_1"]
     assert recipe["consistency_steps"] == 2 and recipe["consistency_loss"] == "mse"
     assert (recipe["steps"], recipe["lr"], recipe["consistency_weight"]) == (2, 2.5e-5, 0.1)
-    assert (option["steps"], option["lr"], option["consistency_weight"]) == (3, 1e-4, 1.0)
+    assert (option["steps"], option["lr"], option["consistency_weight"]) == (3, 3e-4, 1.0)
     assert option["consistency_loss"] == "energy" and report["samplers"]["snapflow_option_2"]["nfe"] == 2
     for entry in report["suites"]["multimodal"].values():
         assert entry["episodes"] == 4 and set(entry["modes"]) == {"near", "far"}
