@@ -92,7 +92,8 @@ def snapflow_loss(
         velocity: the student network as a RowVelocityFn (see module docstring).
         actions: (B, H, A_pad) ground-truth chunks; only the FM branch uses them.
         sample_time: the base policy's training-time sampler, n -> (n,) times in (0, 1].
-        cfg: alpha, consistency_weight, target_clamp, split.
+        cfg: alpha, consistency_weight, target_clamp, split, and the options consistency_steps,
+            consistency_loss and energy_samples (SnapFlowConfig).
         action_dim: the real action dimension; padded dims beyond it are not scored.
         valid: optional (B, H) bool mask of in-episode steps (``~action_is_pad``); honoured in the FM branch
             exactly as SmolVLA does. The consistency branch never uses dataset actions, so it is unmasked.
