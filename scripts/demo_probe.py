@@ -52,11 +52,8 @@ def option_overrides(option: DictConfig | None) -> dict[str, object]:
     values = {k: v for k, v in option.items() if v is not None}
     if "steps" in values and (not str(values["steps"]).isdigit() or int(values["steps"]) < 1):
         raise ValueError(f"probe_settings.option.steps must be a whole number >= 1, got {values['steps']!r}")
-    try:
-        if "lr" in values and not float(values["lr"]) > 0:
-            raise ValueError
-    except ValueError:
-        raise ValueError(f"probe_settings.option.lr must be a number > 0, got {values['lr']!r}") from None
+    if "lr" in values and not _positive_number(values["lr"]):
+        raise ValueError(f"probe_settings.option.lr must be a number > 0, got {values['lr']!r}")
     fields = {k: values[k] for k in ("alpha", "consistency_weight", *OPTION_SNAPFLOW_KEYS) if k in values}
     try:
         SnapFlowConfig(**fields)
@@ -65,8 +62,16 @@ def option_overrides(option: DictConfig | None) -> dict[str, object]:
     return values
 
 
+def _positive_number(value: object) -> bool:
+    try:
+        return float(value) > 0
+    except (TypeError, ValueError):
+        return False
+
+
 def _option_cmd(cfg: DictConfig, teacher: Path, data: Path, run: Path, values: dict) -> list[str]:
-    """snapflow-distill of the option student: the recipe's command with ``values`` changed."""
+    """snapflow-distill of a student beside the recipe's: the recipe's command with ``values`` changed
+    (keys of OPTION_DISTILL_KEYS and OPTION_SNAPFLOW_KEYS)."""
     steps = int(values.get("steps", cfg.distill_steps))
     cmd = [
         a
@@ -125,8 +130,7 @@ def run_probe(cfg: DictConfig, out: Path) -> None:
     k = settings.consistency_steps
     if k is not None:  # the same recipe with a k-step consistency target
         runs["snapflow_k"] = out / "distill_snapflow_k"
-        cmds.append([*_distill_cmd(cfg, teacher, data, "snapflow", runs["snapflow_k"]),
-                     f"extra=['--policy.snapflow.consistency_steps={int(k)}']"])  # fmt: skip
+        cmds.append(_option_cmd(cfg, teacher, data, runs["snapflow_k"], {"consistency_steps": int(k)}))
     option = option_overrides(settings.option)
     if option:
         runs["snapflow_option"] = out / "distill_snapflow_option"

@@ -113,11 +113,8 @@ def _sampler_nfe(name: str, value: object) -> int:
 # A compute-bound latency loop gets about all of its threads' CPU time on an idle machine; well below that,
 # other processes shared the cores (a demo measured beside other jobs read 2237 ms for a 28 ms model).
 CONTENDED_CPU_SHARE = 0.7
-STUDENT_ROLES = (
-    "snapflow",
-    "snapflow_k",
-    "snapflow_option",
-)  # sampler roles that read the student's target-time embedding
+# Sampler roles that read the student's target-time embedding.
+STUDENT_ROLES = ("snapflow", "snapflow_k", "snapflow_option")
 
 
 def distillation_record(policy: Path, snapflow_cfg: object) -> dict:

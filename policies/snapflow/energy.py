@@ -37,7 +37,12 @@ def energy_score(samples: Tensor, targets: Tensor) -> Tensor:
     samples (the unbiased estimate of E|Y - Y'|). Gradients reach ``samples`` only; pass ``targets``
     detached. Raises ValueError for m < 2 (no spread term) or mismatched shapes.
     """
-    if samples.ndim != 3 or targets.ndim != 3 or samples.shape[::2] != targets.shape[::2]:
+    if (
+        samples.ndim != 3
+        or targets.ndim != 3
+        or samples.shape[0] != targets.shape[0]
+        or samples.shape[-1] != targets.shape[-1]
+    ):
         raise ValueError(
             f"energy_score needs (G, m, D) and (G, n, D), got {tuple(samples.shape)} and {tuple(targets.shape)}"
         )
