@@ -47,6 +47,8 @@ def _body(cfg: DictConfig) -> None:
     for key, low, high in (("alpha", 0.0, 1.0), ("consistency_weight", 0.0, math.inf), ("lr", 0.0, math.inf)):
         if cfg[key] is not None and not (math.isfinite(float(cfg[key])) and low <= float(cfg[key]) <= high):
             raise ValueError(f"{key} must be a finite number in [{low}, {high}], got {cfg[key]}")
+    if cfg.lr is not None and float(cfg.lr) == 0.0:  # LeRobot's cosine schedule divides by the peak rate
+        raise ValueError(f"lr must be > 0, got {cfg.lr}")
     flags: list[str] = []
     view = None  # the dataset view with the teacher's stats, when this run writes one
     read_dataset_info(cfg.dataset)  # a missing or broken meta/info.json is named before any work

@@ -59,8 +59,11 @@ def _samplers(cfg: DictConfig) -> dict:
     names = (
         as_list(cfg.samplers) if cfg.samplers is not None else [n for n, d in defs.items() if d.get("policy")]
     )
+    if not names and cfg.samplers is not None:
+        raise ValueError(f"samplers=[] names no sampler; give at least one of {sorted(defs)}")
     if not names:
         raise ValueError("nothing to evaluate: set teacher=, student= or fm= (or samplers=[...])")
+    raw_defs = OmegaConf.to_container(cfg.sampler_defs, resolve=False)
     out = {}
     for name in names:
         if name not in defs:
@@ -71,9 +74,11 @@ def _samplers(cfg: DictConfig) -> dict:
             )
         d = defs[name]
         if not d.get("policy"):
-            raise ValueError(
-                f"sampler {name!r} has no checkpoint: set its policy (teacher=, student= or fm=)"
-            )
+            key = str((raw_defs.get(name) or {}).get("policy", "")).strip(
+                "${}"
+            )  # "${student_k}" -> student_k
+            hint = f"set {key}=" if key.isidentifier() else "set its policy (teacher=, student= or fm=)"
+            raise ValueError(f"sampler {name!r} has no checkpoint: {hint}")
         try:  # an export is run as it is; a checkpoint may be a training out dir or "embedded"
             path = Path(d["policy"]) if d.get("export") else resolve_pretrained(d["policy"])
         except FileNotFoundError as e:  # name the sampler (and so the key: teacher=, student=, fm=, ...)
@@ -82,6 +87,11 @@ def _samplers(cfg: DictConfig) -> dict:
             raise ValueError(
                 f"sampler {name!r}: {path} is not a *_snapflow student (teacher and student swapped?); "
                 f"set student=/student_k=/student_option= to a snapflow-distill checkpoint"
+            )
+        if d.get("role") == "fm" and _is_distilled(path):
+            raise ValueError(
+                f"sampler {name!r}: {path} is a SnapFlow-distilled student (alpha < 1), not the flow-matching "
+                "control (snapflow-distill method=fm); pass it as student="
             )
         if str(d.get("role", "")).startswith("teacher") and _is_distilled(path):
             raise ValueError(

@@ -404,6 +404,8 @@ def check_run_values(cfg: object) -> None:
             raise ValueError(f"{key} must be >= 1, got {cfg[key]}")
     if int(cfg.num_workers) < 0:
         raise ValueError(f"num_workers must be >= 0, got {cfg.num_workers}")
+    if "seed" in cfg and not 0 <= int(cfg.seed) < 2**32:  # numpy's seed range, else a traceback in the child
+        raise ValueError(f"seed must be an integer in [0, 2**32 - 1], got {cfg.seed}")
     if int(cfg.get("num_processes", 1)) < 1:
         raise ValueError(f"num_processes must be >= 1, got {cfg.num_processes}")
     from snapflow.scripts.outputs import check_device

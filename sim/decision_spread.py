@@ -89,6 +89,14 @@ def main() -> None:
     args = parser.parse_args()
     if args.draws < 1:
         parser.error(f"--draws must be >= 1, got {args.draws}")
+    if not (args.run / "report.json").is_file():
+        parser.error(
+            f"{args.run} has no report.json: give the out= of `snapflow-demo probe=multimodal` (or its eval/)"
+        )
+    report = json.loads((args.run / "report.json").read_text())
+    for name, info in report.get("samplers", {}).items():
+        if not (Path(str(info.get("policy", ""))) / "config.json").is_file():
+            parser.error(f"report.json's sampler {name!r} names {info.get('policy')}, no checkpoint (moved?)")
     result = spread(args.run, args.draws)
     print(f"| sampler | plans near | plans far | undecided (|lateral| < {SIDE_MIN}) | lateral std |")
     print("|---|---|---|---|---|")
