@@ -44,6 +44,7 @@ def _body(cfg: DictConfig) -> None:
     check_run_values(cfg)  # before the dataset view next to out is (re)written
     if cfg.method == "fm" and cfg.alpha is not None and float(cfg.alpha) != 1.0:
         raise ValueError(f"method=fm is alpha=1.0; got alpha={cfg.alpha}")
+    _check_fm_takes_no_consistency_settings(cfg)
     for key, low, high in (("alpha", 0.0, 1.0), ("consistency_weight", 0.0, math.inf), ("lr", 0.0, math.inf)):
         if cfg[key] is not None and not (math.isfinite(float(cfg[key])) and low <= float(cfg[key]) <= high):
             raise ValueError(f"{key} must be a finite number in [{low}, {high}], got {cfg[key]}")
@@ -83,6 +84,22 @@ def _body(cfg: DictConfig) -> None:
         raise
     finally:  # also the checkpoints an interrupted run has written
         _check_observations_in_checkpoints(Path(cfg.out))
+
+
+def _check_fm_takes_no_consistency_settings(cfg: DictConfig) -> None:
+    """method=fm trains without the consistency term (alpha = 1): a consistency setting would be recorded in
+    the control's config without having had any effect, so it is refused by name."""
+    if cfg.method != "fm":
+        return
+    if cfg.consistency_weight is not None:
+        raise ValueError(
+            f"method=fm trains without the consistency term: consistency_weight={cfg.consistency_weight} "
+            "has no effect; drop it"
+        )
+    keys = ("consistency", "energy_samples", "target_clamp")
+    for flag in cfg.extra or []:
+        if str(flag).startswith("--policy.snapflow.") and any(k in str(flag) for k in keys):
+            raise ValueError(f"method=fm trains without the consistency term: {flag} has no effect; drop it")
 
 
 def _check_observations_in_checkpoints(out: Path) -> None:

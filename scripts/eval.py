@@ -271,7 +271,9 @@ def _eval(cfg: DictConfig) -> None:
     # refuse before hours of rollouts, not after; never over a checkpoint or dataset it reads
     check_out(cfg.out, strict_bool(cfg.overwrite, "overwrite"), inputs)
     if not as_list(cfg.suites):
-        raise ValueError("suites=[] names no suite: give at least one of spatial, object, goal, long")
+        raise ValueError(
+            "suites=[] names no suite: give at least one of spatial, object, goal, long, multimodal"
+        )
     suites = [canonical_suite(s) for s in as_list(cfg.suites)]  # fail fast on unknown suites
     check_unique("suites", suites)
     check_unique("task_ids", as_list(cfg.task_ids) or [])

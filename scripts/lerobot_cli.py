@@ -418,6 +418,13 @@ def check_run_values(cfg: object) -> None:
     check_not_input(out, [cfg.get("dataset"), cfg.get("teacher"), cfg.get("pretrained")])
     if not cfg.resume and out.exists() and (not out.is_dir() or any(out.iterdir())):
         # lerobot-train refuses an existing out; say so before any work (there is no overwrite here)
+        if not out.is_dir():
+            raise FileExistsError(f"out={cfg.out} is a file; choose a new out=")
+        if not (out / "checkpoints").is_dir():  # a user's folder: resume=true could not continue it
+            names = ", ".join(sorted(p.name for p in out.iterdir())[:3])
+            raise FileExistsError(
+                f"out={cfg.out} holds files that are not a training run ({names}); choose a new out="
+            )
         raise FileExistsError(
             f"out={cfg.out} already holds a run; choose a new out= or continue it with resume=true"
         )

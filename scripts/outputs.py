@@ -141,7 +141,7 @@ OPEN_DICTS = ("sampler_defs", "exports")  # dict keys a user may add entries to 
 def argv_problem(name: str, argv: list[str]) -> str | None:
     """What is wrong with `argv`'s key=value overrides for configs/<name>.yaml, before Hydra parses them
     (Hydra's own refusals are multi-line and exit 1): an unknown key or sub-key, or an `extra=` flag list
-    given without its quoting. None when nothing is."""
+    given without its quoting, or a key set to null beside one of its sub-keys. None when nothing is."""
     from omegaconf import OmegaConf
 
     config = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / f"{name}.yaml"), resolve=False)
@@ -167,12 +167,23 @@ def argv_problem(name: str, argv: list[str]) -> str | None:
             if not isinstance(node, dict) or (depth and key.split(".")[0] in OPEN_DICTS):
                 break
             if part not in node:
-                where = f"{key.split('.')[0]}." if depth else ""
+                where = ".".join(key.split(".")[:depth]) if depth else ""
                 options = known if not depth else ", ".join(node)
                 return f"unknown key {key}=; {where or 'this command'} takes: {options}"
             node = node[part]
         if key == "extra" and value.startswith("-"):
             return f"extra= takes a list of flags, quoted for the shell: \"extra=['{value}']\""
+    return _nulled_and_set(argv)
+
+
+def _nulled_and_set(argv: list[str]) -> str | None:
+    """`a.b=null a.b.c=1` (in either order): Hydra ends one order in a struct error and drops c in the other."""
+    pairs = [arg.lstrip("+~").partition("=") for arg in argv if "=" in arg and not arg.startswith("-")]
+    nulled = {key for key, _, value in pairs if value.strip().lower() in ("null", "none")}
+    for key, _, _ in pairs:
+        parent = next((n for n in nulled if key.startswith(n + ".")), None)
+        if parent:
+            return f"{parent}=null drops {parent}, so {key}= cannot apply: give one of the two"
     return None
 
 

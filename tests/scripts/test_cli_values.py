@@ -183,8 +183,19 @@ def test_distill_refuses_before_touching_out_and_run_names_bad_values(tmp_path: 
         [str(BIN / "snapflow-distill"), "teacher=embedded", f"dataset={tmp_path}", f"out={out}"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    assert proc.returncode == 2 and "already holds a run" in proc.stderr and "resume=true" in proc.stderr
+    assert proc.returncode == 2 and "holds files that are not a training run (x)" in proc.stderr
     assert not Path(str(out) + ".dataset").exists()  # the dataset view next to out was not (re)written
+    (out / "checkpoints").mkdir()  # what lerobot-train leaves: continued with resume=true
+    proc = subprocess.run(
+        [str(BIN / "snapflow-distill"), "teacher=embedded", f"dataset={tmp_path}", f"out={out}"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "already holds a run" in proc.stderr and "resume=true" in proc.stderr
+    proc = subprocess.run(
+        [str(BIN / "snapflow-distill"), "teacher=embedded", f"dataset={tmp_path}", f"out={out / 'x'}"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "is a file; choose a new out=" in proc.stderr  # newcomer pass 12
     for args, match in (
         (["policy=/nonexistent"], "no checkpoint or export directory"),
         (["policy=/nonexistent", "hz=inf"], "hz=inf and seconds=30 must both be > 0 (hz finite)"),
@@ -338,7 +349,21 @@ def test_a_failed_lerobot_train_ends_in_one_line_and_exit_1(capsys: pytest.Captu
     [
         ("collect", ["episdoes=3"], "unknown key episdoes=; this command takes: suite, episodes_per_task"),
         ("distill", ["overwrite=true"], "unknown key overwrite=; this command takes: teacher"),
-        ("demo", ["probe_settings.episode=3"], "unknown key probe_settings.episode=; probe_settings. takes"),
+        ("demo", ["probe_settings.episode=3"], "unknown key probe_settings.episode=; probe_settings takes"),
+        (
+            "demo",
+            ["probe_settings.option.weight=1"],
+            "probe_settings.option.weight=; probe_settings.option takes",
+        ),
+        # newcomer pass 12: a Hydra struct error (exit 1) in one order, the sub-key dropped in the other
+        ("demo", ["probe_settings.option=null", "probe_settings.option.lr=1e-4"], "option=null drops"),
+        (
+            "demo",
+            ["probe_settings.option.lr=1e-4", "probe_settings.option=null"],
+            "so probe_settings.option.lr=",
+        ),
+        ("demo", ["probe_settings.option=null", "+probe_settings.option.lr=1e-4"], "give one of the two"),
+        ("demo", ["probe_settings.option=null", "probe_settings.optional=1"], "unknown key"),
         ("train", ["extra=--policy.optimizer_lr=1e-4"], "\"extra=['--policy.optimizer_lr=1e-4']\""),
         ("eval", ["+sampler_defs.mine={policy: x}", "exports={a: b}", "hydra.run.dir=."], None),  # open dicts
         ("export", ["--help"], None),

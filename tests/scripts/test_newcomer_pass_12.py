@@ -48,17 +48,23 @@ def test_eval_names_what_each_sampler_needs(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ("lr=0", "lr must be > 0, got 0"),
-        ("seed=-1", r"seed must be an integer in \[0, 2\*\*32 - 1\], got -1"),
+        (["lr=0"], "lr must be > 0, got 0"),
+        (["seed=-1"], r"seed must be an integer in \[0, 2\*\*32 - 1\], got -1"),
+        (["method=fm", "consistency_weight=1.0"], "consistency_weight=1.0 has no effect"),
+        (
+            ["method=fm", "extra=['--policy.snapflow.consistency_loss=energy']"],
+            "consistency_loss=energy has no",
+        ),
     ],
 )
-def test_distill_names_values_lerobot_train_would_crash_on(tmp_path: Path, value: str, message: str) -> None:
-    """N12 #3 / #5: a ZeroDivisionError and a numpy traceback from inside lerobot-train after 19 s."""
+def test_distill_names_values_that_crash_or_do_nothing(tmp_path: Path, value: list, message: str) -> None:
+    """N12 #3 / #5: a ZeroDivisionError and a numpy traceback from inside lerobot-train after 19 s; #8 / #9:
+    consistency settings recorded in the FM control's config without having had any effect."""
     import re
 
     proc = subprocess.run(
         [str(BIN / "snapflow-distill"), f"teacher={tmp_path / 't'}", f"dataset={tmp_path / 'd'}",
-         f"out={tmp_path / 'out'}", value],
+         f"out={tmp_path / 'out'}", *value],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 2 and re.search(message, proc.stderr), proc.stderr[-500:]
