@@ -42,14 +42,13 @@ def _body(cfg: DictConfig) -> None:
     if cfg.method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {cfg.method!r}")
     check_run_values(cfg)  # before the dataset view next to out is (re)written
-    if cfg.method == "fm" and cfg.alpha is not None and float(cfg.alpha) != 1.0:
-        raise ValueError(f"method=fm is alpha=1.0; got alpha={cfg.alpha}")
-    _check_fm_takes_no_consistency_settings(cfg)
-    for key, low, high in (("alpha", 0.0, 1.0), ("consistency_weight", 0.0, math.inf), ("lr", 0.0, math.inf)):
+    _check_fm_values(cfg)
+    for key, low, high in (("alpha", 0.0, 1.0), ("consistency_weight", 0.0, math.inf)):
         if cfg[key] is not None and not (math.isfinite(float(cfg[key])) and low <= float(cfg[key]) <= high):
             raise ValueError(f"{key} must be a finite number in [{low}, {high}], got {cfg[key]}")
-    if cfg.lr is not None and float(cfg.lr) == 0.0:  # LeRobot's cosine schedule divides by the peak rate
-        raise ValueError(f"lr must be > 0, got {cfg.lr}")
+    if cfg.lr is not None and not (math.isfinite(float(cfg.lr)) and float(cfg.lr) > 0):
+        # 0 too: LeRobot's cosine schedule divides by the peak rate
+        raise ValueError(f"lr must be > 0, got {cfg.lr} (a finite learning rate)")
     flags: list[str] = []
     view = None  # the dataset view with the teacher's stats, when this run writes one
     read_dataset_info(cfg.dataset)  # a missing or broken meta/info.json is named before any work
@@ -66,8 +65,6 @@ def _body(cfg: DictConfig) -> None:
             view = Path(str(cfg.out).rstrip("/") + ".dataset")
             cfg.dataset = str(dataset_with_teacher_stats(Path(cfg.dataset), teacher, view))
         if cfg.method == "fm":
-            if cfg.alpha is not None and float(cfg.alpha) != 1.0:
-                raise ValueError(f"method=fm is alpha=1.0; got alpha={cfg.alpha}")
             # The control samples as it was trained: plain Euler with s = t (also at one step).
             flags += ["--policy.snapflow.alpha=1.0", "--policy.snapflow.multistep_mode=euler"]
         elif cfg.alpha is not None:
@@ -86,11 +83,13 @@ def _body(cfg: DictConfig) -> None:
         _check_observations_in_checkpoints(Path(cfg.out))
 
 
-def _check_fm_takes_no_consistency_settings(cfg: DictConfig) -> None:
-    """method=fm trains without the consistency term (alpha = 1): a consistency setting would be recorded in
-    the control's config without having had any effect, so it is refused by name."""
+def _check_fm_values(cfg: DictConfig) -> None:
+    """method=fm trains without the consistency term (alpha = 1): another alpha, or a consistency setting
+    that would be recorded in the control's config without having had any effect, is refused by name."""
     if cfg.method != "fm":
         return
+    if cfg.alpha is not None and float(cfg.alpha) != 1.0:
+        raise ValueError(f"method=fm is alpha=1.0; got alpha={cfg.alpha}")
     if cfg.consistency_weight is not None:
         raise ValueError(
             f"method=fm trains without the consistency term: consistency_weight={cfg.consistency_weight} "

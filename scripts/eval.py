@@ -74,9 +74,8 @@ def _samplers(cfg: DictConfig) -> dict:
             )
         d = defs[name]
         if not d.get("policy"):
-            key = str((raw_defs.get(name) or {}).get("policy", "")).strip(
-                "${}"
-            )  # "${student_k}" -> student_k
+            # the key the sampler's policy interpolates: "${student_k}" -> student_k
+            key = str((raw_defs.get(name) or {}).get("policy", "")).strip("${}")
             hint = f"set {key}=" if key.isidentifier() else "set its policy (teacher=, student= or fm=)"
             raise ValueError(f"sampler {name!r} has no checkpoint: {hint}")
         try:  # an export is run as it is; a checkpoint may be a training out dir or "embedded"
