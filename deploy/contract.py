@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from snapflow.scripts.outputs import PARTIAL_MARK
+from snapflow.scripts.outputs import PARTIAL_MARK, RESULTS_MARK
 
 CONTRACT_VERSION = 1
 CONTRACT_FILE = "contract.json"
@@ -90,8 +90,9 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-# reports about the export, not inputs to it; the marker of a folder still being built (removed when done)
-UNHASHED = ("contract.json", "parity.json", PARTIAL_MARK)
+# reports about the export, not inputs to it; the markers of a folder still being built (removed when done)
+# and of a snapflow command's results folder (scripts/outputs.py)
+UNHASHED = ("contract.json", "parity.json", PARTIAL_MARK, RESULTS_MARK)
 UNHASHED_DIRS = ("trt_cache",)  # engines rebuilt from the (hashed) graph, keyed by its hash
 
 

@@ -35,7 +35,7 @@ def _main(cfg: DictConfig) -> None:
 def _body(cfg: DictConfig) -> None:
     from snapflow.deploy.bench import run_bench
     from snapflow.deploy.bench_report import format_table, plot_breakdown, validate_bench
-    from snapflow.scripts.outputs import check_out, strict_bool
+    from snapflow.scripts.outputs import check_out, mark_results, strict_bool
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     # A new folder per run unless out= is given; a non-empty out is refused before minutes of timing.
@@ -49,6 +49,7 @@ def _body(cfg: DictConfig) -> None:
         for skipped in entry.get("skipped", []):
             print(f"note: {family}: not timed: {skipped}")
     out.mkdir(parents=True, exist_ok=True)
+    mark_results(out, "snapflow-bench")
     (out / "bench.json").write_text(json.dumps(bench, indent=2))
     plot_breakdown(bench, out / "latency_breakdown.png")
     print(format_table(bench))

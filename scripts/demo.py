@@ -134,7 +134,7 @@ def table(report: dict, held_out: dict | None, run: dict) -> str:
 def check_values(cfg: DictConfig) -> None:
     """The demo's values, checked before any stage (each stage takes minutes): counts >= 1, a teacher that
     exists, a known probe, and with a probe no main-job key it would ignore. ValueError names the key."""
-    from snapflow.scripts.lerobot_cli import resolve_pretrained
+    from snapflow.scripts.lerobot_cli import is_distilled, resolve_pretrained
     from snapflow.scripts.outputs import check_unique, strict_bool
     from snapflow.sim.tasks import SUITES, canonical_suite
 
@@ -216,7 +216,13 @@ def check_values(cfg: DictConfig) -> None:
                     f"task_ids {bad} out of range for suite {suite!r} (0..{len(SUITES[suite]) - 1})"
                 )
     if cfg.teacher not in (None, "embedded"):
-        resolve_pretrained(cfg.teacher)  # FileNotFoundError naming the path, before out is touched
+        teacher = resolve_pretrained(cfg.teacher)  # FileNotFoundError naming the path, before out is touched
+        # a student: its eval stage would refuse it minutes in (and a table would call it teacher_10)
+        if is_distilled(teacher):
+            raise ValueError(
+                f"teacher={cfg.teacher} is a SnapFlow-distilled student (alpha < 1), not a flow-matching "
+                "teacher: give the checkpoint it was distilled from (or teacher=embedded)"
+            )
 
 
 @hydra.main(version_base=None, config_path="../configs", config_name="demo")
@@ -229,7 +235,7 @@ def _main(cfg: DictConfig) -> None:
 def _demo(cfg: DictConfig) -> None:
     from tqdm import tqdm
 
-    from snapflow.scripts.outputs import check_out, mark_incomplete, strict_bool
+    from snapflow.scripts.outputs import check_out, mark_incomplete, mark_results, strict_bool
     from snapflow.sim.object_state import policy_uses_object_state
 
     check_values(cfg)  # every value before any folder is made or deleted
@@ -239,6 +245,7 @@ def _demo(cfg: DictConfig) -> None:
     out = check_out(Path(name).resolve(), strict_bool(cfg.overwrite, "overwrite"), [cfg.teacher])
     shutil.rmtree(out, ignore_errors=True)  # empty or overwrite=true: the demo starts afresh
     out.mkdir(parents=True)
+    mark_results(out, "snapflow-demo")  # so that overwrite=true may replace this folder later
     # results cannot be built in <out>.partial and renamed (students record absolute paths into out): a
     # marker names an unfinished run instead, removed when the table is printed
     mark_incomplete(out, "snapflow-demo", f"started {time.strftime('%Y-%m-%d %H:%M:%S')}, not finished")

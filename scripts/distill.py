@@ -111,15 +111,17 @@ def _check_observations_in_checkpoints(out: Path) -> None:
 
 
 def _say_if_student(teacher: Path) -> None:
-    """A student's lerobot-train checkpoint given as teacher= is loaded as a resume would load it, so the
-    policy stays silent (see student.py); say here that this distillation does not start at a teacher."""
-    from snapflow.policies.lerobot_plugin.checkpoint import is_resumable_checkpoint
+    """A SnapFlow student given as teacher= (a lerobot-train checkpoint or a copied one) starts this run from
+    its weights, target-time embedding included: say so, since the run does not start at a flow-matching
+    teacher (snapflow-eval and snapflow-demo refuse such a checkpoint as a teacher)."""
+    from snapflow.scripts.lerobot_cli import is_distilled
 
-    kind = json.loads((teacher / "config.json").read_text()).get("type", "")
-    if str(kind).endswith("_snapflow") and is_resumable_checkpoint(teacher):
+    if is_distilled(teacher):
+        kind = json.loads((teacher / "config.json").read_text()).get("type", "")
         print(
-            f"note: teacher={teacher} is a {kind} student checkpoint: this run continues from its weights "
-            "(target-time embedding included) with a fresh optimizer; it does not start at a flow-matching teacher"
+            f"note: teacher={teacher} is a {kind} student checkpoint (alpha < 1): this run continues from its "
+            "weights (target-time embedding included) with a fresh optimizer; it does not start at a "
+            "flow-matching teacher"
         )
 
 

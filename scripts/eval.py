@@ -35,7 +35,7 @@ from snapflow.scripts.outputs import as_list, check_unique, strict_bool
 
 def _samplers(cfg: DictConfig) -> dict:
     """{name: (SamplerSpec, role)} of the selected sampler_defs, checkpoints resolved."""
-    from snapflow.scripts.lerobot_cli import resolve_pretrained
+    from snapflow.scripts.lerobot_cli import is_distilled, resolve_pretrained
     from snapflow.sim.evaluate import SamplerSpec
 
     defs = OmegaConf.to_container(cfg.sampler_defs, resolve=True)
@@ -87,12 +87,12 @@ def _samplers(cfg: DictConfig) -> dict:
                 f"sampler {name!r}: {path} is not a *_snapflow student (teacher and student swapped?); "
                 f"set student=/student_k=/student_option= to a snapflow-distill checkpoint"
             )
-        if d.get("role") == "fm" and _is_distilled(path):
+        if d.get("role") == "fm" and is_distilled(path):
             raise ValueError(
                 f"sampler {name!r}: {path} is a SnapFlow-distilled student (alpha < 1), not the flow-matching "
                 "control (snapflow-distill method=fm); pass it as student="
             )
-        if str(d.get("role", "")).startswith("teacher") and _is_distilled(path):
+        if str(d.get("role", "")).startswith("teacher") and is_distilled(path):
             raise ValueError(
                 f"sampler {name!r}: {path} is a SnapFlow-distilled student (alpha < 1), not a flow-matching "
                 "teacher (teacher and student swapped?); pass it as student="
@@ -145,14 +145,6 @@ def distillation_record(policy: Path, snapflow_cfg: object) -> dict:
 def _is_student(path: object) -> bool:
     config = json.loads((Path(path) / "config.json").read_text())
     return str(config.get("type", "")).endswith("_snapflow")
-
-
-def _is_distilled(path: object) -> bool:
-    """A *_snapflow checkpoint trained with the consistency loss (alpha < 1); PI0/PI05 tiny teachers are
-    *_snapflow types trained with alpha = 1 (plain flow matching) and stay valid teachers."""
-    config = json.loads((Path(path) / "config.json").read_text())
-    alpha = (config.get("snapflow") or {}).get("alpha", 1.0)
-    return str(config.get("type", "")).endswith("_snapflow") and float(alpha) < 1.0
 
 
 def _cpu_share(wall_s: float, cpu_s: float) -> float | None:
@@ -240,6 +232,20 @@ def _chunking_sweep(
     return chunking_section(results), meta
 
 
+def _check_mse_dataset(cfg: DictConfig) -> None:
+    """The offline MSE's dataset= (read after every rollout) checked before them: a LeRobotDataset with
+    actions and at least episodes_for_mse episodes; FileNotFoundError / ValueError naming it otherwise."""
+    from snapflow.policies.offline_mse import held_out_episodes
+    from snapflow.scripts.lerobot_cli import read_dataset_info
+
+    if not cfg.dataset:
+        return
+    info = read_dataset_info(cfg.dataset)
+    if "action" not in info["features"]:
+        raise ValueError(f"dataset={cfg.dataset} records no action: the offline MSE compares actions")
+    held_out_episodes(int(info.get("total_episodes") or 0), int(cfg.episodes_for_mse))
+
+
 @hydra.main(version_base=None, config_path="../configs", config_name="eval")
 def _main(cfg: DictConfig) -> None:
     from snapflow.scripts.outputs import checked, run_cli
@@ -287,6 +293,7 @@ def _eval(cfg: DictConfig) -> None:
     for key in ("episodes_for_mse", "mse_stride", "mse_max_samples"):
         if int(cfg[key]) < 1:
             raise ValueError(f"{key} must be >= 1, got {cfg[key]}")
+    _check_mse_dataset(cfg)
     check_layout(str(cfg.layout))
     check_device(cfg.device)
     episode_inits(

@@ -185,6 +185,17 @@ def dataset_state_dim(dataset: str | Path) -> int:
     return int(features["observation.state"]["shape"][0])
 
 
+def is_distilled(pretrained: str | Path) -> bool:
+    """True for a *_snapflow checkpoint trained with the consistency loss (alpha < 1): a SnapFlow student,
+    never a flow-matching teacher. PI0/PI05 tiny teachers are *_snapflow types trained with alpha = 1 (plain
+    flow matching), as is the FM control, and stay valid teachers."""
+    config = read_json(Path(pretrained) / "config.json")
+    if not isinstance(config, dict):
+        return False  # not a policy config; the loader names the file
+    alpha = (config.get("snapflow") or {}).get("alpha", 1.0)
+    return str(config.get("type", "")).endswith("_snapflow") and float(alpha) < 1.0
+
+
 def family_of(policy_type: str) -> str:
     """smolvla / pi0 / pi05 for an upstream flow-matching type or its *_snapflow student."""
     family = policy_type.removesuffix("_snapflow")

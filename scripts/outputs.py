@@ -13,6 +13,9 @@ from pathlib import Path
 
 USAGE_EXIT = 2  # argparse's and LeRobot's convention for a refused command line or input
 INCOMPLETE = "INCOMPLETE"  # marker file of a run that has not finished (snapflow-demo)
+# In every results folder a snapflow command writes: overwrite=true replaces only folders that hold it (or
+# INCOMPLETE), so a mistyped out= naming a user's own folder is refused rather than emptied.
+RESULTS_MARK = ".snapflow-results"
 
 
 def as_list(value: object) -> list | None:
@@ -239,11 +242,23 @@ def check_out(out: str | Path, overwrite: bool, inputs: Iterable[object] = ()) -
             "overwrite=true to start again there, or choose another out="
         )
     check_partial_is_ours(path.with_name(path.name + ".partial"))  # refused now, not after the work
-    if path.exists() and (not path.is_dir() or any(path.iterdir())) and not overwrite:
-        raise FileExistsError(
-            f"out={out} already holds results; pass overwrite=true to replace them, or choose another out="
-        )
+    if path.is_dir() and any(path.iterdir()):
+        if not overwrite:
+            raise FileExistsError(
+                f"out={out} already holds results; pass overwrite=true to replace them, or choose another out="
+            )
+        if not (path / RESULTS_MARK).is_file() and not marker.is_file():
+            raise FileExistsError(
+                f"out={out} holds files that no snapflow command wrote (no {RESULTS_MARK} in it): overwrite=true "
+                "replaces only a snapflow command's results; move or empty that folder yourself, or choose "
+                "another out="
+            )
     return path
+
+
+def mark_results(path: Path, command: str) -> None:
+    """Write `RESULTS_MARK` into a results folder (`path`, or the `.partial` folder about to become it)."""
+    (path / RESULTS_MARK).write_text(f"{command}\n")
 
 
 def mark_incomplete(out: Path, command: str, state: str | None) -> None:
@@ -310,6 +325,7 @@ def mark_partial(partial: Path) -> None:
 def publish_partial(partial: Path, path: Path) -> None:
     """Replace `path` with the finished `partial` (its mark removed)."""
     (partial / PARTIAL_MARK).unlink(missing_ok=True)
+    mark_results(partial, Path(sys.argv[0]).name)
     if path.is_dir():
         shutil.rmtree(path)
     elif path.exists():

@@ -7,6 +7,7 @@ lerobot-train resumes from ``<out>/checkpoints/last/train_config.json`` and take
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -44,13 +45,7 @@ def check_resume_values(cfg: object, explicit: set[str]) -> None:
     if snapflow:
         fm = snapflow.get("alpha") == 1.0 and snapflow.get("multistep_mode") == "euler"
         recorded["method"] = "fm" if fm else "snapflow"
-    step_file = Path(cfg.out) / "checkpoints" / "last" / "training_state" / "training_step.json"
-    if step_file.is_file():  # lerobot-train would end at once, having trained nothing
-        done = int(_read_object(step_file).get("step", 0))
-        if int(cfg.steps) <= done:
-            raise ValueError(
-                f"resume=true: the run in out={cfg.out} is at step {done}; steps={cfg.steps} must exceed it"
-            )
+    _check_steps_left(cfg)
     policy = saved.get("policy") or {}
     problems = []  # every ignored value at once, in one message
     if "policy" in explicit and cfg.get("policy"):  # snapflow-train: the family the run trains
@@ -77,11 +72,69 @@ def check_resume_values(cfg: object, explicit: set[str]) -> None:
         same = str(given) == str(was) if key == "method" else math.isclose(float(given), float(was))
         if not same:
             problems.append(f"{key}={given} (the run has {key}={was})")
-    if problems:
+    midway = _changed_extra_flags(saved, [str(f) for f in (cfg.get("extra") or [])])
+    if problems or midway:
+        parts = [f"these would be ignored: {'; '.join(problems)}"] if problems else []
+        parts += [f"these would change it from the resumed step on: {'; '.join(midway)}"] if midway else []
         raise ValueError(
-            f"resume=true continues the run in out={cfg.out} as it was started; these would be ignored: "
-            f"{'; '.join(problems)}. Start a new out= to change them."
+            f"resume=true continues the run in out={cfg.out} as it was started; {'; and '.join(parts)}. "
+            "Start a new out= to change them."
         )
+
+
+def _check_steps_left(cfg: object) -> None:
+    """ValueError when steps= does not exceed the resumed run's step (lerobot-train would end at once)."""
+    step_file = Path(cfg.out) / "checkpoints" / "last" / "training_state" / "training_step.json"
+    if step_file.is_file():
+        done = int(_read_object(step_file).get("step", 0))
+        if int(cfg.steps) <= done:
+            raise ValueError(
+                f"resume=true: the run in out={cfg.out} is at step {done}; steps={cfg.steps} must exceed it"
+            )
+
+
+def _changed_extra_flags(saved: dict, extra: list[str]) -> list[str]:
+    """The ``extra=`` flags (``--a.b=value``) whose value differs from the saved run's ``a.b``.
+
+    lerobot-train applies command-line flags on top of a resumed config (upstream lerobot/configs/train.py),
+    so such a flag would change the run from the resumed step on, while the optimizer and scheduler state
+    keep the saved learning rate: neither is the run that was started. A key the saved config lacks is left
+    to lerobot-train, which names an unknown key itself."""
+    import yaml
+
+    problems = []
+    for flag in extra:
+        key, sep, given = flag.removeprefix("--").partition("=")
+        value: object = saved
+        for part in key.split("."):
+            value = value.get(part, _ABSENT) if isinstance(value, dict) else _ABSENT
+        if not sep or value is _ABSENT:
+            continue
+        try:  # draccus reads a flag's value as YAML: 1e-4, true, null, [a, b]
+            parsed = yaml.safe_load(given)
+        except yaml.YAMLError:
+            parsed = given
+        if not _same_value(parsed, value):
+            problems.append(f"{flag} (the run has {key}={json.dumps(value)})")
+    return problems
+
+
+_ABSENT = object()
+
+
+def _same_value(given: object, saved: object) -> bool:
+    """Equal as a resumed config would hold them: numbers up to float rounding (1e-4 == 0.0001)."""
+    numbers = (int, float)
+    if isinstance(given, numbers) and isinstance(saved, numbers) and not isinstance(given, bool):
+        return not isinstance(saved, bool) and math.isclose(float(given), float(saved))
+    if isinstance(given, str) and isinstance(saved, numbers) and not isinstance(saved, bool):
+        try:  # YAML 1.1 reads 1e-4 (no dot) as a string; draccus still takes it as the number
+            return math.isclose(float(given), float(saved))
+        except ValueError:
+            return False
+    if isinstance(given, list) and isinstance(saved, list):
+        return len(given) == len(saved) and all(_same_value(g, s) for g, s in zip(given, saved, strict=True))
+    return given == saved or str(given) == str(saved)
 
 
 def _read_object(path: Path) -> dict:

@@ -140,7 +140,10 @@ def test_tiny_overwrite_replaces_the_folder_whole_and_points_at_its_own_assets(t
     _body(OmegaConf.create({**settings, "families": ["smolvla"], "overwrite": False}))
     (out / "stale.txt").write_text("from the first build")
     _body(OmegaConf.create({**settings, "families": ["pi0"], "overwrite": True}))
-    assert sorted(p.name for p in out.iterdir()) == ["assets", "pi0_teacher"]  # nothing of the old one left
+    from snapflow.scripts.outputs import RESULTS_MARK
+
+    kept = sorted(p.name for p in out.iterdir())
+    assert kept == [RESULTS_MARK, "assets", "pi0_teacher"]  # nothing of the old one left
     assert not out.with_name("tiny.partial").exists()
     name = json.loads((out / "pi0_teacher" / "config.json").read_text())["tokenizer_name"]
     assert name == str((out / "assets" / "tiny_paligemma_tokenizer").resolve())

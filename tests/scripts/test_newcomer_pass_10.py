@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from snapflow.scripts.outputs import PARTIAL_MARK, atomic_out
+from snapflow.scripts.outputs import PARTIAL_MARK, RESULTS_MARK, atomic_out
 
 BIN = Path(sys.executable).parent
 
@@ -41,7 +41,8 @@ def test_a_users_partial_folder_is_refused_and_kept_an_interrupted_runs_is_clear
     (left / "stale.txt").write_text("half-written")
     with atomic_out(tmp_path / "again", overwrite=False) as partial:
         (partial / "result.txt").write_text("done")
-    assert sorted(p.name for p in (tmp_path / "again").iterdir()) == ["result.txt"] and not left.exists()
+    kept = sorted(p.name for p in (tmp_path / "again").iterdir())
+    assert kept == [RESULTS_MARK, "result.txt"] and not left.exists()
     out = collect_dataset("spatial", 1, tmp_path / "ds", task_ids=[0], resolution=32, progress=False)
     assert not (out / PARTIAL_MARK).exists() and not out.with_name("ds.partial").exists()
 
