@@ -148,7 +148,14 @@ def build_policy(cfg: BenchConfig, device: torch.device) -> tuple[str, torch.nn.
         raise ValueError(f"size={cfg.size} applies to family names; a checkpoint is timed at its own size")
     if source.is_dir():
         from snapflow.deploy.runtimes import TorchRuntime
+        from snapflow.scripts.lerobot_cli import read_policy_config
 
+        kind = str(read_policy_config(source).get("type", ""))
+        if not kind.endswith("_snapflow"):  # the bench sets the NFE through the *_snapflow types' field
+            raise ValueError(
+                f"policy={cfg.policy} is an upstream {kind} checkpoint: the bench times *_snapflow policies "
+                "(a snapflow-distill student, or a family name such as policy=smolvla for the architecture)"
+            )
         runtime = TorchRuntime.from_checkpoint(source, device=str(device))
         family = runtime.policy.config.type.removesuffix("_snapflow")
         side = next(iter(runtime.policy.config.image_features.values())).shape[-1]
@@ -156,6 +163,8 @@ def build_policy(cfg: BenchConfig, device: torch.device) -> tuple[str, torch.nn.
     family = cfg.policy.removesuffix("_snapflow")
     if family not in FAMILIES:
         raise ValueError(f"policy must be one of {FAMILIES} (or a checkpoint directory), got {cfg.policy!r}")
+    if family == "smolvla" and cfg.dtype != "auto":  # SmolVLA is timed in float32; the key would be ignored
+        raise ValueError(f"dtype={cfg.dtype} applies to pi0 / pi05 only (SmolVLA is timed in float32)")
     torch.manual_seed(cfg.seed)
     assets = Path(cfg.cache_dir).expanduser() / "assets"
     overrides: dict = {"device": str(device)}

@@ -218,3 +218,24 @@ def _check_graph(directory: Path, contract: Contract) -> None:
             f"the graph outputs {out_dims}, the contract says chunk_size={contract.chunk_size}, "
             f"action_dim={contract.action_dim}, outputs {contract.outputs[0].shape} (an edited contract?)"
         )
+
+
+def quantized_parity_failure(directory: str | Path) -> str | None:
+    """A warning when the export in ``directory`` deploys a quantized graph that failed its own parity
+    tolerance against torch (parity.json, written by deploy/export_onnx.py: quantized parity is reported,
+    not enforced, because int8 error is the price asked for); None when it passed or nothing is quantized."""
+    path = Path(directory) / "parity.json"
+    if not path.is_file():
+        return None
+    try:
+        int8 = json.loads(path.read_text()).get("int8")
+    except (json.JSONDecodeError, AttributeError):
+        return None  # parity.json is a report, not an input (UNHASHED); the contract names tampering
+    if not isinstance(int8, dict) or int8.get("passed") is not False:
+        return None
+    return (
+        f"the deployed {int8.get('method', 'int8')} graph of {directory} differs from torch by up to "
+        f"{float(int8.get('max_abs_err', float('nan'))):.3g} (> its parity tolerance "
+        f"{float(int8.get('tolerance', float('nan'))):g}, parity.json): measure its closed-loop success "
+        "(snapflow-eval exports={name: <dir>}) before a robot runs it"
+    )

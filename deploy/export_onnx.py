@@ -254,6 +254,7 @@ def export_onnx(
     if parity.int8:
         print(
             f"{quantize} parity: max abs {parity.int8['max_abs_err']:.2e}, max rel {parity.int8['max_rel_err']:.2e}"
+            f", tolerance {parity.int8['tolerance']:g} -> {'PASS' if parity.int8['passed'] else 'FAIL'}"
         )
     if not parity.passed:
         raise ExportParityError(

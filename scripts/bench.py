@@ -29,7 +29,7 @@ def bench_config(cfg: DictConfig) -> object:
 def _main(cfg: DictConfig) -> None:
     from snapflow.scripts.outputs import checked, run_cli
 
-    run_cli(lambda: _body(checked(cfg, "bench")), debug=bool(cfg.get("debug", False)))
+    run_cli(lambda: _body(checked(cfg, "bench")), debug=cfg.get("debug", False))
 
 
 def _body(cfg: DictConfig) -> None:
@@ -49,9 +49,9 @@ def _body(cfg: DictConfig) -> None:
         for skipped in entry.get("skipped", []):
             print(f"note: {family}: not timed: {skipped}")
     out.mkdir(parents=True, exist_ok=True)
-    mark_results(out, "snapflow-bench")
     (out / "bench.json").write_text(json.dumps(bench, indent=2))
     plot_breakdown(bench, out / "latency_breakdown.png")
+    mark_results(out, "snapflow-bench")  # so that overwrite=true may replace these files later
     print(format_table(bench))
     print(f"wrote {out}/bench.json and {out}/latency_breakdown.png")
 

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 def _main(cfg: DictConfig) -> None:
     from snapflow.scripts.outputs import checked, run_cli
 
-    run_cli(lambda: _body(checked(cfg, "collect")), debug=bool(cfg.get("debug", False)))
+    run_cli(lambda: _body(checked(cfg, "collect")), debug=cfg.get("debug", False))
 
 
 def _body(cfg: DictConfig) -> None:

@@ -229,7 +229,7 @@ def check_values(cfg: DictConfig) -> None:
 def _main(cfg: DictConfig) -> None:
     from snapflow.scripts.outputs import checked, run_cli
 
-    run_cli(lambda: _demo(checked(cfg, "demo")), debug=bool(cfg.debug))
+    run_cli(lambda: _demo(checked(cfg, "demo")), debug=cfg.debug)
 
 
 def _demo(cfg: DictConfig) -> None:
@@ -245,7 +245,9 @@ def _demo(cfg: DictConfig) -> None:
     out = check_out(Path(name).resolve(), strict_bool(cfg.overwrite, "overwrite"), [cfg.teacher])
     shutil.rmtree(out, ignore_errors=True)  # empty or overwrite=true: the demo starts afresh
     out.mkdir(parents=True)
-    mark_results(out, "snapflow-demo")  # so that overwrite=true may replace this folder later
+    mark_results(
+        out, "snapflow-demo"
+    )  # so that overwrite=true may replace this folder later (listed at the end)
     # results cannot be built in <out>.partial and renamed (students record absolute paths into out): a
     # marker names an unfinished run instead, removed when the table is printed
     mark_incomplete(out, "snapflow-demo", f"started {time.strftime('%Y-%m-%d %H:%M:%S')}, not finished")
@@ -254,6 +256,7 @@ def _demo(cfg: DictConfig) -> None:
 
         run_probe(cfg, out)
         mark_incomplete(out, "snapflow-demo", None)
+        mark_results(out, "snapflow-demo")
         return
     progress = tqdm(STAGES, desc="snapflow-demo", unit="stage")
     teacher = _teacher(cfg, out)
@@ -311,6 +314,7 @@ def _demo(cfg: DictConfig) -> None:
     report = json.loads((out / "report.json").read_text())
     print("\n" + table(report, held_out, json.loads((out / "run" / "run.json").read_text())))
     mark_incomplete(out, "snapflow-demo", None)
+    mark_results(out, "snapflow-demo")
     print(f"outputs: {out}")
 
 

@@ -25,7 +25,7 @@ METHODS = ("snapflow", "fm")
 def _main(cfg: DictConfig) -> None:
     from snapflow.scripts.outputs import checked, run_cli
 
-    run_cli(lambda: _body(checked(cfg, "distill")), debug=bool(cfg.get("debug", False)))
+    run_cli(lambda: _body(checked(cfg, "distill")), debug=cfg.get("debug", False))
 
 
 def _body(cfg: DictConfig) -> None:
@@ -51,12 +51,13 @@ def _body(cfg: DictConfig) -> None:
         raise ValueError(f"lr must be > 0, got {cfg.lr} (a finite learning rate)")
     flags: list[str] = []
     view = None  # the dataset view with the teacher's stats, when this run writes one
-    read_dataset_info(cfg.dataset)  # a missing or broken meta/info.json is named before any work
+    info = read_dataset_info(cfg.dataset)  # a missing or broken meta/info.json is named before any work
     if not cfg.resume:
         teacher = resolve_pretrained(cfg.teacher)
         check_weights_file(teacher / "model.safetensors")  # a corrupt teacher is named here, not in the child
         _, flags = teacher_flags(teacher)
         _say_if_student(teacher)
+        _say_if_other_camera_size(teacher, info, cfg.dataset)
         if cfg.renormalize:
             print(
                 "renormalize=true: the student's (un)normaliser takes the dataset's stats, not the teacher's"
@@ -122,6 +123,24 @@ def _say_if_student(teacher: Path) -> None:
             f"note: teacher={teacher} is a {kind} student checkpoint (alpha < 1): this run continues from its "
             "weights (target-time embedding included) with a fresh optimizer; it does not start at a "
             "flow-matching teacher"
+        )
+
+
+def _say_if_other_camera_size(teacher: Path, info: dict, dataset: object) -> None:
+    """A dataset recorded at another camera size than the teacher's gives a student whose input features
+    name the dataset's size (both resize to the model's own), so a later eval beside the teacher asks for
+    resolution=: say so now."""
+    config = json.loads((teacher / "config.json").read_text())
+    teacher_sides = {k: v["shape"][-1] for k, v in config.get("input_features", {}).items() if "images" in k}
+    data_sides = {
+        k: v["shape"][1] for k, v in info["features"].items() if k in teacher_sides and v.get("shape")
+    }
+    differ = {k: (teacher_sides[k], side) for k, side in data_sides.items() if side != teacher_sides[k]}
+    if differ:
+        key, (was, now) = next(iter(differ.items()))
+        print(
+            f"note: dataset={dataset} has {now} px cameras ({key}), the teacher {was} px: the student is "
+            f"recorded at {now} px; evaluate it beside the teacher with resolution=, or collect at {was} px"
         )
 
 

@@ -87,6 +87,12 @@ def _samplers(cfg: DictConfig) -> dict:
                 f"sampler {name!r}: {path} is not a *_snapflow student (teacher and student swapped?); "
                 f"set student=/student_k=/student_option= to a snapflow-distill checkpoint"
             )
+        if d.get("role") in STUDENT_ROLES and not is_distilled(path):  # reported as SnapFlow otherwise
+            raise ValueError(
+                f"sampler {name!r}: {path} was trained without the consistency loss (alpha = 1: the FM control "
+                "of snapflow-distill method=fm, or a flow-matching teacher), not a SnapFlow student; pass it as "
+                "fm= (or teacher=)"
+            )
         if d.get("role") == "fm" and is_distilled(path):
             raise ValueError(
                 f"sampler {name!r}: {path} is a SnapFlow-distilled student (alpha < 1), not the flow-matching "
@@ -250,7 +256,7 @@ def _check_mse_dataset(cfg: DictConfig) -> None:
 def _main(cfg: DictConfig) -> None:
     from snapflow.scripts.outputs import checked, run_cli
 
-    run_cli(lambda: _eval(checked(cfg, "eval")), debug=bool(cfg.debug))
+    run_cli(lambda: _eval(checked(cfg, "eval")), debug=cfg.debug)
 
 
 def _eval(cfg: DictConfig) -> None:

@@ -43,7 +43,7 @@ def set_image_size(policy: torch.nn.Module, side: int) -> None:
 def _main(cfg: DictConfig) -> None:
     from snapflow.scripts.outputs import checked, run_cli
 
-    run_cli(lambda: _body(checked(cfg, "export")), debug=bool(cfg.get("debug", False)))
+    run_cli(lambda: _body(checked(cfg, "export")), debug=cfg.get("debug", False))
 
 
 def _body(cfg: DictConfig) -> None:
@@ -70,13 +70,19 @@ def _body(cfg: DictConfig) -> None:
         )
     if (quantize == "int8_static") != (cfg.calibration is not None):
         raise ValueError("calibration=<LeRobotDataset dir> goes with quantize=int8_static, and only with it")
+    from snapflow.scripts.outputs import explicit_keys
+
+    if quantize != "int8_static" and "calibration_frames" in explicit_keys():  # ignored otherwise
+        raise ValueError(
+            "calibration_frames= goes with quantize=int8_static (and calibration=), and only with it"
+        )
     if cfg.tensorrt:  # a runtime this machine lacks is refused before the minute-long export, not after it
         from snapflow.deploy.tensorrt_engine import require_tensorrt
 
         require_tensorrt("tensorrt=true but TensorRT cannot run here")
+    policy = resolve_pretrained(cfg.policy)  # a missing policy named before out= is looked at
     inputs = [cfg.policy, cfg.calibration]  # never replaced by the export, whatever overwrite says
     check_out(cfg.out, bool(cfg.overwrite), inputs)  # before the minute-long export, not after
-    policy = resolve_pretrained(cfg.policy)
     print(f"[1/3] loading {policy}", flush=True)
     runtime = TorchRuntime.from_checkpoint(policy, nfe=int(cfg.nfe))
     if cfg.image_size is not None:
@@ -113,6 +119,11 @@ def _body(cfg: DictConfig) -> None:
         "int8_static": "static int8 (quantize=int8_static); model.onnx is the float32 graph",
     }[quantize]
     print(f"deployed graph (contract.json): {contract.onnx_file}, {kind}")
+    from snapflow.deploy.contract import quantized_parity_failure
+
+    failure = quantized_parity_failure(cfg.out)
+    if failure:  # deployed as asked, but never without a word
+        print(f"warning: {failure}", file=sys.stderr)
     if cfg.tensorrt:
         from snapflow.deploy.tensorrt_engine import TensorRTUnavailable, build_engine
 

@@ -96,6 +96,8 @@ def resolve_pretrained(path: str | Path) -> Path:
 
     if str(path) == EMBEDDED:
         return materialize_teacher(MATERIALIZED_DIR / EMBEDDED, source=EMBEDDED_DIR)
+    if path is None or not str(path).strip():  # Path("") is "." and was searched as the working folder
+        raise ValueError(f"an empty checkpoint path: name a checkpoint folder (or {EMBEDDED})")
     p = Path(path)
     if (p / "contract.json").is_file():
         raise ValueError(
@@ -419,6 +421,10 @@ def check_run_values(cfg: object) -> None:
         raise ValueError(f"seed must be an integer in [0, 2**32 - 1], got {cfg.seed}")
     if int(cfg.get("num_processes", 1)) < 1:
         raise ValueError(f"num_processes must be >= 1, got {cfg.num_processes}")
+    if int(cfg.get("num_processes", 1)) > 1 and cfg.get("launcher", "python") != "accelerate":
+        raise ValueError(  # the python launcher starts one process: N would be ignored without a word
+            f"num_processes={cfg.num_processes} needs launcher=accelerate (launcher={cfg.launcher} starts one process)"
+        )
     from snapflow.scripts.outputs import check_device
 
     check_device(cfg.get("device"), allowed=("cpu", "cuda", "mps"))  # before lerobot-train refuses it

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -53,6 +55,8 @@ def _typed(value: object, default: object, key: str) -> object:
         raise ValueError(f"{key}={value} is {kind}; {key} takes a single value")
     if isinstance(default, bool):
         return strict_bool(value, key)
+    if isinstance(default, int | float) and isinstance(value, bool):  # episodes=true was taken as 1
+        raise ValueError(f"{key}={str(value).lower()} is a boolean; {key} takes a number")
     if isinstance(default, int) and isinstance(value, str | float):
         if isinstance(value, str):
             try:
@@ -93,6 +97,9 @@ NULLABLE_FLOATS = ("alpha", "consistency_weight", "lr")  # null by default ("the
 VALUE_OR_LIST_KEYS = ("suite",)  # one value by default, a list also taken (snapflow-collect suite=[a,b])
 FRACTIONAL_INT_KEYS = ("seconds", "hz", "run_seconds")  # int defaults that take fractions (seconds=2.5)
 NULLABLE_INT_LISTS = ("task_ids",)
+# keys with a number or boolean default that give null a meaning: off, a seeded layout, the recipe's value
+NULLS_ALLOWED = ("debug", "init_state", "probe_settings.option.steps", "probe_settings.option.lr",
+                 "probe_settings.option.consistency_weight")  # fmt: skip
 
 
 def check_types(cfg: object, name: str | dict, prefix: str = "") -> None:
@@ -113,6 +120,9 @@ def check_types(cfg: object, name: str | dict, prefix: str = "") -> None:
             if key in ("defaults", "hydra", "sampler_defs") or key not in cfg:
                 continue
             value = OmegaConf.select(cfg, key, throw_on_missing=False)
+            if value is None and isinstance(default, int | float) and f"{prefix}{key}" not in NULLS_ALLOWED:
+                # episodes=null ended in a TypeError inside the command
+                raise ValueError(f"{prefix}{key}=null: {prefix}{key} takes a value (default {default})")
             if value is None:
                 continue
             if default is None:  # null by default: typed by name (the keys every command shares)
@@ -242,23 +252,52 @@ def check_out(out: str | Path, overwrite: bool, inputs: Iterable[object] = ()) -
             "overwrite=true to start again there, or choose another out="
         )
     check_partial_is_ours(path.with_name(path.name + ".partial"))  # refused now, not after the work
+    if path.is_symlink():  # replacing it would act on the link's target, a folder named elsewhere
+        raise ValueError(f"out={out} is a symbolic link: name the folder itself ({path.resolve()})")
     if path.is_dir() and any(path.iterdir()):
-        if not overwrite:
-            raise FileExistsError(
-                f"out={out} already holds results; pass overwrite=true to replace them, or choose another out="
-            )
-        if not (path / RESULTS_MARK).is_file() and not marker.is_file():
-            raise FileExistsError(
-                f"out={out} holds files that no snapflow command wrote (no {RESULTS_MARK} in it): overwrite=true "
-                "replaces only a snapflow command's results; move or empty that folder yourself, or choose "
-                "another out="
-            )
+        _check_replaceable(path, out, overwrite, marker.is_file())
+    _check_writable(path, out)
     return path
 
 
+def _check_replaceable(path: Path, out: object, overwrite: bool, unfinished: bool) -> None:
+    """FileExistsError unless `path` (not empty) is a snapflow command's results folder holding only what
+    that command wrote (its `RESULTS_MARK` lists its entries) and `overwrite` is set, or an unfinished run."""
+    mark = path / RESULTS_MARK
+    if not mark.is_file() and not unfinished:
+        raise FileExistsError(
+            f"out={out} holds files that no snapflow command wrote (no {RESULTS_MARK} in it): choose another "
+            "out= (overwrite=true replaces only a snapflow command's results, never a folder of your own)"
+        )
+    if not overwrite:
+        raise FileExistsError(
+            f"out={out} already holds results; pass overwrite=true to replace them, or choose another out="
+        )
+    written = set(mark.read_text().splitlines()[1:]) if mark.is_file() else set()
+    added = sorted(p.name for p in path.iterdir() if p.name not in written | {RESULTS_MARK, INCOMPLETE})
+    if written and added:  # a user's notes put beside the results would go with them
+        raise FileExistsError(
+            f"out={out} holds {added}, which the command that wrote it did not write: move them out first, "
+            "or choose another out="
+        )
+
+
+def _check_writable(path: Path, out: object) -> None:
+    """PermissionError naming `out` when its nearest existing folder cannot take a new entry (checked by
+    making and removing one: os.access says yes to root even on an immutable folder)."""
+    parent = next(p for p in (path, *path.parents) if p.exists())
+    try:
+        probe = tempfile.mkdtemp(prefix=".snapflow-write-check-", dir=parent)
+    except OSError as e:
+        raise PermissionError(e.errno, f"out={out} cannot be written ({e.strerror})", str(parent)) from None
+    os.rmdir(probe)
+
+
 def mark_results(path: Path, command: str) -> None:
-    """Write `RESULTS_MARK` into a results folder (`path`, or the `.partial` folder about to become it)."""
-    (path / RESULTS_MARK).write_text(f"{command}\n")
+    """Write `RESULTS_MARK` into a results folder (`path`, or the `.partial` folder about to become it): the
+    command, then the folder's top-level entries, which a later overwrite=true may replace (and no other)."""
+    entries = sorted(p.name for p in path.iterdir() if p.name not in (RESULTS_MARK, PARTIAL_MARK))
+    (path / RESULTS_MARK).write_text("\n".join([command, *entries]) + "\n")
 
 
 def mark_incomplete(out: Path, command: str, state: str | None) -> None:
@@ -324,13 +363,13 @@ def mark_partial(partial: Path) -> None:
 
 def publish_partial(partial: Path, path: Path) -> None:
     """Replace `path` with the finished `partial` (its mark removed)."""
-    (partial / PARTIAL_MARK).unlink(missing_ok=True)
     mark_results(partial, Path(sys.argv[0]).name)
     if path.is_dir():
         shutil.rmtree(path)
     elif path.exists():
         path.unlink()
     partial.rename(path)
+    (path / PARTIAL_MARK).unlink(missing_ok=True)  # after the rename: a failed one leaves a .partial of ours
 
 
 @contextlib.contextmanager
@@ -378,12 +417,15 @@ def check_device(device: object, key: str = "device", allowed: tuple[str, ...] =
             raise ValueError(f"{key}={name} but no CUDA device is available here; use {key}=cpu")
 
 
-def run_cli(body: Callable[[], int | None], debug: bool = False) -> None:
+def run_cli(body: Callable[[], int | None], debug: object = False) -> None:
     """Run a command body; a refused input ends in `error: <message>` and exit 2 (traceback with debug=true).
 
     Refused inputs are the named errors our modules raise for bad values, files and shapes (ValueError
-    and its subclasses, missing or existing files); anything else is a bug and keeps its traceback.
+    and its subclasses, missing or existing files, a folder this user may not write); anything else is a
+    bug and keeps its traceback. `debug` is the raw `debug=` value: only true shows tracebacks (debug=yes
+    is then named by the type check, not shown as a traceback of its own refusal).
     """
+    debug = debug is True or str(debug).strip().lower() == "true"
     from omegaconf.errors import MissingMandatoryValue
 
     from snapflow.deploy.tensorrt_engine import TensorRTUnavailable  # a runtime this machine lacks, by name
@@ -417,6 +459,11 @@ def run_cli(body: Callable[[], int | None], debug: bool = False) -> None:
         if debug:
             raise
         print(f"error: {e}", file=sys.stderr)
+        sys.exit(USAGE_EXIT)
+    except PermissionError as e:  # out= under a folder this user may not write
+        if debug:
+            raise
+        print(f"error: {e.filename}: {e.strerror} (choose a place you may write to)", file=sys.stderr)
         sys.exit(USAGE_EXIT)
     if code:
         sys.exit(code)

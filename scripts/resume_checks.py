@@ -148,11 +148,11 @@ def _read_object(path: Path) -> dict:
 
 def _original_teacher(out: Path) -> Path | None:
     """The checkpoint a run in ``out`` started from. A resumed run records its own checkpoint as
-    ``pretrained_path`` (lerobot-train resumes from there), so the earliest checkpoint whose config points
-    outside ``out`` tells; None when none does (nothing to compare)."""
+    ``pretrained_path`` (lerobot-train resumes from there; in a copied run, the original's folder), so the
+    earliest checkpoint whose config points outside ``out`` tells; None when none does (nothing to compare)."""
     out = out.resolve()
     configs = sorted((out / "checkpoints").glob("[0-9]*/pretrained_model/train_config.json"))
-    for config in [out / LAST_CHECKPOINT / "train_config.json", *configs]:
+    for config in [*configs, out / LAST_CHECKPOINT / "train_config.json"]:  # the first segment's first
         if not config.is_file():
             continue
         path = (_read_object(config).get("policy") or {}).get("pretrained_path")

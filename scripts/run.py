@@ -185,6 +185,17 @@ def check_values(cfg: DictConfig) -> None:
         raise ValueError(f"threads must be >= 1, got {cfg.threads}")
     if int(cfg.fault_after) < 0:
         raise ValueError(f"fault_after must be >= 0 (good chunks before the fault), got {cfg.fault_after}")
+    from snapflow.deploy.faults import FAULTS
+    from snapflow.scripts.outputs import explicit_keys
+
+    if str(cfg.fault) not in FAULTS:  # named here, not after the policy is loaded and timed
+        raise ValueError(f"fault={cfg.fault!r} is not a fault to inject; valid: {', '.join(FAULTS)}")
+    if str(cfg.fault) == "none" and "fault_after" in explicit_keys():  # it would be ignored without a word
+        raise ValueError(f"fault_after={cfg.fault_after} goes with fault=<kind> ({', '.join(FAULTS[1:])})")
+    if cfg.realtime_priority is not None and not 1 <= int(cfg.realtime_priority) <= 99:
+        raise ValueError(
+            f"realtime_priority={cfg.realtime_priority}: SCHED_FIFO priorities are 1..99 (or null: off)"
+        )
     if cfg.robot not in ("sim", "lerobot"):
         raise ValueError(f"robot={cfg.robot!r} is not a robot kind; valid: sim, lerobot")
     if cfg.robot != "lerobot" and cfg.robot_config is not None:  # the sim would ignore it without a word
@@ -231,6 +242,12 @@ def _run(cfg: DictConfig) -> int:
         cfg.policy, cfg.runtime, threads=int(cfg.threads), nfe=None if cfg.nfe is None else int(cfg.nfe)
     )
     contract = getattr(runtime, "contract", None)  # an export's; a checkpoint's policy config otherwise
+    if contract is not None:
+        from snapflow.deploy.contract import quantized_parity_failure
+
+        failure = quantized_parity_failure(cfg.policy)
+        if failure:
+            print(f"warning: {failure}", file=sys.stderr)
     chunk = contract.chunk_size if contract is not None else runtime.policy.config.chunk_size
     check_chunk_values(cfg, chunk)
     resolution = int(cfg.resolution) if cfg.resolution is not None else (policy_resolution(cfg.policy) or 128)
@@ -273,10 +290,13 @@ def _run(cfg: DictConfig) -> int:
             "crossfade_steps": loop_cfg.crossfade_steps,
         }
         run["policy"], run["task"] = str(cfg.policy), str(cfg.task)  # what ran, next to how it ran
+        run["runtime"], run["nfe"] = str(cfg.runtime), None if cfg.nfe is None else int(cfg.nfe)
         if hasattr(robot, "episodes"):  # the sim: finished episodes over the run (several with auto_reset)
             run["episodes"], run["episode_successes"] = robot.episodes, robot.successes
         Path(path).write_text(json.dumps(run, indent=2) + "\n")
     print(summary(run))
+    if cfg.realtime_priority is not None:  # what the scheduler granted, not only in run.json
+        print(f"realtime: {'; '.join(run.get('realtime') or ['no note'])}")
     print(f"outputs: {out.resolve()}")
     if run["stop_reason"] == "interrupted":
         print("stopped by Ctrl-C; run.json holds the ticks run", file=sys.stderr)
@@ -291,7 +311,7 @@ def _run(cfg: DictConfig) -> int:
 def _main(cfg: DictConfig) -> None:
     from snapflow.scripts.outputs import checked, run_cli
 
-    run_cli(lambda: _run(checked(cfg, "run")), debug=bool(cfg.debug))
+    run_cli(lambda: _run(checked(cfg, "run")), debug=cfg.debug)
 
 
 def main() -> None:

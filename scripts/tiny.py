@@ -80,7 +80,7 @@ def relocate(out: Path, built_in: Path) -> None:
 def _main(cfg: DictConfig) -> None:
     from snapflow.scripts.outputs import checked, run_cli
 
-    run_cli(lambda: _body(checked(cfg, "tiny")), debug=bool(cfg.get("debug", False)))
+    run_cli(lambda: _body(checked(cfg, "tiny")), debug=cfg.get("debug", False))
 
 
 def _body(cfg: DictConfig) -> None:

@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 def _main(cfg: DictConfig) -> None:
     from snapflow.scripts.outputs import checked, run_cli
 
-    run_cli(lambda: _body(checked(cfg, "train")), debug=bool(cfg.get("debug", False)))
+    run_cli(lambda: _body(checked(cfg, "train")), debug=cfg.get("debug", False))
 
 
 def _body(cfg: DictConfig) -> None:
@@ -47,6 +47,10 @@ def _body(cfg: DictConfig) -> None:
         flags = [f"--policy.path={pretrained}"]
     elif cfg.tiny:
         assets = Path(cfg.assets or Path(cfg.out).resolve().parent / "tiny_assets")
+        if int(cfg.tiny_width) < 32 or int(cfg.tiny_width) % 16:  # the builder's own message said "width"
+            raise ValueError(f"tiny_width must be a multiple of 16 and >= 32, got {cfg.tiny_width}")
+        if assets.exists() and not assets.is_dir():
+            raise NotADirectoryError(f"assets={assets} is a file: assets= names a folder for the tiny VLM")
         if (
             not assets.is_dir()
         ):  # said, so that a mistyped assets= is seen (the build is the documented default)

@@ -261,11 +261,21 @@ def _warm_up(lp: LoadedPolicy, env: object, env_pre: object, calls: int = 2) -> 
     lp.policy.reset()
 
 
+# Held-out layouts per task, at most: each episode is seconds of MuJoCo on this CPU, so 10 000 per task is
+# already days; a larger count is a typo (episodes=1e9 built a billion seeds before any rollout).
+MAX_HELD_OUT_EPISODES = 10_000
+
+
 def episode_inits(episodes: int, held_out: bool) -> list[int]:
     """Frozen init-state indices 0..episodes-1, or held-out layout seeds HELDOUT_SEED_START + i."""
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     if held_out:
+        if episodes > MAX_HELD_OUT_EPISODES:
+            raise ValueError(
+                f"episodes={episodes} held-out episodes per task is more than {MAX_HELD_OUT_EPISODES}: "
+                "days of rollouts per task even at the tiny width (a typo, e.g. 1e9?)"
+            )
         return [HELDOUT_SEED_START + i for i in range(episodes)]
     if episodes > N_FROZEN:
         raise ValueError(f"only {N_FROZEN} frozen init states per task; use held_out=true for more episodes")

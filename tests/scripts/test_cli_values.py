@@ -138,7 +138,10 @@ def test_tiny_overwrite_replaces_the_folder_whole_and_points_at_its_own_assets(t
     out = tmp_path / "tiny"
     settings = {"out": str(out), "image_size": 32, "seed": 0}
     _body(OmegaConf.create({**settings, "families": ["smolvla"], "overwrite": False}))
-    (out / "stale.txt").write_text("from the first build")
+    (out / "notes.txt").write_text("a user's file beside the first build")
+    with pytest.raises(FileExistsError, match=r"holds \['notes.txt'\], which the command"):  # never deleted
+        _body(OmegaConf.create({**settings, "families": ["pi0"], "overwrite": True}))
+    (out / "notes.txt").unlink()
     _body(OmegaConf.create({**settings, "families": ["pi0"], "overwrite": True}))
     from snapflow.scripts.outputs import RESULTS_MARK
 
@@ -624,8 +627,14 @@ def test_overwrite_never_replaces_what_the_command_reads(tmp_path: Path, command
     now refused by name before any work, the input intact."""
     ckpt = tmp_path / "ckpt"
     ckpt.mkdir()
-    names = ["config.json", "model.safetensors", *(["contract.json"] if command != "snapflow-demo" else [])]
-    for name in names:  # a checkpoint (the demo's teacher) or an export, as far as the refusal needs
+    export = command in (
+        "snapflow-eval",
+        "snapflow-run",
+    )  # they run exports; export and the demo read checkpoints
+    names = ["config.json", "model.safetensors", *(["contract.json"] if export else [])]
+    for (
+        name
+    ) in names:  # a checkpoint (export's policy, the demo's teacher) or an export, as the refusal needs
         (ckpt / name).write_text('{"type": "smolvla"}' if name == "config.json" else "{}")
     (tmp_path / "other").mkdir()
     filled = [a.replace("{ckpt}", str(ckpt)).replace("{tmp}", str(tmp_path)) for a in args]
