@@ -138,6 +138,8 @@ def build_policy(cfg: BenchConfig, device: torch.device) -> tuple[str, torch.nn.
     """(family, policy, preprocessor, raw camera side) for ``cfg.policy`` on ``device``, in eval mode."""
     from snapflow.policies.tiny import TINY_IMAGE_SIZE, TINY_PI_IMAGE_SIZE, lerobot_features
 
+    if not str(cfg.policy).strip():  # Path("") is "." and was searched as the working folder
+        raise ValueError("policy= is empty: give a family name (smolvla, pi0, pi05) or a checkpoint folder")
     source = Path(cfg.policy).expanduser()
     if (source / "contract.json").is_file():
         raise ValueError(

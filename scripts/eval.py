@@ -106,7 +106,26 @@ def _samplers(cfg: DictConfig) -> dict:
         spec = SamplerSpec(name, path, _sampler_nfe(name, d.get("nfe")), d.get("mode"),
                            _sampler_number(name, "noise_scale", d.get("noise_scale", 1.0)))  # fmt: skip
         out[name] = (spec, d.get("role") or name)
+    _check_checkpoints_used(cfg, names, raw_defs)  # after each sampler's own message (unknown, no checkpoint)
     return out
+
+
+CHECKPOINT_KEYS = ("teacher", "student", "fm", "student_k", "student_option")
+
+
+def _check_checkpoints_used(cfg: DictConfig, names: list[str], raw_defs: dict) -> None:
+    """ValueError naming a checkpoint key that is set while no selected sampler reads it (fm= beside
+    samplers=[naive_1] was not evaluated, without a word)."""
+    used = {str((raw_defs.get(n) or {}).get("policy", "")).strip("${}") for n in names}
+    for key in CHECKPOINT_KEYS:
+        if cfg.get(key) not in (None, "") and key not in used:
+            readers = sorted(
+                n for n, d in raw_defs.items() if str((d or {}).get("policy", "")).strip("${}") == key
+            )
+            raise ValueError(
+                f"{key}= is set but samplers={list(names)} evaluates none of its samplers ({', '.join(readers)}): "
+                f"add one, or drop {key}="
+            )
 
 
 def _sampler_number(name: str, key: str, value: object) -> float:

@@ -168,6 +168,10 @@ def argv_problem(name: str, argv: list[str]) -> str | None:
         if key in seen:  # Hydra would keep the last one without a word
             return f"{key}= is given twice; give it once"
         seen.add(key)
+        if value.startswith("~"):  # quoted, so the shell did not expand it; Hydra's lexer refuses it (exit 1)
+            return (
+                f"{key}={value}: ~ is not expanded inside quotes; give the full path (or leave it unquoted)"
+            )
         if value.count("{") != value.count("}") or value.count("[") != value.count("]"):
             # the shell split an unquoted value at a space: exports={int8: dir} arrives as two words
             example = f"{key}={{name: <value>}}" if "{" in value else f"{key}=[a, b]"

@@ -54,6 +54,12 @@ def check_resume_values(cfg: object, explicit: set[str]) -> None:
         if given != was:
             problems.append(f"policy={cfg.policy} (the run trains {was})")
     recorded_root = (saved.get("dataset") or {}).get("root")
+    if recorded_root and not Path(recorded_root).exists():  # lerobot-train could not read it either
+        raise FileNotFoundError(
+            f"resume=true: the run in out={cfg.out} trains on {recorded_root}, which is gone (for "
+            "snapflow-distill, its view of the dataset with the teacher's stats, beside the out= it was started "
+            "in): put it back, or start a new out="
+        )
     given_root = cfg.get("dataset") if "dataset" in explicit else None
     if given_root and recorded_root and _dataset_source(given_root) != _dataset_source(recorded_root):
         problems.append(f"dataset={cfg.dataset} (the run trains on {_dataset_source(recorded_root)})")

@@ -165,6 +165,8 @@ def _local_policy(policy: str) -> str:
 
     if policy == EMBEDDED:
         return str(resolve_pretrained(policy))
+    if not policy.strip():  # Path("") is "." and would be searched as the working folder
+        raise ValueError(f"policy= is empty: name an export or checkpoint folder (or {EMBEDDED})")
     if is_hub_id(policy):
         return policy
     path = Path(policy).expanduser()

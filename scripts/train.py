@@ -36,6 +36,12 @@ def _body(cfg: DictConfig) -> None:
         )
     if cfg.pretrained and cfg.tiny:
         raise ValueError("pass either pretrained=<checkpoint> or tiny=true, not both")
+    from snapflow.scripts.outputs import explicit_keys
+
+    if not cfg.tiny and "tiny_width" in explicit_keys():  # read by the tiny build only: ignored otherwise
+        raise ValueError(
+            f"tiny_width={cfg.tiny_width} goes with tiny=true (the offline tiny variant), and only with it"
+        )
     if cfg.resume:
         flags: list[str] = []  # the checkpoint's train_config.json holds the policy
     elif cfg.pretrained:

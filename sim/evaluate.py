@@ -278,7 +278,12 @@ def episode_inits(episodes: int, held_out: bool) -> list[int]:
             )
         return [HELDOUT_SEED_START + i for i in range(episodes)]
     if episodes > N_FROZEN:
-        raise ValueError(f"only {N_FROZEN} frozen init states per task; use held_out=true for more episodes")
+        more = (
+            f"; use held_out=true for up to {MAX_HELD_OUT_EPISODES}"
+            if episodes <= MAX_HELD_OUT_EPISODES
+            else ""
+        )
+        raise ValueError(f"episodes={episodes}: only {N_FROZEN} frozen init states per task{more}")
     return list(range(episodes))
 
 

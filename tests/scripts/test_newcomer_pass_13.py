@@ -196,3 +196,42 @@ def test_train_names_assets_that_is_a_file(tmp_path: Path) -> None:
     proc = _cli("snapflow-train", "policy=smolvla", f"dataset={data}", f"out={tmp_path / 't'}", "steps=2",
                 "tiny=true", "tiny_width=0")  # fmt: skip
     assert proc.returncode == 2 and "tiny_width must be a multiple of 16" in proc.stderr, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    "command, args, match",
+    [
+        ("snapflow-run", ["policy=", "task=goal/0"], "policy= is empty"),
+        ("snapflow-bench", ["policy=", "runtimes=[torch]"], "policy= is empty"),
+        ("snapflow-eval", ["teacher=embedded", "fm=/x", "samplers=[naive_1]"], r"fm= is set but samplers=\['naive_1'\]"),
+        ("snapflow-eval", ["teacher=embedded", "samplers=[naive_1]", "episodes=1000000000"],
+         r"episodes=1000000000: only 50 frozen init states per task$"),
+        ("snapflow-train", ["policy=smolvla", "dataset=/x", "tiny_width=8"], "tiny_width=8 goes with tiny=true"),
+        ("snapflow-run", ["policy=/x", "task=goal/0", "out=~/quoted"], "~ is not expanded inside quotes"),
+    ],
+    ids=["run-empty", "bench-empty", "unused-fm", "frozen-count", "tiny-width", "tilde"],
+)  # fmt: skip
+def test_pass_14_cases_are_named(command, args, match, tmp_path: Path) -> None:
+    """Pass 14 (fresh clone of 87f46ac): run / bench with policy='' searched the working folder; fm= beside
+    samplers=[naive_1] was not evaluated without a word; episodes=1e9 advised held_out=true, refused too;
+    tiny_width without tiny=true was ignored; a quoted ~ ended in Hydra's lexer error."""
+    if not any(a.startswith("out=") for a in args) and command != "snapflow-bench":
+        args = [*args, f"out={tmp_path / 'out'}"]
+    proc = _cli(command, *args)
+    last = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 2 and last.startswith("error: ") and re.search(match, last), proc.stderr[-2000:]
+
+
+def test_resume_names_a_missing_dataset_view(tmp_path: Path) -> None:
+    """Pass 14: a copied run whose <out>.dataset view was moved blamed dataset= instead of the missing view."""
+    from snapflow.scripts.lerobot_cli import LAST_CHECKPOINT
+    from snapflow.scripts.resume_checks import check_resume_values
+
+    out = tmp_path / "copy"
+    (out / LAST_CHECKPOINT).mkdir(parents=True)
+    saved = {"dataset": {"root": str(tmp_path / "student.dataset")}, "policy": {}}
+    (out / LAST_CHECKPOINT / "train_config.json").write_text(json.dumps(saved))
+    cfg = OmegaConf.load(CONFIGS / "distill.yaml")
+    cfg.out, cfg.dataset = str(out), str(tmp_path / "data")
+    with pytest.raises(FileNotFoundError, match=r"trains on .*student.dataset, which is gone"):
+        check_resume_values(cfg, {"dataset"})
