@@ -245,9 +245,6 @@ def _demo(cfg: DictConfig) -> None:
     out = check_out(Path(name).resolve(), strict_bool(cfg.overwrite, "overwrite"), [cfg.teacher])
     shutil.rmtree(out, ignore_errors=True)  # empty or overwrite=true: the demo starts afresh
     out.mkdir(parents=True)
-    mark_results(
-        out, "snapflow-demo"
-    )  # so that overwrite=true may replace this folder later (listed at the end)
     # results cannot be built in <out>.partial and renamed (students record absolute paths into out): a
     # marker names an unfinished run instead, removed when the table is printed
     mark_incomplete(out, "snapflow-demo", f"started {time.strftime('%Y-%m-%d %H:%M:%S')}, not finished")

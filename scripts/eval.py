@@ -116,12 +116,14 @@ CHECKPOINT_KEYS = ("teacher", "student", "fm", "student_k", "student_option")
 def _check_checkpoints_used(cfg: DictConfig, names: list[str], raw_defs: dict) -> None:
     """ValueError naming a checkpoint key that is set while no selected sampler reads it (fm= beside
     samplers=[naive_1] was not evaluated, without a word)."""
-    used = {str((raw_defs.get(n) or {}).get("policy", "")).strip("${}") for n in names}
+
+    def reads(name: str) -> str:  # the key a sampler's policy interpolates: "${student_k}" -> student_k
+        return str((raw_defs.get(name) or {}).get("policy", "")).strip("${}")
+
+    used = {reads(n) for n in names}
     for key in CHECKPOINT_KEYS:
         if cfg.get(key) not in (None, "") and key not in used:
-            readers = sorted(
-                n for n, d in raw_defs.items() if str((d or {}).get("policy", "")).strip("${}") == key
-            )
+            readers = sorted(n for n in raw_defs if reads(n) == key)
             raise ValueError(
                 f"{key}= is set but samplers={list(names)} evaluates none of its samplers ({', '.join(readers)}): "
                 f"add one, or drop {key}="
