@@ -158,6 +158,12 @@ def build_policy(cfg: BenchConfig, device: torch.device) -> tuple[str, torch.nn.
                 f"policy={cfg.policy} is an upstream {kind} checkpoint: the bench times *_snapflow policies "
                 "(a snapflow-distill student, or a family name such as policy=smolvla for the architecture)"
             )
+        if cfg.dtype != "auto":  # from_checkpoint builds the dtype the checkpoint was saved with
+            saved = read_policy_config(source).get("dtype", "float32")
+            raise ValueError(
+                f"dtype={cfg.dtype} applies to family names; a checkpoint is timed in the dtype it was saved "
+                f"with ({saved}, its config.json): leave dtype=auto"
+            )
         runtime = TorchRuntime.from_checkpoint(source, device=str(device))
         family = runtime.policy.config.type.removesuffix("_snapflow")
         side = next(iter(runtime.policy.config.image_features.values())).shape[-1]

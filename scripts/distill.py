@@ -30,9 +30,11 @@ def _main(cfg: DictConfig) -> None:
 
 def _body(cfg: DictConfig) -> None:
     from snapflow.policies.lerobot_plugin.checkpoint import check_weights_file
+    from snapflow.scripts.hub_cache import check_hub_ids, hub_ids
     from snapflow.scripts.lerobot_cli import (
         check_run_values,
         read_dataset_info,
+        read_policy_config,
         resolve_pretrained,
         teacher_flags,
         train_or_resume,
@@ -55,6 +57,7 @@ def _body(cfg: DictConfig) -> None:
     if not cfg.resume:
         teacher = resolve_pretrained(cfg.teacher)
         check_weights_file(teacher / "model.safetensors")  # a corrupt teacher is named here, not in the child
+        check_hub_ids(hub_ids(read_policy_config(teacher)), f"teacher={cfg.teacher}")
         _, flags = teacher_flags(teacher)
         _say_if_student(teacher)
         _say_if_other_camera_size(teacher, info, cfg.dataset)

@@ -35,7 +35,8 @@ from snapflow.scripts.outputs import as_list, check_unique, strict_bool
 
 def _samplers(cfg: DictConfig) -> dict:
     """{name: (SamplerSpec, role)} of the selected sampler_defs, checkpoints resolved."""
-    from snapflow.scripts.lerobot_cli import is_distilled, resolve_pretrained
+    from snapflow.scripts.hub_cache import check_hub_ids, hub_ids
+    from snapflow.scripts.lerobot_cli import is_distilled, read_policy_config, resolve_pretrained
     from snapflow.sim.evaluate import SamplerSpec
 
     defs = OmegaConf.to_container(cfg.sampler_defs, resolve=True)
@@ -48,7 +49,7 @@ def _samplers(cfg: DictConfig) -> dict:
     clash = sorted(set(exports) & set(defs))
     if clash:
         raise ValueError(f"exports {clash} would replace samplers of the same name; choose other names")
-    for name, directory in exports.items():  # an export's NFE is its contract's (checked when it is loaded)
+    for name, directory in exports.items():  # an export's NFE is its contract's, its hashes checked now
         defs[name] = {
             "policy": str(directory),
             "nfe": _contract_nfe(name, directory),
@@ -103,6 +104,8 @@ def _samplers(cfg: DictConfig) -> dict:
                 f"sampler {name!r}: {path} is a SnapFlow-distilled student (alpha < 1), not a flow-matching "
                 "teacher (teacher and student swapped?); pass it as student="
             )
+        if not d.get("export"):  # its VLM / tokenizer, when it comes from the Hub, before any rollout
+            check_hub_ids(hub_ids(read_policy_config(path)), f"sampler {name!r} ({path})")
         spec = SamplerSpec(name, path, _sampler_nfe(name, d.get("nfe")), d.get("mode"),
                            _sampler_number(name, "noise_scale", d.get("noise_scale", 1.0)))  # fmt: skip
         out[name] = (spec, d.get("role") or name)
@@ -183,11 +186,12 @@ def _cpu_share(wall_s: float, cpu_s: float) -> float | None:
 
 
 def _contract_nfe(name: str, directory: str) -> int:
-    """The NFE an export was made with (its contract.json), named by sampler when the directory is not one."""
+    """The NFE an export was made with (its contract.json), named by sampler when the directory is not one or
+    its files no longer match their hashes (checked here, before any rollout, not when the graph is loaded)."""
     from snapflow.deploy.contract import load_contract
 
     try:
-        return int(load_contract(directory, check_graph=False).nfe)
+        return int(load_contract(directory, check_graph=True).nfe)
     except ValueError as e:
         raise ValueError(f"exports.{name}: {e}") from None
 

@@ -172,7 +172,34 @@ def read_dataset_info(dataset: str | Path) -> dict:
                 f"dataset={dataset} has no {name}{'/' if '.' not in name else ''} (nor the older {older}): "
                 "an incomplete LeRobotDataset; copy it whole, or collect it again with snapflow-collect"
             )
+    _check_parquet_files(Path(dataset))
     return raw
+
+
+def _check_parquet_files(dataset: Path) -> None:
+    """ValueError naming the first file of `dataset` that cannot be opened: a parquet file (frames,
+    episodes, tasks) whose footer cannot be read, or a video whose header cannot; a truncated or damaged
+    copy, which LeRobot reports only as a DatasetGenerationError or decoder traceback inside lerobot-train.
+    Reads footers and headers only, not the rows or frames."""
+    import av
+    import pyarrow.parquet as pq
+
+    def fail(path: Path, error: Exception) -> ValueError:
+        return ValueError(
+            f"dataset={dataset}: {path.relative_to(dataset)} cannot be read ({error}); a truncated or "
+            "damaged copy: copy the dataset again, or collect it again with snapflow-collect"
+        )
+
+    for path in sorted(dataset.glob("**/*.parquet")):
+        try:
+            pq.read_metadata(path)
+        except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError, ArrowIOError an OSError
+            raise fail(path, e) from None
+    for path in sorted(dataset.glob("videos/**/*.mp4")):
+        try:
+            av.open(str(path)).close()
+        except (OSError, ValueError) as e:  # av's FFmpegError is a ValueError
+            raise fail(path, e) from None
 
 
 def dataset_state_dim(dataset: str | Path) -> int:
@@ -304,8 +331,16 @@ def train_args(
     read_dataset_info(dataset)  # every metadata file lerobot-train reads, named when missing or broken
     if Path(out).exists():
         raise FileExistsError(f"{out} exists: pick a new out= or pass resume=true to continue that run")
-    args = [
-        *policy_flags,
+    run = _run_flags(dataset, out, steps, batch_size, save_freq, seed, num_workers, log_freq)
+    return [*policy_flags, *run, f"--policy.device={device}"] if device else [*policy_flags, *run]
+
+
+def _run_flags(
+    dataset: Path, out: object, steps: int, batch_size: int, save_freq: int, seed: int, num_workers: int,
+    log_freq: int,
+) -> list[str]:  # fmt: skip
+    """The run flags `train_args` passes to lerobot-train besides the policy's (no checks: see train_args)."""
+    return [
         f"--dataset.repo_id=local/{dataset.name}",
         f"--dataset.root={dataset}",
         f"--output_dir={out}",
@@ -319,7 +354,6 @@ def train_args(
         "--wandb.enable=false",
         "--dataset.video_backend=pyav",  # torchcodec cannot load on machines without its FFmpeg libraries
     ]
-    return [*args, f"--policy.device={device}"] if device else args
 
 
 def resume_args(out: str | Path, steps: int | None = None) -> list[str]:
@@ -445,6 +479,15 @@ def check_run_values(cfg: object) -> None:
         raise FileExistsError(
             f"out={cfg.out} already holds a run; choose a new out= or continue it with resume=true"
         )
+    if not cfg.resume:  # an extra= clash with the run flags, before the tiny build or the dataset view
+        run = _run_flags(Path(str(cfg.dataset)), cfg.out, 1, 1, 1, 0, 0, 1)  # flag names are what count
+        device = ["--policy.device=x"] if cfg.get("device") else []
+        check_extra_flags([*run, *device], [str(x) for x in cfg.get("extra") or []])
+    if not cfg.resume:  # named as out=, not as the <out>.dataset view snapflow-distill writes beside it
+        from snapflow.scripts.outputs import check_file_in_the_way, check_writable
+
+        check_file_in_the_way(out, cfg.out)
+        check_writable(out, cfg.out)
 
 
 def check_extra_flags(args: list[str], extra: list[str]) -> None:

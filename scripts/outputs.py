@@ -245,10 +245,7 @@ def check_out(out: str | Path, overwrite: bool, inputs: Iterable[object] = ()) -
         raise ValueError("out= is empty: name a folder for the results")
     path = Path(out)
     check_not_input(out, inputs)
-    blocking = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
-    if blocking is not None:  # overwrite=true replaces result folders, never a file
-        where = "is a file" if blocking == path else f"lies under {blocking}, which is a file"
-        raise NotADirectoryError(f"out={out} {where}: out= names a folder for the results")
+    check_file_in_the_way(path, out)  # overwrite=true replaces result folders, never a file
     marker = path / INCOMPLETE
     if marker.is_file() and not overwrite:  # a killed or failed run: say so rather than "holds results"
         raise FileExistsError(
@@ -260,7 +257,7 @@ def check_out(out: str | Path, overwrite: bool, inputs: Iterable[object] = ()) -
         raise ValueError(f"out={out} is a symbolic link: name the folder itself ({path.resolve()})")
     if path.is_dir() and any(path.iterdir()):
         _check_replaceable(path, out, overwrite, marker.is_file())
-    _check_writable(path, out)
+    check_writable(path, out)
     return path
 
 
@@ -278,15 +275,24 @@ def _check_replaceable(path: Path, out: object, overwrite: bool, unfinished: boo
             f"out={out} already holds results; pass overwrite=true to replace them, or choose another out="
         )
     written = set(mark.read_text().splitlines()[1:]) if mark.is_file() else set()
-    added = sorted(p.name for p in path.iterdir() if p.name not in written | {RESULTS_MARK, INCOMPLETE})
+    added = [f for f in _files_under(path) if f not in written]
     if written and added:  # a user's notes put beside the results would go with them
         raise FileExistsError(
-            f"out={out} holds {added}, which the command that wrote it did not write: move them out first, "
+            f"out={out} holds {added[:5]}{f' and {len(added) - 5} more' if len(added) > 5 else ''}, which the "
+            "command that wrote it did not write: move them out first, "
             "or choose another out="
         )
 
 
-def _check_writable(path: Path, out: object) -> None:
+def check_file_in_the_way(path: Path, out: object) -> None:
+    """NotADirectoryError naming `out` when it, or a folder above it, is a file."""
+    blocking = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        where = "is a file" if blocking == path else f"lies under {blocking}, which is a file"
+        raise NotADirectoryError(f"out={out} {where}: out= names a folder for the results")
+
+
+def check_writable(path: Path, out: object) -> None:
     """PermissionError naming `out` when its nearest existing folder cannot take a new entry (checked by
     making and removing one: os.access says yes to root even on an immutable folder)."""
     parent = next(p for p in (path, *path.parents) if p.exists())
@@ -299,9 +305,17 @@ def _check_writable(path: Path, out: object) -> None:
 
 def mark_results(path: Path, command: str) -> None:
     """Write `RESULTS_MARK` into a results folder (`path`, or the `.partial` folder about to become it): the
-    command, then the folder's top-level entries, which a later overwrite=true may replace (and no other)."""
-    entries = sorted(p.name for p in path.iterdir() if p.name not in (RESULTS_MARK, PARTIAL_MARK))
-    (path / RESULTS_MARK).write_text("\n".join([command, *entries]) + "\n")
+    command, then every file in it, which a later overwrite=true may replace (and no other)."""
+    (path / RESULTS_MARK).write_text("\n".join([command, *_files_under(path)]) + "\n")
+
+
+def _files_under(path: Path) -> list[str]:
+    """Every file below `path` as a relative POSIX path (at any depth: a note a user put into a sub-folder
+    counts as much as one beside the results), the marks themselves left out."""
+    skip = {RESULTS_MARK, PARTIAL_MARK, INCOMPLETE}
+    return sorted(
+        p.relative_to(path).as_posix() for p in path.rglob("*") if not p.is_dir() and p.name not in skip
+    )
 
 
 def mark_incomplete(out: Path, command: str, state: str | None) -> None:

@@ -26,7 +26,14 @@ def _main(cfg: DictConfig) -> None:
 
 
 def _body(cfg: DictConfig) -> None:
-    from snapflow.scripts.lerobot_cli import dataset_state_dim, family_of, tiny_flags, train_or_resume
+    from snapflow.scripts.lerobot_cli import (
+        check_run_values,
+        dataset_state_dim,
+        family_of,
+        read_dataset_info,
+        tiny_flags,
+        train_or_resume,
+    )
 
     family = family_of(str(cfg.policy))
     if str(cfg.policy) != family:  # smolvla_snapflow would train an upstream smolvla without a word
@@ -42,14 +49,22 @@ def _body(cfg: DictConfig) -> None:
         raise ValueError(
             f"tiny_width={cfg.tiny_width} goes with tiny=true (the offline tiny variant), and only with it"
         )
+    check_run_values(cfg)  # out= and the run values, before the tiny assets are built beside out
+    if not cfg.resume:  # the dataset before the policy (its Hub files, the tiny build)
+        read_dataset_info(cfg.dataset)
     if cfg.resume:
         flags: list[str] = []  # the checkpoint's train_config.json holds the policy
     elif cfg.pretrained:
-        from snapflow.scripts.lerobot_cli import resolve_pretrained
+        from snapflow.scripts.hub_cache import check_hub_ids, hub_ids
+        from snapflow.scripts.lerobot_cli import read_policy_config, resolve_pretrained
 
         pretrained = str(cfg.pretrained)
         if pretrained.startswith(("/", ".", "~")) or pretrained.count("/") != 1:  # a path, not a Hub id
             pretrained = str(resolve_pretrained(pretrained))  # FileNotFoundError naming it
+            needed = hub_ids(read_policy_config(Path(pretrained)))
+        else:  # its own VLM / tokenizer is checked when it loads (its config is on the Hub)
+            needed = [pretrained]
+        check_hub_ids(needed, f"pretrained={cfg.pretrained}")
         flags = [f"--policy.path={pretrained}"]
     elif cfg.tiny:
         assets = Path(cfg.assets or Path(cfg.out).resolve().parent / "tiny_assets")
@@ -68,6 +83,9 @@ def _body(cfg: DictConfig) -> None:
             width=int(cfg.tiny_width),
         )
     else:
+        from snapflow.scripts.hub_cache import check_hub_ids, hub_ids
+
+        check_hub_ids(hub_ids({"type": family}), f"policy={family} (without tiny=true)")
         flags = [f"--policy.type={family}"]
     print(f"teacher checkpoint: {train_or_resume(flags, cfg)}")
 

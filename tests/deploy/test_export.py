@@ -528,6 +528,20 @@ def test_snapflow_eval_runs_an_export_beside_its_checkpoint(exported, tmp_path):
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert clash.returncode == 2 and "exports ['naive_1'] would replace samplers" in clash.stderr
+    import shutil
+
+    tampered = tmp_path / "tampered"  # named before any rollout (its hashes were read only at load, pass 14)
+    shutil.copytree(out, tampered)
+    with open(tampered / "model.onnx", "ab") as f:
+        f.write(b"\0")
+    proc = subprocess.run(
+        [exe, f"exports={{graph: {tampered}}}", "samplers=[graph]", f"out={tmp_path / 't'}", *common],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert (
+        proc.returncode == 2 and "exports.graph:" in proc.stderr and "changed ['model.onnx']" in proc.stderr
+    ), proc.stderr
+    assert "episode" not in proc.stdout and not (tmp_path / "t").exists()
 
 
 @pytest.mark.parametrize("exported", ["smolvla"], indirect=True)

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -63,8 +65,9 @@ def test_eval_names_the_suite_range_of_task_ids() -> None:
 def _dataset_meta(root: Path, without: str | None = None) -> Path:
     """The metadata files `read_dataset_info` checks (as snapflow-collect writes them), less ``without``."""
     (root / "meta" / "episodes").mkdir(parents=True)
-    for name, text in (("info.json", '{"features": {}}'), ("stats.json", "{}"), ("tasks.parquet", "")):
+    for name, text in (("info.json", '{"features": {}}'), ("stats.json", "{}")):
         (root / "meta" / name).write_text(text)
+    pq.write_table(pa.table({"task_index": [0]}), root / "meta" / "tasks.parquet")  # its footer is read
     if without is not None:
         target = root / "meta" / without
         target.rmdir() if target.is_dir() else target.unlink()

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from omegaconf import OmegaConf
 
@@ -110,8 +112,8 @@ def test_eval_checks_the_offline_mse_dataset_before_any_rollout(tmp_path: Path) 
     data = tmp_path / "demos"
     (data / "meta" / "episodes").mkdir(parents=True)
     (data / "meta" / "info.json").write_text(json.dumps({"features": {"action": {}}, "total_episodes": 2}))
-    for name in ("stats.json", "tasks.parquet"):
-        (data / "meta" / name).write_text("{}")
+    (data / "meta" / "stats.json").write_text("{}")
+    pq.write_table(pa.table({"task_index": [0]}), data / "meta" / "tasks.parquet")  # its footer is read
     # a missing teacher too: named after the dataset only if the dataset is checked first, before any loading
     base = [f"teacher={tmp_path / 'no_teacher'}", "suites=[goal]", "episodes=1", f"out={tmp_path / 'eval'}"]
     proc = _cli("snapflow-eval", *base, f"dataset={data}", "episodes_for_mse=5")
