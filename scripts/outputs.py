@@ -229,7 +229,13 @@ def check_unique(key: str, values: list) -> None:
 
 
 def checked(cfg: object, name: str) -> object:
-    """`cfg` after `check_types(cfg, name)`: `run_cli(lambda: _body(checked(cfg, "eval")), ...)`."""
+    """`cfg` after `check_types(cfg, name)`: `run_cli(lambda: _body(checked(cfg, "eval")), ...)`; every
+    required key left at ``???`` is named at once (ValueError), each with what it takes."""
+    from omegaconf import OmegaConf
+
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ValueError("; ".join(f"{key}= is required: {_config_comment(key, name)}" for key in missing))
     check_types(cfg, name)
     return cfg
 
@@ -435,6 +441,23 @@ def check_device(device: object, key: str = "device", allowed: tuple[str, ...] =
             raise ValueError(f"{key}={name} but no CUDA device is available here; use {key}=cpu")
 
 
+def _config_comment(key: str, name: str | None = None) -> str:
+    """What a required top-level `key` takes: its comment in configs/<name>.yaml (the running command's
+    when `name` is None); ``--help`` shows the keys without their comments."""
+    try:
+        if name is None:
+            from hydra.core.hydra_config import HydraConfig
+
+            name = HydraConfig.get().job.config_name
+        lines = (CONFIG_DIR / f"{name}.yaml").read_text().splitlines()
+    except (ValueError, OSError):  # outside a Hydra command, or no such file
+        return "see the command's config"
+    for line in lines:
+        if line.startswith(f"{key}:") and "#" in line:
+            return f"{line.split('#', 1)[1].strip()} (configs/{name}.yaml)"
+    return f"see configs/{name}.yaml"
+
+
 def run_cli(body: Callable[[], int | None], debug: object = False) -> None:
     """Run a command body; a refused input ends in `error: <message>` and exit 2 (traceback with debug=true).
 
@@ -464,9 +487,7 @@ def run_cli(body: Callable[[], int | None], debug: object = False) -> None:
     except MissingMandatoryValue as e:  # a required key= left at ??? on the command line
         if debug:
             raise
-        print(
-            f"error: {e.full_key}= is required (see the config's comment for what it takes)", file=sys.stderr
-        )
+        print(f"error: {e.full_key}= is required: {_config_comment(e.full_key)}", file=sys.stderr)
         sys.exit(USAGE_EXIT)
     except ChildFailed as e:  # a failed child (lerobot-train) printed its own log: say so in one line
         if debug:

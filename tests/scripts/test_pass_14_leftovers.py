@@ -121,3 +121,12 @@ def test_a_note_in_a_results_sub_folder_stops_overwrite(tmp_path: Path) -> None:
         check_out(tmp_path / "res", overwrite=True)
     (tmp_path / "res" / "eval" / "my_notes.txt").unlink()
     assert check_out(tmp_path / "res", overwrite=True)  # only what the command wrote: replaceable
+
+
+def test_every_missing_required_key_is_named_with_what_it_takes() -> None:
+    """A required key left at ??? pointed at "the config's comment", which --help does not show (pass 13)."""
+    proc = _cli("snapflow-distill", "teacher=embedded")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "dataset= is required: LeRobotDataset root" in proc.stderr and "out= is required: " in proc.stderr
+    proc = _cli("snapflow-bench")
+    assert proc.returncode == 2 and "policy= is required: smolvla | pi0 | pi05" in proc.stderr, proc.stderr
