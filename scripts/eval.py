@@ -185,6 +185,36 @@ def _cpu_share(wall_s: float, cpu_s: float) -> float | None:
     return cpu_s / (wall_s * torch.get_num_threads()) if wall_s > 0.05 else None
 
 
+def _check_loop_values(cfg: DictConfig) -> None:
+    """batch_size, n_action_steps and resolution= named before any policy is loaded (they were named only
+    after loading, by the rollout code)."""
+    from snapflow.sim.env import check_resolution
+
+    for key in ("batch_size", "n_action_steps"):
+        if int(cfg[key]) < 1:
+            raise ValueError(f"{key} must be >= 1, got {cfg[key]}")
+    if cfg.resolution is not None:
+        check_resolution(cfg.resolution)
+
+
+def _check_chunk_sizes(n_action_steps: int, samplers: dict) -> None:
+    """ValueError naming the sampler whose action chunk is shorter than `n_action_steps` (read from its
+    config.json, or an export's contract.json, without loading it)."""
+    from snapflow.deploy.contract import load_contract
+    from snapflow.scripts.lerobot_cli import read_policy_config
+
+    for name, (spec, _) in samplers.items():
+        path = Path(spec.policy)
+        if (path / "contract.json").is_file():
+            chunk = load_contract(path, check_graph=False).chunk_size
+        else:
+            chunk = read_policy_config(path).get("chunk_size")
+        if isinstance(chunk, int) and not n_action_steps <= chunk:
+            raise ValueError(
+                f"n_action_steps={n_action_steps} must be in [1, chunk_size={chunk}] of sampler {name!r} ({path})"
+            )
+
+
 def _contract_nfe(name: str, directory: str) -> int:
     """The NFE an export was made with (its contract.json), named by sampler when the directory is not one or
     its files no longer match their hashes (checked here, before any rollout, not when the graph is loaded)."""
@@ -330,7 +360,9 @@ def _eval(cfg: DictConfig) -> None:
     episode_inits(
         int(cfg.episodes), strict_bool(cfg.held_out, "held_out")
     )  # and on impossible episode counts
+    _check_loop_values(cfg)
     samplers = _samplers(cfg)
+    _check_chunk_sizes(int(cfg.n_action_steps), samplers)  # from config.json / contract.json, before loading
     resolution = _resolution(cfg, samplers)
     task_ids = as_list(cfg.task_ids)
     mse: dict[str, float] = {}

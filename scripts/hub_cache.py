@@ -11,20 +11,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-# upstream PI0 / PI05 processors ask for this tokenizer (lerobot/policies/pi0/processor_pi0.py)
-from snapflow.policies.lerobot_plugin.configuration_pi0_snapflow import PALIGEMMA_TOKENIZER
-
 
 def hub_ids(config: dict) -> list[str]:
     """Hub repo ids a policy config (a checkpoint's config.json as a dict) loads when it is built: its VLM
     (SmolVLA) or tokenizer (PI0 / PI05), unless the config names a local folder instead."""
     policy_type = str(config.get("type", ""))
-    if policy_type.startswith("smolvla"):
+    if policy_type.startswith("smolvla") and config.get("vlm_model_name"):
+        names = [config["vlm_model_name"]]
+    elif policy_type.startswith(
+        "smolvla"
+    ):  # a type alone (snapflow-train policy=smolvla): upstream's default
         from lerobot.policies.smolvla.configuration_smolvla import SmolVLAConfig
 
-        names = [config.get("vlm_model_name") or SmolVLAConfig.vlm_model_name]
-    elif policy_type.startswith(("pi0", "pi05")):
-        names = [config.get("tokenizer_name") or PALIGEMMA_TOKENIZER]
+        names = [SmolVLAConfig.vlm_model_name]
+    elif policy_type.startswith(("pi0", "pi05")) and config.get("tokenizer_name"):
+        names = [config["tokenizer_name"]]
+    elif policy_type.startswith(("pi0", "pi05")):  # upstream's processor asks for it (processor_pi0.py)
+        from snapflow.policies.lerobot_plugin.configuration_pi0_snapflow import PALIGEMMA_TOKENIZER
+
+        names = [PALIGEMMA_TOKENIZER]
     else:
         return []
     return [str(n) for n in names if not Path(str(n)).expanduser().is_dir()]

@@ -56,6 +56,17 @@ def build_model(task: Task) -> mujoco.MjModel:
     return mujoco.MjModel.from_xml_string(_model_xml(task.suite, task.task_id))
 
 
+RESOLUTION_RANGE = (16, 512)  # px, camera side: the sizes this env renders (one fact for env, collect, eval)
+
+
+def check_resolution(resolution: object) -> int:
+    """`resolution` (camera side, px) when it is an int in `RESOLUTION_RANGE`, else ValueError naming it."""
+    low, high = RESOLUTION_RANGE
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or not low <= resolution <= high:
+        raise ValueError(f"resolution must be an int in [{low}, {high}], got {resolution!r}")
+    return resolution
+
+
 class MiniLiberoEnv(gym.Env):
     """One task of a mini-LIBERO suite.
 
@@ -94,8 +105,7 @@ class MiniLiberoEnv(gym.Env):
             raise ValueError(
                 f"the {self.task_spec.suite} suite has a fixed layout; layout={layout!r} is not available (use libero)"
             )
-        if not isinstance(resolution, int) or not 16 <= resolution <= 512:
-            raise ValueError(f"resolution must be an int in [16, 512], got {resolution!r}")
+        check_resolution(resolution)
         if init_state is not None and not int(init_state) >= 0:
             raise ValueError(f"init_state must be a non-negative index or None, got {init_state!r}")
         if init_state is not None and not init_state_stride and int(init_state) >= N_FROZEN:

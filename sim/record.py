@@ -191,8 +191,9 @@ def collect_dataset(
         raise ValueError(
             f"the {fixed[0]} suite has a fixed layout; layout={layout!r} is not available (use libero)"
         )
-    if not isinstance(resolution, int) or not 16 <= resolution <= 512:
-        raise ValueError(f"resolution must be an int in [16, 512], got {resolution!r}")
+    from snapflow.sim.env import check_resolution
+
+    check_resolution(resolution)
     ids = None if task_ids is None else [int(t) for t in task_ids]
     n_tasks = min(len(SUITES[s]) for s in suites)
     bad = [t for t in ids or [] if not 0 <= t < n_tasks]

@@ -130,3 +130,17 @@ def test_every_missing_required_key_is_named_with_what_it_takes() -> None:
     assert "dataset= is required: LeRobotDataset root" in proc.stderr and "out= is required: " in proc.stderr
     proc = _cli("snapflow-bench")
     assert proc.returncode == 2 and "policy= is required: smolvla | pi0 | pi05" in proc.stderr, proc.stderr
+
+
+def test_eval_names_its_loop_values_before_loading_a_policy(tmp_path: Path) -> None:
+    """batch_size / n_action_steps / resolution were named by the rollout code, after loading (pass 13)."""
+    base = ["teacher=embedded", "suites=[goal]", "episodes=1", f"out={tmp_path / 'e'}"]
+    for args, named in (
+        (["batch_size=0"], "batch_size must be >= 1, got 0"),
+        (["n_action_steps=0"], "n_action_steps must be >= 1, got 0"),
+        (["n_action_steps=11"], "n_action_steps=11 must be in [1, chunk_size=10] of sampler 'teacher_10'"),
+        (["resolution=8"], "resolution must be an int in [16, 512], got 8"),
+    ):
+        proc = _cli("snapflow-eval", *base, *args)
+        assert proc.returncode == 2 and named in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not (tmp_path / "e").exists()
