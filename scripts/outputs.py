@@ -168,7 +168,9 @@ def argv_problem(name: str, argv: list[str]) -> str | None:
         if key in seen:  # Hydra would keep the last one without a word
             return f"{key}= is given twice; give it once"
         seen.add(key)
-        if value.startswith("~"):  # quoted, so the shell did not expand it; Hydra's lexer refuses it (exit 1)
+        if value.lstrip("'\"").startswith("~"):
+            # quoted for the shell, so it did not expand it: Hydra's lexer refuses a bare ~ (exit 1), and a
+            # Hydra-quoted '~/x' reached the command as a folder named "~" in the working folder
             return (
                 f"{key}={value}: ~ is not expanded inside quotes; give the full path (or leave it unquoted)"
             )

@@ -67,8 +67,8 @@ def check_resume_values(cfg: object, explicit: set[str]) -> None:
     if "teacher" in explicit and cfg.get("teacher") and teacher:  # snapflow-distill
         try:  # teacher= is mandatory on the command line, so a resume may pass a placeholder (teacher=unused)
             given_dir = resolve_pretrained(cfg.teacher).resolve()
-        except (FileNotFoundError, ValueError):
-            given_dir = None
+        except (FileNotFoundError, ValueError):  # a folder that is there but no checkpoint is no placeholder
+            given_dir = Path(str(cfg.teacher)).resolve() if Path(str(cfg.teacher)).exists() else None
         if given_dir is not None and given_dir != teacher:
             problems.append(f"teacher={cfg.teacher} (the run was distilled from {teacher})")
     for key in sorted(explicit & set(recorded)):
