@@ -132,6 +132,10 @@ def load_contract(directory: str | Path, *, check_graph: bool = True) -> Contrac
     """Read and validate ``directory/contract.json``; with ``check_graph`` also against model.onnx."""
     directory = Path(directory)
     path = directory / CONTRACT_FILE
+    if not directory.is_dir():
+        raise ContractError(
+            f"{directory} does not exist (or is not a folder): name a snapflow-export directory"
+        )
     if not path.is_file():
         raise ContractError(f"{directory} has no {CONTRACT_FILE}: not a snapflow-export directory")
     try:

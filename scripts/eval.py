@@ -321,7 +321,7 @@ def _eval(cfg: DictConfig) -> None:
     from snapflow.sim.evaluate import benchmark_latency, episode_inits, initial_noise
     from snapflow.sim.layouts import check_layout
     from snapflow.sim.report import build_report, machine_info, markdown_table, write_outputs
-    from snapflow.sim.tasks import canonical_suite
+    from snapflow.sim.tasks import canonical_suite, check_task_ids
 
     start = time.perf_counter()
     exports = cfg.exports if isinstance(cfg.exports, dict | DictConfig) else {}
@@ -343,6 +343,7 @@ def _eval(cfg: DictConfig) -> None:
     suites = [canonical_suite(s) for s in as_list(cfg.suites)]  # fail fast on unknown suites
     check_unique("suites", suites)
     check_unique("task_ids", as_list(cfg.task_ids) or [])
+    check_task_ids(as_list(cfg.task_ids), suites)  # before the rollouts (0.5 failed after them)
     if cfg.max_steps is not None and int(cfg.max_steps) < 1:
         raise ValueError(f"max_steps must be >= 1 (or null for the suite's limit), got {cfg.max_steps}")
     if int(cfg.threads) < 1:  # torch.set_num_threads would end in a traceback inside the rollouts

@@ -14,6 +14,10 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
+# A typo guard: the exported graph holds one action-expert pass per step (nfe=1000 ran for minutes before a
+# word); the samplers here use at most 10 steps, 10x that leaves room for finer Euler grids.
+MAX_EXPORT_NFE = 100
+
 
 def _observation(policy: torch.nn.Module, task: str) -> dict:
     """A neutral raw LeRobot observation of the policy's features (only its tokens are used)."""
@@ -50,12 +54,15 @@ def _body(cfg: DictConfig) -> None:
     from snapflow.deploy.export_onnx import ExportParityError, check_opset, export_onnx
     from snapflow.deploy.quantize import QUANTIZATIONS
     from snapflow.deploy.runtimes import TorchRuntime
-    from snapflow.scripts.lerobot_cli import resolve_pretrained
+    from snapflow.scripts.lerobot_cli import read_policy_config, resolve_pretrained
     from snapflow.scripts.outputs import atomic_out, check_out
 
     check_opset(int(cfg.opset))
-    if int(cfg.nfe) < 1:
-        raise ValueError(f"nfe={cfg.nfe}: the number of function evaluations must be >= 1")
+    if not 1 <= int(cfg.nfe) <= MAX_EXPORT_NFE:
+        raise ValueError(
+            f"nfe={cfg.nfe}: the number of function evaluations must be in [1, {MAX_EXPORT_NFE}] (the graph "
+            "unrolls one action-expert pass per step)"
+        )
     if not (math.isfinite(float(cfg.fps)) and float(cfg.fps) > 0):
         raise ValueError(
             f"fps={cfg.fps}: the control rate recorded in the contract must be a finite number > 0 Hz"
@@ -81,6 +88,14 @@ def _body(cfg: DictConfig) -> None:
 
         require_tensorrt("tensorrt=true but TensorRT cannot run here")
     policy = resolve_pretrained(cfg.policy)  # a missing policy named before out= is looked at
+    kind = str(read_policy_config(policy).get("type", ""))
+    if not kind.endswith("_snapflow"):  # export_onnx refuses it too, after the load (pass 15: named first)
+        raise ValueError(
+            f"policy={cfg.policy} is a {kind!r} checkpoint: export needs a *_snapflow policy (a snapflow-distill "
+            "student)"
+        )
+    if cfg.image_size is not None and int(cfg.image_size) < 1:  # the multiple is checked once loaded
+        raise ValueError(f"image_size={cfg.image_size}: a camera side in px must be >= 1")
     inputs = [cfg.policy, cfg.calibration]  # never replaced by the export, whatever overwrite says
     check_out(cfg.out, bool(cfg.overwrite), inputs)  # before the minute-long export, not after
     print(f"[1/3] loading {policy}", flush=True)

@@ -442,6 +442,11 @@ def run_lerobot_train(args: list[str], launcher: str = "python", num_processes: 
     return cmd
 
 
+# A typo guard (steps=1e12 started a run whose bar read 2e9 hours): at 100 steps/s, 10x the tiny models'
+# training speed on this package's 2-core CPU (4-10 steps/s), 1e8 steps take 11 days.
+MAX_TRAIN_STEPS = 100_000_000
+
+
 def check_run_values(cfg: object) -> None:
     """The run keys of configs/train.yaml and configs/distill.yaml, checked before lerobot-train starts (a
     failure inside it would surface as a subprocess traceback): steps, batch_size, save_freq, log_freq >= 1,
@@ -449,6 +454,8 @@ def check_run_values(cfg: object) -> None:
     for key in ("steps", "batch_size", "save_freq", "log_freq"):
         if int(cfg[key]) < 1:
             raise ValueError(f"{key} must be >= 1, got {cfg[key]}")
+    if int(cfg.steps) > MAX_TRAIN_STEPS:
+        raise ValueError(f"steps must be <= {MAX_TRAIN_STEPS:.0e}, got {cfg.steps} (a typo?)")
     if int(cfg.num_workers) < 0:
         raise ValueError(f"num_workers must be >= 0, got {cfg.num_workers}")
     if "seed" in cfg and not 0 <= int(cfg.seed) < 2**32:  # numpy's seed range, else a traceback in the child

@@ -5,6 +5,7 @@ usage errors as one readable line instead of a traceback.
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import os
 import shutil
@@ -306,8 +307,9 @@ def check_writable(path: Path, out: object) -> None:
     parent = next(p for p in (path, *path.parents) if p.exists())
     try:
         probe = tempfile.mkdtemp(prefix=".snapflow-write-check-", dir=parent)
-    except OSError as e:
-        raise PermissionError(e.errno, f"out={out} cannot be written ({e.strerror})", str(parent)) from None
+    except OSError as e:  # ENOENT: a virtual folder (/proc) that takes no new entry
+        why = "no folder can be made there" if e.errno == errno.ENOENT else e.strerror
+        raise PermissionError(e.errno, f"out={out} cannot be written ({why})", str(parent)) from None
     os.rmdir(probe)
 
 

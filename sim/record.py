@@ -32,7 +32,7 @@ from snapflow.sim.controller import CONTROL_HZ
 from snapflow.sim.layouts import DEFAULT_LAYOUT, check_layout
 from snapflow.sim.modes import DETOURS, MODES
 from snapflow.sim.object_state import state_dim
-from snapflow.sim.tasks import SUITE_NAMES, SUITES, canonical_suite
+from snapflow.sim.tasks import SUITE_NAMES, SUITES, canonical_suite, check_task_ids
 
 DEMO_SEED_BASE = 100_000
 MODE_KEY = "mode"
@@ -194,13 +194,7 @@ def collect_dataset(
     from snapflow.sim.env import check_resolution
 
     check_resolution(resolution)
-    ids = None if task_ids is None else [int(t) for t in task_ids]
-    n_tasks = min(len(SUITES[s]) for s in suites)
-    bad = [t for t in ids or [] if not 0 <= t < n_tasks]
-    if bad:
-        raise ValueError(f"task_ids {bad} out of range for suite(s) {suites} (valid: 0..{n_tasks - 1})")
-    if ids == []:
-        raise ValueError("task_ids=[] selects no task: list some, or leave task_ids out for every task")
+    ids = check_task_ids(task_ids, suites)
     if episodes_per_task < 1:
         raise ValueError(f"episodes_per_task must be >= 1, got {episodes_per_task}")
     if workers < 1:

@@ -357,6 +357,23 @@ def canonical_suite(suite: str) -> str:
     return name
 
 
+def check_task_ids(task_ids: list | None, suites: list[str]) -> list[int] | None:
+    """`task_ids` (None = every task) when each is an integer (not a bool, not a float) valid in every
+    suite of `suites`; ValueError naming the bad ids otherwise (0.5 was truncated to task 0, true read as 1)."""
+    if task_ids is None:
+        return None
+    if not task_ids:
+        raise ValueError("task_ids=[] selects no task: list some, or leave task_ids out for every task")
+    wrong = [t for t in task_ids if isinstance(t, bool) or not isinstance(t, int)]
+    if wrong:
+        raise ValueError(f"task_ids takes whole task numbers, got {wrong}")
+    n_tasks = min(len(SUITES[canonical_suite(s)]) for s in suites)
+    bad = [t for t in task_ids if not 0 <= t < n_tasks]
+    if bad:
+        raise ValueError(f"task_ids {bad} out of range for suite(s) {suites} (valid: 0..{n_tasks - 1})")
+    return list(task_ids)
+
+
 def get_task(suite: str, task_id: int) -> Task:
     """Look up a task; ValueError naming the valid choices for an unknown suite or task id."""
     tasks = SUITES[canonical_suite(suite)]

@@ -62,3 +62,33 @@ def test_a_hydra_quoted_tilde_is_named(tmp_path: Path) -> None:
         proc = _cli("snapflow-eval", "teacher=embedded", arg, cwd=tmp_path)
         assert proc.returncode == 2 and "~ is not expanded inside quotes" in proc.stderr, proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "named"),
+    [
+        ("snapflow-eval", ["teacher=embedded", "suites=[goal]", "task_ids=[0.5]"], "task_ids takes whole task numbers, got [0.5]"),
+        ("snapflow-eval", ["teacher=embedded", "suites=[goal]", "task_ids=[true]"], "task_ids takes whole task numbers"),
+        ("snapflow-eval", ["teacher=embedded", "suites=[goal]", "task_ids=[10]"], "task_ids [10] out of range"),
+        ("snapflow-collect", ["suite=goal", "task_ids=[0.5]"], "task_ids takes whole task numbers, got [0.5]"),
+        ("snapflow-distill", ["teacher=embedded", "dataset={tmp}/none", "steps=1e12"], "steps must be <= 1e+08"),
+        ("snapflow-train", ["tiny=true", "dataset={tmp}/none", "steps=1000000000"], "steps must be <= 1e+08"),
+        ("snapflow-export", ["policy=embedded", "nfe=1000"], "must be in [1, 100]"),
+        ("snapflow-export", ["policy=embedded"], "is a 'smolvla' checkpoint: export needs a *_snapflow policy"),
+        ("snapflow-eval", ["exports={g: {tmp}/none}", "samplers=[g]"], "none does not exist (or is not a folder)"),
+        ("snapflow-collect", ["suite=goal", "out=/proc/snapflow-pass-15"], "cannot be written (no folder can be made"),
+    ],
+)  # fmt: skip
+def test_pass_15_values_are_named_before_any_work(tmp_path: Path, command, args, named) -> None:
+    """task_ids=[0.5] was truncated to 0 (collect) or refused after the rollouts (eval), [true] read as 1;
+    steps=1e12 and nfe=1000 started without a word; an upstream checkpoint was refused after the export
+    began; a missing export folder was "no contract.json"; /proc said "No such file or directory"."""
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    if not any(a.startswith("out=") for a in args):
+        args.append(f"out={tmp_path / 'out'}")
+    proc = _cli(command, *args)
+    assert proc.returncode == 2 and named in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[
+        -2000:
+    ]
+    assert "[2/3]" not in proc.stdout and "episode" not in proc.stdout
+    assert not (tmp_path / "out").exists()
