@@ -29,7 +29,7 @@ def _main(cfg: DictConfig) -> None:
 
 
 def _body(cfg: DictConfig) -> None:
-    from snapflow.policies.lerobot_plugin.checkpoint import check_weights_file
+    from snapflow.policies.weights_file import check_weights_file
     from snapflow.scripts.hub_cache import check_hub_ids, hub_ids
     from snapflow.scripts.lerobot_cli import (
         check_run_values,

@@ -35,6 +35,7 @@ from snapflow.scripts.outputs import as_list, check_unique, strict_bool
 
 def _samplers(cfg: DictConfig) -> dict:
     """{name: (SamplerSpec, role)} of the selected sampler_defs, checkpoints resolved."""
+    from snapflow.policies.weights_file import check_weights_file
     from snapflow.scripts.hub_cache import check_hub_ids, hub_ids
     from snapflow.scripts.lerobot_cli import is_distilled, read_policy_config, resolve_pretrained
     from snapflow.sim.evaluate import SamplerSpec
@@ -104,7 +105,11 @@ def _samplers(cfg: DictConfig) -> dict:
                 f"sampler {name!r}: {path} is a SnapFlow-distilled student (alpha < 1), not a flow-matching "
                 "teacher (teacher and student swapped?); pass it as student="
             )
-        if not d.get("export"):  # its VLM / tokenizer, when it comes from the Hub, before any rollout
+        if not d.get("export"):  # its weights file and Hub VLM / tokenizer, before any policy is loaded
+            try:
+                check_weights_file(path / "model.safetensors")
+            except (ValueError, FileNotFoundError) as e:
+                raise ValueError(f"sampler {name!r}: {e}") from None
             check_hub_ids(hub_ids(read_policy_config(path)), f"sampler {name!r} ({path})")
         spec = SamplerSpec(name, path, _sampler_nfe(name, d.get("nfe")), d.get("mode"),
                            _sampler_number(name, "noise_scale", d.get("noise_scale", 1.0)))  # fmt: skip

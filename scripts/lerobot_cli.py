@@ -376,15 +376,33 @@ def _check_resumable_files(pretrained_model: Path) -> None:
     instead of failing inside lerobot-train with an unnamed safetensors error)."""
     from lerobot.utils.constants import OPTIMIZER_STATE, TRAINING_STATE_DIR
 
-    from snapflow.policies.lerobot_plugin.checkpoint import check_weights_file
+    from snapflow.policies.weights_file import check_weights_file
 
     for path in (
         pretrained_model / "model.safetensors",
         pretrained_model.parent / TRAINING_STATE_DIR / OPTIMIZER_STATE,
     ):
         if not path.is_file():
-            raise FileNotFoundError(f"cannot resume: {path} is missing (an incomplete checkpoint)")
-        check_weights_file(path)
+            raise FileNotFoundError(
+                f"cannot resume: {path} is missing (an incomplete checkpoint){_earlier(path)}"
+            )
+        try:
+            check_weights_file(path)
+        except ValueError as e:
+            raise ValueError(f"{e}{_earlier(path)}") from None
+
+
+def _earlier(path: Path) -> str:
+    """The way on from a damaged last checkpoint: the run's earlier checkpoints, by name, or a new out=."""
+    checkpoints = path.resolve().parents[2]  # <checkpoints>/<step>/{pretrained_model,training_state}/<file>
+    current = path.resolve().relative_to(checkpoints).parts[0]
+    earlier = sorted(p.name for p in checkpoints.glob("[0-9]*") if p.is_dir() and p.name < current)
+    if not earlier:
+        return "; start a new out= (the run has no earlier checkpoint)"
+    return (
+        f"; resume from an earlier checkpoint ({', '.join(earlier[-3:])}): point checkpoints/last at it "
+        f"(ln -sfn {earlier[-1]} {checkpoints / 'last'}), or start a new out="
+    )
 
 
 def _free_port() -> int:

@@ -86,26 +86,6 @@ def is_resumable_checkpoint(pretrained: str | Path) -> bool:
     )
 
 
-def check_weights_file(path: str | Path) -> None:
-    """Cheap integrity check of a ``model.safetensors`` without loading it: the header parses and the file
-    is as long as the header says (a truncated copy fails here). ValueError naming the file otherwise."""
-    import json
-    import struct
-
-    path = Path(path)
-    try:
-        with path.open("rb") as f:
-            (header_len,) = struct.unpack("<Q", f.read(8))
-            header = json.loads(f.read(header_len))
-        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
-    except Exception as e:  # a short read, foreign bytes or a bad header
-        raise ValueError(f"cannot read {path} (corrupt or not a safetensors file): {e}") from e
-    if path.stat().st_size < 8 + header_len + end:
-        raise ValueError(
-            f"cannot read {path}: truncated ({path.stat().st_size} bytes, the header needs {8 + header_len + end})"
-        )
-
-
 def load_weights(
     policy: nn.Module,
     pretrained: str | Path,

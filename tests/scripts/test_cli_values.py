@@ -328,7 +328,7 @@ def test_a_truncated_weights_file_is_named_before_loading(tmp_path: Path) -> Non
     import torch
     from safetensors.torch import save_file
 
-    from snapflow.policies.lerobot_plugin.checkpoint import check_weights_file
+    from snapflow.policies.weights_file import check_weights_file
 
     good = tmp_path / "model.safetensors"
     save_file({"w": torch.zeros(64, 64)}, str(good))
@@ -608,7 +608,10 @@ def test_resume_names_a_truncated_checkpoint_file(tmp_path: Path) -> None:
     assert resume_args(tmp_path)[0] == "--resume=true"  # whole files pass
     data = (state / "optimizer_state.safetensors").read_bytes()
     (state / "optimizer_state.safetensors").write_bytes(data[:-10])
-    with pytest.raises(ValueError, match=r"optimizer_state\.safetensors: truncated"):
+    with pytest.raises(ValueError, match=r"optimizer_state\.safetensors: truncated.*start a new out="):
+        resume_args(tmp_path)
+    (tmp_path / "checkpoints" / "000002").mkdir()  # the way on names the run's earlier checkpoint (pass 15)
+    with pytest.raises(ValueError, match=r"earlier checkpoint \(000002\): point checkpoints/last at it"):
         resume_args(tmp_path)
     (state / "optimizer_state.safetensors").unlink()
     with pytest.raises(FileNotFoundError, match=r"optimizer_state\.safetensors is missing"):

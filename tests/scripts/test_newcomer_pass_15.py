@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from snapflow.scripts.lerobot_cli import LAST_CHECKPOINT
@@ -92,3 +93,23 @@ def test_pass_15_values_are_named_before_any_work(tmp_path: Path, command, args,
     ]
     assert "[2/3]" not in proc.stdout and "episode" not in proc.stdout
     assert not (tmp_path / "out").exists()
+
+
+def test_eval_names_a_damaged_weights_file_before_loading(tmp_path: Path) -> None:
+    """A truncated model.safetensors was named by the loader, seconds in; a missing one read as "corrupt"."""
+    from safetensors.torch import save_file
+
+    student = tmp_path / "student"
+    student.mkdir()
+    config = {"type": "smolvla_snapflow", "snapflow": {"alpha": 0.5}, "vlm_model_name": str(tmp_path)}
+    (student / "config.json").write_text(json.dumps(config))
+    save_file({"w": torch.zeros(64)}, student / "model.safetensors")
+    data = (student / "model.safetensors").read_bytes()
+    (student / "model.safetensors").write_bytes(data[:-10])
+    args = [f"student={student}", "samplers=[snapflow_1]", "suites=[goal]", f"out={tmp_path / 'e'}"]
+    proc = _cli("snapflow-eval", *args)
+    assert proc.returncode == 2 and "sampler 'snapflow_1': cannot read" in proc.stderr, proc.stderr
+    assert "truncated" in proc.stderr
+    (student / "model.safetensors").unlink()
+    proc = _cli("snapflow-eval", *args)
+    assert proc.returncode == 2 and "model.safetensors is missing" in proc.stderr, proc.stderr

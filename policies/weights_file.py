@@ -1,0 +1,29 @@
+"""A cheap integrity check of a safetensors file, without torch or LeRobot (the commands run it before any
+heavy import, so that a damaged checkpoint is named in a second, not after the model code loads)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def check_weights_file(path: str | Path) -> None:
+    """Cheap integrity check of a ``model.safetensors`` without loading it: the header parses and the file
+    is as long as the header says (a truncated copy fails here). ValueError naming the file otherwise,
+    FileNotFoundError when it is not there."""
+    import json
+    import struct
+
+    path = Path(path)
+    if not path.is_file():  # named as missing, not as corrupt
+        raise FileNotFoundError(f"{path} is missing (an incomplete checkpoint)")
+    try:
+        with path.open("rb") as f:
+            (header_len,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(header_len))
+        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    except Exception as e:  # a short read, foreign bytes or a bad header
+        raise ValueError(f"cannot read {path} (corrupt or not a safetensors file): {e}") from e
+    if path.stat().st_size < 8 + header_len + end:
+        raise ValueError(
+            f"cannot read {path}: truncated ({path.stat().st_size} bytes, the header needs {8 + header_len + end})"
+        )
