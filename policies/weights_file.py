@@ -27,3 +27,20 @@ def check_weights_file(path: str | Path) -> None:
         raise ValueError(
             f"cannot read {path}: truncated ({path.stat().st_size} bytes, the header needs {8 + header_len + end})"
         )
+
+
+def check_stats_files(pretrained: str | Path) -> None:
+    """ValueError naming the file and key when a checkpoint's (un)normaliser stats (LeRobot's
+    ``policy_*_normalizer_processor.safetensors``) hold NaN or infinite values: every observation would
+    become NaN after normalisation and be refused as the sim's or robot's fault. Reads them with numpy."""
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    for path in sorted(Path(pretrained).glob("policy_*normalizer_processor.safetensors")):
+        check_weights_file(path)
+        bad = sorted(key for key, value in load_file(path).items() if not np.isfinite(value).all())
+        if bad:
+            raise ValueError(
+                f"{path} holds NaN or infinite normalisation stats for {bad[:4]}: the stats the checkpoint was "
+                "trained with are damaged; copy the checkpoint again (or recompute the dataset's stats)"
+            )

@@ -29,11 +29,11 @@ def _main(cfg: DictConfig) -> None:
 
 
 def _body(cfg: DictConfig) -> None:
-    from snapflow.policies.weights_file import check_weights_file
+    from snapflow.policies.weights_file import check_stats_files, check_weights_file
+    from snapflow.scripts.dataset_checks import read_dataset_info
     from snapflow.scripts.hub_cache import check_hub_ids, hub_ids
     from snapflow.scripts.lerobot_cli import (
         check_run_values,
-        read_dataset_info,
         read_policy_config,
         resolve_pretrained,
         teacher_flags,
@@ -57,6 +57,7 @@ def _body(cfg: DictConfig) -> None:
     if not cfg.resume:
         teacher = resolve_pretrained(cfg.teacher)
         check_weights_file(teacher / "model.safetensors")  # a corrupt teacher is named here, not in the child
+        check_stats_files(teacher)  # the student keeps the teacher's stats (scripts/teacher_stats.py)
         check_hub_ids(hub_ids(read_policy_config(teacher)), f"teacher={cfg.teacher}")
         _, flags = teacher_flags(teacher)
         _say_if_student(teacher)

@@ -35,7 +35,7 @@ from snapflow.scripts.outputs import as_list, check_unique, strict_bool
 
 def _samplers(cfg: DictConfig) -> dict:
     """{name: (SamplerSpec, role)} of the selected sampler_defs, checkpoints resolved."""
-    from snapflow.policies.weights_file import check_weights_file
+    from snapflow.policies.weights_file import check_stats_files, check_weights_file
     from snapflow.scripts.hub_cache import check_hub_ids, hub_ids
     from snapflow.scripts.lerobot_cli import is_distilled, read_policy_config, resolve_pretrained
     from snapflow.sim.evaluate import SamplerSpec
@@ -108,6 +108,7 @@ def _samplers(cfg: DictConfig) -> dict:
         if not d.get("export"):  # its weights file and Hub VLM / tokenizer, before any policy is loaded
             try:
                 check_weights_file(path / "model.safetensors")
+                check_stats_files(path)
             except (ValueError, FileNotFoundError) as e:
                 raise ValueError(f"sampler {name!r}: {e}") from None
             check_hub_ids(hub_ids(read_policy_config(path)), f"sampler {name!r} ({path})")
@@ -302,7 +303,7 @@ def _check_mse_dataset(cfg: DictConfig) -> None:
     """The offline MSE's dataset= (read after every rollout) checked before them: a LeRobotDataset with
     actions and at least episodes_for_mse episodes; FileNotFoundError / ValueError naming it otherwise."""
     from snapflow.policies.offline_mse import held_out_episodes
-    from snapflow.scripts.lerobot_cli import read_dataset_info
+    from snapflow.scripts.dataset_checks import read_dataset_info
 
     if not cfg.dataset:
         return

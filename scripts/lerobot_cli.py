@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -126,7 +127,7 @@ def read_json(path: Path) -> object:
         raise ValueError(f"{path} is not valid JSON ({e})") from None
 
 
-def _json_object(path: Path, key: str, kind: type) -> dict:
+def json_object(path: Path, key: str, kind: type) -> dict:
     """The JSON object in ``path`` whose ``key`` is a ``kind``; ValueError naming the file otherwise (a
     truncated or hand-edited file). Callers add what the file should have been."""
     raw = read_json(path)
@@ -139,7 +140,7 @@ def read_policy_config(directory: Path) -> dict:
     """``<directory>/config.json`` of a LeRobot checkpoint; ValueError naming the file when it is not a JSON
     object with a policy ``type``."""
     try:
-        return _json_object(directory / "config.json", "type", str)
+        return json_object(directory / "config.json", "type", str)
     except ValueError as e:
         raise ValueError(f"{e}: not a usable LeRobot policy checkpoint") from None
 
@@ -147,73 +148,6 @@ def read_policy_config(directory: Path) -> dict:
 # The metadata lerobot-train reads besides meta/info.json, each with its older-layout (v2.x) name: one
 # missing sent LeRobot to the Hub for it, so offline the run failed as "OfflineModeIsEnabled: Cannot reach
 # huggingface.co" without naming the file (meta/stats.json missing trained with no normalisation stats).
-DATASET_META = (
-    ("meta/tasks.parquet", "meta/tasks.jsonl"),
-    ("meta/episodes", "meta/episodes.jsonl"),
-    ("meta/stats.json", "meta/episodes_stats.jsonl"),
-)
-
-
-def read_dataset_info(dataset: str | Path) -> dict:
-    """A LeRobotDataset's meta/info.json, after checking that the rest of its metadata (`DATASET_META`) is
-    there; FileNotFoundError / ValueError naming the dataset and the file."""
-    info = Path(dataset) / "meta" / "info.json"
-    if not info.is_file():
-        raise FileNotFoundError(
-            f"dataset={dataset} is not a LeRobotDataset (no meta/info.json); see snapflow-collect"
-        )
-    try:
-        raw = _json_object(info, "features", dict)
-    except ValueError as e:
-        raise ValueError(f"dataset={dataset}: {e} (not a LeRobotDataset's info.json)") from None
-    for name, older in DATASET_META:
-        if not ((Path(dataset) / name).exists() or (Path(dataset) / older).exists()):
-            raise FileNotFoundError(
-                f"dataset={dataset} has no {name}{'/' if '.' not in name else ''} (nor the older {older}): "
-                "an incomplete LeRobotDataset; copy it whole, or collect it again with snapflow-collect"
-            )
-    _check_parquet_files(Path(dataset))
-    return raw
-
-
-def _check_parquet_files(dataset: Path) -> None:
-    """ValueError naming the first file of `dataset` that cannot be opened: a parquet file (frames,
-    episodes, tasks) whose footer cannot be read, or a video whose header cannot; a truncated or damaged
-    copy, which LeRobot reports only as a DatasetGenerationError or decoder traceback inside lerobot-train.
-    Reads footers and headers only, not the rows or frames."""
-    import av
-    import pyarrow.parquet as pq
-
-    def fail(path: Path, error: Exception) -> ValueError:
-        return ValueError(
-            f"dataset={dataset}: {path.relative_to(dataset)} cannot be read ({error}); a truncated or "
-            "damaged copy: copy the dataset again, or collect it again with snapflow-collect"
-        )
-
-    for path in sorted(dataset.glob("**/*.parquet")):
-        try:
-            pq.read_metadata(path)
-        except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError, ArrowIOError an OSError
-            raise fail(path, e) from None
-    for path in sorted(dataset.glob("videos/**/*.mp4")):
-        try:
-            av.open(str(path)).close()
-        except (OSError, ValueError) as e:  # av's FFmpegError is a ValueError
-            raise fail(path, e) from None
-
-
-def dataset_state_dim(dataset: str | Path) -> int:
-    """Length of ``observation.state`` in a LeRobotDataset (meta/info.json); ValueError naming the dataset when
-    it has no such feature (the policies here read the robot's state)."""
-    features = read_dataset_info(dataset)["features"]
-    if "observation.state" not in features:
-        raise ValueError(
-            f"dataset={dataset} has no observation.state feature (its features: {sorted(features)}); the "
-            "policies here read the robot's state"
-        )
-    return int(features["observation.state"]["shape"][0])
-
-
 def is_distilled(pretrained: str | Path) -> bool:
     """True for a *_snapflow checkpoint trained with the consistency loss (alpha < 1): a SnapFlow student,
     never a flow-matching teacher. PI0/PI05 tiny teachers are *_snapflow types trained with alpha = 1 (plain
@@ -328,6 +262,8 @@ def train_args(
 ) -> list[str]:
     """The full `lerobot-train` argument list for a fresh run into ``out`` (which must not exist)."""
     dataset = Path(dataset)
+    from snapflow.scripts.dataset_checks import read_dataset_info
+
     read_dataset_info(dataset)  # every metadata file lerobot-train reads, named when missing or broken
     if Path(out).exists():
         raise FileExistsError(f"{out} exists: pick a new out= or pass resume=true to continue that run")
@@ -452,12 +388,33 @@ def run_lerobot_train(args: list[str], launcher: str = "python", num_processes: 
     """Run `lerobot-train` (streaming its log); raises ChildFailed on failure; returns the command."""
     cmd = [*launcher_prefix(launcher, num_processes), *args]
     print("running:", " ".join(cmd), flush=True)
-    proc = subprocess.run(cmd, env=lerobot_env(), check=False)
-    if proc.returncode != 0:
+    proc = subprocess.Popen(cmd, env=lerobot_env(), stderr=subprocess.PIPE)
+    tail = b""  # its stderr is passed on as it comes (progress bars too); the end is kept for the reason
+    while chunk := os.read(proc.stderr.fileno(), 1 << 16):
+        sys.stderr.buffer.write(chunk)
+        sys.stderr.buffer.flush()
+        tail = (tail + chunk)[-CHILD_TAIL_BYTES:]
+    if proc.wait() != 0:
+        reason = _child_error(tail.decode(errors="replace"))
         raise ChildFailed(
-            f"lerobot-train exited with code {proc.returncode} (its own log is above); command: {' '.join(cmd)}"
+            f"lerobot-train exited with code {proc.returncode}{f': {reason}' if reason else ''} (its own log "
+            f"is above); command: {' '.join(cmd)}"
         )
     return cmd
+
+
+CHILD_TAIL_BYTES = 8192  # enough for an argparse error or an exception's last lines
+
+
+def _child_error(text: str) -> str | None:
+    """The child's own last error line: argparse's ``prog: error: ...`` or a traceback's last line."""
+    lines = [line.strip() for line in text.replace("\r", "\n").splitlines() if line.strip()]
+    for line in reversed(lines):
+        if ": error: " in line:
+            return line.split(": error: ", 1)[1]
+        if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b", line):
+            return line
+    return None
 
 
 # A typo guard (steps=1e12 started a run whose bar read 2e9 hours): at 100 steps/s, 10x the tiny models'
@@ -525,6 +482,27 @@ def check_extra_flags(args: list[str], extra: list[str]) -> None:
             f"extra={clashes} sets what this command already passes to lerobot-train; use the command's "
             "own key (steps=, batch_size=, save_freq=, ...: the keys of its configs/<command>.yaml) instead"
         )
+    _check_snapflow_fields(extra)
+
+
+def _check_snapflow_fields(extra: list[str]) -> None:
+    """ValueError naming an ``extra=`` flag ``--policy.snapflow.<field>`` whose field SnapFlowConfig has not
+    (a typo ended in LeRobot's 600-line argparse usage, 20 s into lerobot-train)."""
+    import dataclasses
+    import difflib
+
+    from snapflow.policies.snapflow.config import SnapFlowConfig
+
+    fields = [f.name for f in dataclasses.fields(SnapFlowConfig)]
+    for flag in extra:
+        key = flag.partition("=")[0]
+        if key.startswith("--policy.snapflow.") and key.removeprefix("--policy.snapflow.") not in fields:
+            name = key.removeprefix("--policy.snapflow.")
+            hint = difflib.get_close_matches(name, fields, n=1)
+            raise ValueError(
+                f"extra: {key} is no SnapFlow setting{f' (did you mean {hint[0]!r}?)' if hint else ''}; "
+                f"--policy.snapflow. takes: {', '.join(fields)}"
+            )
 
 
 def train_or_resume(policy_flags: list[str], cfg: object) -> Path:

@@ -26,11 +26,10 @@ def _main(cfg: DictConfig) -> None:
 
 
 def _body(cfg: DictConfig) -> None:
+    from snapflow.scripts.dataset_checks import dataset_state_dim, read_dataset_info
     from snapflow.scripts.lerobot_cli import (
         check_run_values,
-        dataset_state_dim,
         family_of,
-        read_dataset_info,
         tiny_flags,
         train_or_resume,
     )

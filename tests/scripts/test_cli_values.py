@@ -252,7 +252,7 @@ def test_collect_takes_a_list_of_suites_as_the_demo_passes_it(tmp_path: Path) ->
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-800:]
     assert json.loads((out / "meta" / "info.json").read_text())["total_episodes"] == 2
-    from snapflow.scripts.lerobot_cli import read_dataset_info
+    from snapflow.scripts.dataset_checks import read_dataset_info
 
     read_dataset_info(out)  # what collect writes passes the training commands' metadata check
 
@@ -349,8 +349,13 @@ def test_a_failed_lerobot_train_ends_in_one_line_and_exit_1(capsys: pytest.Captu
     with pytest.raises(SystemExit) as stop:  # the real lerobot-train refuses an unknown flag
         run_cli(lambda: run_lerobot_train(["--no_such_flag=1"]) and None)
     assert stop.value.code == 1
-    err = capsys.readouterr().err
-    assert err.startswith("error: lerobot-train exited with code") and "Traceback" not in err
+    err = capsys.readouterr().err  # the child's stderr passed on, then our one line
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: lerobot-train exited with code") and "Traceback" not in err
+    # the child's own reason in that line, not only 600 lines above it (pass 16)
+    assert last.startswith(
+        "error: lerobot-train exited with code 2: unrecognized arguments: --no_such_flag=1"
+    )
 
 
 @pytest.mark.parametrize(

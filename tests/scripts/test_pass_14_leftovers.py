@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from snapflow.scripts.dataset_checks import read_dataset_info
 from snapflow.scripts.hub_cache import hub_ids
-from snapflow.scripts.lerobot_cli import read_dataset_info
 from snapflow.scripts.outputs import RESULTS_MARK, atomic_out, check_out
 
 BIN = Path(sys.executable).parent

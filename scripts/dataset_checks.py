@@ -1,0 +1,105 @@
+"""Checks of a LeRobotDataset folder before lerobot-train reads it: its metadata files, every parquet footer
+and video header, and every frames / video file its episodes point at (each named with its path, where
+LeRobot would end in a traceback inside the child process)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from snapflow.scripts.lerobot_cli import json_object
+
+DATASET_META = (
+    ("meta/tasks.parquet", "meta/tasks.jsonl"),
+    ("meta/episodes", "meta/episodes.jsonl"),
+    ("meta/stats.json", "meta/episodes_stats.jsonl"),
+)
+
+
+def read_dataset_info(dataset: str | Path) -> dict:
+    """A LeRobotDataset's meta/info.json, after checking that the rest of its metadata (`DATASET_META`) is
+    there; FileNotFoundError / ValueError naming the dataset and the file."""
+    info = Path(dataset) / "meta" / "info.json"
+    if not info.is_file():
+        raise FileNotFoundError(
+            f"dataset={dataset} is not a LeRobotDataset (no meta/info.json); see snapflow-collect"
+        )
+    try:
+        raw = json_object(info, "features", dict)
+    except ValueError as e:
+        raise ValueError(f"dataset={dataset}: {e} (not a LeRobotDataset's info.json)") from None
+    for name, older in DATASET_META:
+        if not ((Path(dataset) / name).exists() or (Path(dataset) / older).exists()):
+            raise FileNotFoundError(
+                f"dataset={dataset} has no {name}{'/' if '.' not in name else ''} (nor the older {older}): "
+                "an incomplete LeRobotDataset; copy it whole, or collect it again with snapflow-collect"
+            )
+    _check_parquet_files(Path(dataset))
+    _check_referenced_files(Path(dataset), raw)
+    return raw
+
+
+def _check_referenced_files(dataset: Path, info: dict) -> None:
+    """FileNotFoundError naming the first frames or video file that meta/episodes points at and that is not
+    there (LeRobot v3 layout: ``data_path`` / ``video_path`` in info.json, chunk and file indices per episode);
+    a missing one ended in a Hub "offline mode" traceback inside lerobot-train, the file never named."""
+    import pyarrow.parquet as pq
+
+    episodes = sorted((dataset / "meta" / "episodes").glob("**/*.parquet"))
+    templates = {"data": info.get("data_path")}
+    videos = [
+        k for k, f in info.get("features", {}).items() if isinstance(f, dict) and f.get("dtype") == "video"
+    ]
+    templates.update({f"videos/{key}": info.get("video_path") for key in videos})
+    for prefix, template in templates.items():
+        columns = [f"{prefix}/chunk_index", f"{prefix}/file_index"]
+        if not isinstance(template, str) or not episodes:
+            continue  # an older layout (v2: one file per episode) is left to LeRobot
+        for path in episodes:
+            if not set(columns) <= set(pq.read_schema(path).names):
+                continue
+            table = pq.read_table(path, columns=columns).to_pydict()
+            for chunk, file in sorted(set(zip(*table.values(), strict=True))):
+                name = template.format(chunk_index=chunk, file_index=file, video_key=prefix[len("videos/") :])
+                if not (dataset / name).is_file():
+                    raise FileNotFoundError(
+                        f"dataset={dataset}: {name} is missing (meta/episodes lists episodes in it): an "
+                        "incomplete copy; copy the dataset again, or collect it again with snapflow-collect"
+                    )
+
+
+def _check_parquet_files(dataset: Path) -> None:
+    """ValueError naming the first file of `dataset` that cannot be opened: a parquet file (frames,
+    episodes, tasks) whose footer cannot be read, or a video whose header cannot; a truncated or damaged
+    copy, which LeRobot reports only as a DatasetGenerationError or decoder traceback inside lerobot-train.
+    Reads footers and headers only, not the rows or frames."""
+    import av
+    import pyarrow.parquet as pq
+
+    def fail(path: Path, error: Exception) -> ValueError:
+        return ValueError(
+            f"dataset={dataset}: {path.relative_to(dataset)} cannot be read ({error}); a truncated or "
+            "damaged copy: copy the dataset again, or collect it again with snapflow-collect"
+        )
+
+    for path in sorted(dataset.glob("**/*.parquet")):
+        try:
+            pq.read_metadata(path)
+        except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError, ArrowIOError an OSError
+            raise fail(path, e) from None
+    for path in sorted(dataset.glob("videos/**/*.mp4")):
+        try:
+            av.open(str(path)).close()
+        except (OSError, ValueError) as e:  # av's FFmpegError is a ValueError
+            raise fail(path, e) from None
+
+
+def dataset_state_dim(dataset: str | Path) -> int:
+    """Length of ``observation.state`` in a LeRobotDataset (meta/info.json); ValueError naming the dataset when
+    it has no such feature (the policies here read the robot's state)."""
+    features = read_dataset_info(dataset)["features"]
+    if "observation.state" not in features:
+        raise ValueError(
+            f"dataset={dataset} has no observation.state feature (its features: {sorted(features)}); the "
+            "policies here read the robot's state"
+        )
+    return int(features["observation.state"]["shape"][0])

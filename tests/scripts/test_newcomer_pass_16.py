@@ -1,0 +1,90 @@
+"""Newcomer pass 16 (a fresh clone of 4aa0364, issue 15): what its new cases found, each named now."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from safetensors.numpy import save_file
+
+from snapflow.policies.weights_file import check_stats_files
+from snapflow.scripts.dataset_checks import read_dataset_info
+
+BIN = Path(sys.executable).parent
+STATE = {"dtype": "float32", "shape": [8], "names": None}
+
+
+def _cli(command: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / command), *args], capture_output=True, text=True, timeout=180)
+
+
+def test_nan_normalisation_stats_are_named_as_the_checkpoints(tmp_path: Path) -> None:
+    """NaN stats made every observation NaN, refused as "observation.state contains NaN" (the sim's fault)."""
+    student = tmp_path / "student"
+    student.mkdir()
+    config = {"type": "smolvla_snapflow", "snapflow": {"alpha": 0.5}, "vlm_model_name": str(tmp_path)}
+    (student / "config.json").write_text(json.dumps(config))
+    save_file({"w": np.zeros(4, np.float32)}, str(student / "model.safetensors"))
+    stats = student / "policy_preprocessor_step_5_normalizer_processor.safetensors"
+    save_file({"observation.state.mean": np.zeros(8, np.float32)}, str(stats))
+    check_stats_files(student)  # finite stats pass
+    save_file({"observation.state.mean": np.full(8, np.nan, np.float32)}, str(stats))
+    with pytest.raises(
+        ValueError, match=r"NaN or infinite normalisation stats for \['observation.state.mean'\]"
+    ):
+        check_stats_files(student)
+    proc = _cli(
+        "snapflow-eval",
+        f"student={student}",
+        "samplers=[snapflow_1]",
+        "suites=[goal]",
+        f"out={tmp_path / 'e'}",
+    )
+    assert (
+        proc.returncode == 2
+        and "sampler 'snapflow_1'" in proc.stderr
+        and "normalizer_processor" in proc.stderr
+    )
+    assert "Traceback" not in proc.stderr and not (tmp_path / "e").exists()
+
+
+def test_a_frames_file_the_episodes_point_at_is_named_when_missing(tmp_path: Path) -> None:
+    """A deleted data/ file ended in a Hub "offline mode" traceback inside lerobot-train, the file not named."""
+    data = tmp_path / "ds"
+    (data / "meta" / "episodes" / "chunk-000").mkdir(parents=True)
+    info = {
+        "features": {"observation.state": STATE, "action": {**STATE, "shape": [7]}},
+        "data_path": "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet",
+    }
+    (data / "meta" / "info.json").write_text(json.dumps(info))
+    (data / "meta" / "stats.json").write_text("{}")
+    pq.write_table(pa.table({"task_index": [0]}), data / "meta" / "tasks.parquet")
+    episodes = {"episode_index": [0, 1], "data/chunk_index": [0, 0], "data/file_index": [0, 1]}
+    pq.write_table(pa.table(episodes), data / "meta" / "episodes" / "chunk-000" / "file-000.parquet")
+    (data / "data" / "chunk-000").mkdir(parents=True)
+    for index in (0, 1):
+        pq.write_table(pa.table({"index": [index]}), data / "data" / "chunk-000" / f"file-00{index}.parquet")
+    read_dataset_info(data)  # whole: passes
+    (data / "data" / "chunk-000" / "file-001.parquet").unlink()
+    with pytest.raises(FileNotFoundError, match=r"data/chunk-000/file-001.parquet is missing"):
+        read_dataset_info(data)
+    proc = _cli("snapflow-distill", "teacher=embedded", f"dataset={data}", f"out={tmp_path / 'run'}")
+    assert proc.returncode == 2 and "file-001.parquet is missing" in proc.stderr, proc.stderr[-2000:]
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_snapflow_setting_misspelt_in_extra_is_named_before_lerobot_train(tmp_path: Path) -> None:
+    """--policy.snapflow.alpah=0.3 ended in LeRobot's 600-line usage 20 s in, the typo not in the last line."""
+    proc = _cli("snapflow-distill", "teacher=embedded", f"dataset={tmp_path}", f"out={tmp_path / 'run'}",
+                "extra=['--policy.snapflow.alpah=0.3']")  # fmt: skip
+    assert (
+        proc.returncode == 2
+        and "--policy.snapflow.alpah is no SnapFlow setting (did you mean 'alpha'?)" in (proc.stderr)
+    ), proc.stderr[-2000:]
+    assert "running:" not in proc.stdout
