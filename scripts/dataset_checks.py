@@ -33,6 +33,7 @@ def read_dataset_info(dataset: str | Path) -> dict:
                 f"dataset={dataset} has no {name}{'/' if '.' not in name else ''} (nor the older {older}): "
                 "an incomplete LeRobotDataset; copy it whole, or collect it again with snapflow-collect"
             )
+    _check_stats(Path(dataset) / "meta" / "stats.json")
     _check_parquet_files(Path(dataset))
     _check_referenced_files(Path(dataset), raw)
     return raw
@@ -65,6 +66,31 @@ def _check_referenced_files(dataset: Path, info: dict) -> None:
                         f"dataset={dataset}: {name} is missing (meta/episodes lists episodes in it): an "
                         "incomplete copy; copy the dataset again, or collect it again with snapflow-collect"
                     )
+
+
+def _check_stats(path: Path) -> None:
+    """ValueError naming the first feature of meta/stats.json with a NaN or infinite number (a damaged file:
+    LeRobot normalised every frame with it and blamed the frame, "action contains NaN or infinite values")."""
+    import math
+
+    from snapflow.scripts.lerobot_cli import read_json
+
+    if not path.is_file():  # the older layout (episodes_stats.jsonl) is left to LeRobot
+        return
+    stats = read_json(path)
+
+    def finite(value: object) -> bool:
+        if isinstance(value, list):
+            return all(finite(v) for v in value)
+        return not isinstance(value, float) or math.isfinite(value)
+
+    for feature, entries in stats.items() if isinstance(stats, dict) else []:
+        for name, value in entries.items() if isinstance(entries, dict) else []:
+            if not finite(value):
+                raise ValueError(
+                    f"{path}: {feature} {name} holds NaN or infinite numbers (a damaged stats file); recompute "
+                    "the stats, or copy / collect the dataset again"
+                )
 
 
 def _check_parquet_files(dataset: Path) -> None:

@@ -132,8 +132,8 @@ def _say_if_student(teacher: Path) -> None:
 
 def _say_if_other_camera_size(teacher: Path, info: dict, dataset: object) -> None:
     """A dataset recorded at another camera size than the teacher's gives a student whose input features
-    name the dataset's size (both resize to the model's own), so a later eval beside the teacher asks for
-    resolution=: say so now."""
+    name the dataset's size and take only frames of that size, so it cannot be evaluated beside the teacher
+    in one snapflow-eval: say so now (pass 16: the note advised resolution=, which the input check refuses)."""
     config = json.loads((teacher / "config.json").read_text())
     teacher_sides = {k: v["shape"][-1] for k, v in config.get("input_features", {}).items() if "images" in k}
     data_sides = {
@@ -144,7 +144,8 @@ def _say_if_other_camera_size(teacher: Path, info: dict, dataset: object) -> Non
         key, (was, now) = next(iter(differ.items()))
         print(
             f"note: dataset={dataset} has {now} px cameras ({key}), the teacher {was} px: the student is "
-            f"recorded at {now} px; evaluate it beside the teacher with resolution=, or collect at {was} px"
+            f"recorded at {now} px and takes only {now} px frames, so it cannot be evaluated beside the teacher "
+            f"in one snapflow-eval (each checks its own size); to compare the two, collect at {was} px"
         )
 
 

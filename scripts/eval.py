@@ -32,6 +32,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from snapflow.scripts.outputs import as_list, check_unique, strict_bool
 
+# A typo guard (latency_calls=1e9 ran a 6000-hour loop after the rollouts): 500x the default 20 calls; at
+# 0.1 s a call, 10 000 take 17 minutes per sampler.
+MAX_LATENCY_CALLS = 10_000
+
 
 def _samplers(cfg: DictConfig) -> dict:
     """{name: (SamplerSpec, role)} of the selected sampler_defs, checkpoints resolved."""
@@ -354,8 +358,10 @@ def _eval(cfg: DictConfig) -> None:
         raise ValueError(f"max_steps must be >= 1 (or null for the suite's limit), got {cfg.max_steps}")
     if int(cfg.threads) < 1:  # torch.set_num_threads would end in a traceback inside the rollouts
         raise ValueError(f"threads must be >= 1, got {cfg.threads}")
-    if int(cfg.latency_calls) < 0:  # 0 = in-rollout timing; a negative count was taken as 0 without a word
-        raise ValueError(f"latency_calls must be >= 0 (0 = in-rollout timing only), got {cfg.latency_calls}")
+    if not 0 <= int(cfg.latency_calls) <= MAX_LATENCY_CALLS:  # a negative count was taken as 0 silently
+        raise ValueError(
+            f"latency_calls must be in [0, {MAX_LATENCY_CALLS}] (0 = in-rollout timing only), got {cfg.latency_calls}"
+        )
     # the offline MSE runs after every rollout: its counts are checked here, not hours later (a stride or
     # sample cap below 1 was taken as 1, or selected no frame, without naming the key)
     for key in ("episodes_for_mse", "mse_stride", "mse_max_samples"):

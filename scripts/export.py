@@ -88,6 +88,8 @@ def _body(cfg: DictConfig) -> None:
 
         require_tensorrt("tensorrt=true but TensorRT cannot run here")
     policy = resolve_pretrained(cfg.policy)  # a missing policy named before out= is looked at
+    inputs = [cfg.policy, cfg.calibration]  # never replaced by the export, whatever overwrite says
+    check_out(cfg.out, bool(cfg.overwrite), inputs)  # before the minute-long export, not after
     kind = str(read_policy_config(policy).get("type", ""))
     if not kind.endswith("_snapflow"):  # export_onnx refuses it too, after the load (pass 15: named first)
         raise ValueError(
@@ -96,8 +98,6 @@ def _body(cfg: DictConfig) -> None:
         )
     if cfg.image_size is not None and int(cfg.image_size) < 1:  # the multiple is checked once loaded
         raise ValueError(f"image_size={cfg.image_size}: a camera side in px must be >= 1")
-    inputs = [cfg.policy, cfg.calibration]  # never replaced by the export, whatever overwrite says
-    check_out(cfg.out, bool(cfg.overwrite), inputs)  # before the minute-long export, not after
     print(f"[1/3] loading {policy}", flush=True)
     runtime = TorchRuntime.from_checkpoint(policy, nfe=int(cfg.nfe))
     if cfg.image_size is not None:

@@ -94,7 +94,12 @@ NULLABLE_INTS = (
     "queue_low_watermark",
     "actions_per_chunk",
 )  # null by default
-NULLABLE_FLOATS = ("alpha", "consistency_weight", "lr")  # null by default ("the plugin's recipe")
+NULLABLE_FLOATS = (
+    "alpha",
+    "consistency_weight",
+    "lr",
+    "hz",
+)  # null by default (the recipe's; the policy's rate)
 VALUE_OR_LIST_KEYS = ("suite",)  # one value by default, a list also taken (snapflow-collect suite=[a,b])
 FRACTIONAL_INT_KEYS = ("seconds", "hz", "run_seconds")  # int defaults that take fractions (seconds=2.5)
 NULLABLE_INT_LISTS = ("task_ids",)

@@ -175,11 +175,28 @@ def _local_policy(policy: str) -> str:
     return policy if (path / "contract.json").is_file() else str(resolve_pretrained(path))
 
 
+def _set_rate(cfg: DictConfig, contract: object) -> None:
+    """hz= from the export's contract (fps) when not given, the sim's rate for a checkpoint (it records none);
+    a given rate other than the contract's is said: the chunk would play at another speed than trained."""
+    from snapflow.sim.controller import CONTROL_HZ
+
+    rate = float(contract.fps) if contract is not None else float(CONTROL_HZ)
+    if cfg.hz is None:
+        cfg.hz = rate
+    elif contract is not None and not math.isclose(float(cfg.hz), rate):
+        print(
+            f"warning: hz={cfg.hz:g} but the export's contract records {rate:g} Hz: each chunk plays at "
+            f"{float(cfg.hz) / rate:.2f}x the speed it was trained for (leave hz= out to run at {rate:g} Hz)",
+            file=sys.stderr,
+        )
+
+
 def check_values(cfg: DictConfig) -> None:
     """The run's values, checked before the policy is loaded: ValueError (FileNotFoundError for a missing
     robot_config file) naming the key, the value and what it takes."""
-    if not (math.isfinite(float(cfg.hz)) and float(cfg.hz) > 0) or not float(cfg.seconds) > 0:
-        raise ValueError(f"hz={cfg.hz} and seconds={cfg.seconds} must both be > 0 (hz finite)")
+    hz = 1.0 if cfg.hz is None else float(cfg.hz)  # null: the policy's rate, set once it is loaded
+    if not (math.isfinite(hz) and hz > 0) or not float(cfg.seconds) > 0:
+        raise ValueError(f"hz={hz:g} and seconds={cfg.seconds} must both be > 0 (hz finite)")
     modes = ("auto", "thread", "inline", "inline_blocking")
     if str(cfg.inference) not in modes:
         raise ValueError(f"inference={cfg.inference}: choose one of {', '.join(modes)}")
@@ -251,6 +268,7 @@ def _run(cfg: DictConfig) -> int:
         if failure:
             print(f"warning: {failure}", file=sys.stderr)
     chunk = contract.chunk_size if contract is not None else runtime.policy.config.chunk_size
+    _set_rate(cfg, contract)
     check_chunk_values(cfg, chunk)
     resolution = int(cfg.resolution) if cfg.resolution is not None else (policy_resolution(cfg.policy) or 128)
     robot = make_robot(cfg, resolution)

@@ -326,12 +326,14 @@ def test_snapflow_run_drives_the_sim_from_an_export(exported, tmp_path):
         (["action_low=[0,0]"], 2, "action_low has 2 values"),
         (["robot=arm"], 2, "robot='arm' is not a robot kind"),
         (["hz=0"], 2, "hz=0 and seconds="),
+        (["hz=40"], 0, "warning: hz=40 but the export's contract records 20 Hz"),  # pass 16: it was silent
         (["nfe=2"], 2, "nfe=2 applies to a torch checkpoint"),
         (["fault=crash", "fault_after=1", "seconds=4"], 1, "fault: "),
     ],
 )
 def test_snapflow_run_refuses_bad_settings_by_name(exported, tmp_path, args, code, message):
-    """Refused settings end in one line naming the field (exit 2); a faulted run exits 1 with its reason."""
+    """Refused settings end in one line naming the field (exit 2); a faulted run exits 1 with its reason; a
+    rate other than the contract's runs, and says so."""
 
     _, _, out, _, _ = exported
     given = {a.split("=", 1)[0] for a in args}  # each key once: a repeated key is itself refused

@@ -7,8 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from omegaconf import OmegaConf
+from safetensors.numpy import save_file
 
 BIN = Path(sys.executable).parent
 EVAL_YAML = Path(__file__).resolve().parents[2] / "configs" / "eval.yaml"
@@ -23,7 +25,13 @@ def _eval_cfg(**values):
 
 def _checkpoint(path: Path, alpha: float) -> Path:
     path.mkdir(parents=True)
-    (path / "config.json").write_text(json.dumps({"type": "smolvla_snapflow", "snapflow": {"alpha": alpha}}))
+    config = {
+        "type": "smolvla_snapflow",
+        "snapflow": {"alpha": alpha},
+        "vlm_model_name": str(path),
+    }  # local VLM
+    (path / "config.json").write_text(json.dumps(config))
+    save_file({"w": np.zeros(1, np.float32)}, str(path / "model.safetensors"))  # read before loading
     return path
 
 

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from omegaconf import OmegaConf
 
@@ -27,7 +29,7 @@ def _cli(command: str, *args: str) -> subprocess.CompletedProcess:
         ("snapflow-collect", ["suite=goal", "episodes_per_task=null"], "episodes_per_task=null: .* takes a value"),
         ("snapflow-collect", ["suite=goal", "episodes_per_task=true"], "episodes_per_task=true is a boolean"),
         ("snapflow-collect", ["suite=goal", "debug=yes"], "debug='yes' is not a boolean"),
-        ("snapflow-run", ["policy=/nonexistent", "task=goal/0", "hz=null"], "hz=null: hz takes a value"),
+        ("snapflow-run", ["policy=/nonexistent", "task=goal/0", "seconds=null"], "seconds=null: seconds takes a value"),
         ("snapflow-run", ["policy=/nonexistent", "task=goal/0", "fault=explode"], "fault='explode' is not a fault"),
         ("snapflow-run", ["policy=/nonexistent", "task=goal/0", "fault_after=5"], "fault_after=5 goes with fault="),
         ("snapflow-run", ["policy=/nonexistent", "task=goal/0", "realtime_priority=500"], "priorities are 1..99"),
@@ -49,7 +51,7 @@ def test_values_are_named_before_any_work(command, args, match, tmp_path: Path) 
     full.mkdir()
     (full / "notes.txt").write_text("x")
     args = [a.replace("out=FULL", f"out={full}") for a in args]
-    if command != "snapflow-export" and not any(a.startswith("out=") for a in args):
+    if not any(a.startswith("out=") for a in args):  # a missing out= is named first (with every missing key)
         args = [*args, f"out={tmp_path / 'out'}"]
     proc = _cli(command, *args)
     assert proc.returncode == 2, proc.stderr[-2000:]
@@ -186,8 +188,8 @@ def test_train_names_assets_that_is_a_file(tmp_path: Path) -> None:
     data = tmp_path / "data"
     (data / "meta" / "episodes").mkdir(parents=True)
     (data / "meta" / "info.json").write_text(json.dumps({"features": {"observation.state": {"shape": [8]}}}))
-    for name in ("stats.json", "tasks.parquet"):
-        (data / "meta" / name).write_text("{}")
+    (data / "meta" / "stats.json").write_text("{}")
+    pq.write_table(pa.table({"task_index": [0]}), data / "meta" / "tasks.parquet")  # its footer is read
     notes = tmp_path / "notes.txt"
     notes.write_text("x")
     proc = _cli("snapflow-train", "policy=smolvla", f"dataset={data}", f"out={tmp_path / 't'}", "steps=2",

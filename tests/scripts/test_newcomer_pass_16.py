@@ -88,3 +88,33 @@ def test_a_snapflow_setting_misspelt_in_extra_is_named_before_lerobot_train(tmp_
         and "--policy.snapflow.alpah is no SnapFlow setting (did you mean 'alpha'?)" in (proc.stderr)
     ), proc.stderr[-2000:]
     assert "running:" not in proc.stdout
+
+
+def test_nan_dataset_stats_and_a_huge_latency_count_are_named(tmp_path: Path) -> None:
+    """NaN in meta/stats.json ended as "action contains NaN" inside lerobot-train; latency_calls=1e9 ran a
+    6000-hour loop after the rollouts."""
+    data = tmp_path / "ds"
+    (data / "meta" / "episodes").mkdir(parents=True)
+    (data / "meta" / "info.json").write_text(json.dumps({"features": {"action": {**STATE, "shape": [7]}}}))
+    pq.write_table(pa.table({"task_index": [0]}), data / "meta" / "tasks.parquet")
+    (data / "meta" / "stats.json").write_text('{"action": {"mean": [0.0, NaN], "std": [1.0, 1.0]}}')
+    with pytest.raises(ValueError, match=r"stats.json: action mean holds NaN or infinite numbers"):
+        read_dataset_info(data)
+    proc = _cli(
+        "snapflow-eval", "teacher=embedded", "suites=[goal]", "latency_calls=1e9", f"out={tmp_path / 'e'}"
+    )
+    assert proc.returncode == 2 and "latency_calls must be in [0, 10000]" in proc.stderr, proc.stderr[-2000:]
+
+
+def test_the_camera_size_note_does_not_advise_what_eval_refuses(tmp_path: Path, capsys) -> None:
+    """The note advised resolution= to evaluate a 128 px student beside its 64 px teacher; eval refuses that."""
+    from snapflow.scripts.distill import _say_if_other_camera_size
+
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    image = {"observation.images.image": {"type": "VISUAL", "shape": [3, 64, 64]}}
+    (teacher / "config.json").write_text(json.dumps({"input_features": image}))
+    info = {"features": {"observation.images.image": {"shape": [128, 128, 3]}}}
+    _say_if_other_camera_size(teacher, info, "demos")
+    note = capsys.readouterr().out
+    assert "128 px cameras" in note and "collect at 64 px" in note and "resolution=" not in note
