@@ -1,6 +1,6 @@
 """`snapflow-run`: drive a robot at a fixed rate from a checkpoint or an exported graph.
 
-    snapflow-run policy=<checkpoint or export dir> robot=sim [task=spatial/0] [hz=20] [seconds=30] [out=<dir>]
+    snapflow-run policy=<checkpoint or export dir> robot=sim [task=spatial/0] [hz=<contract fps>] [seconds=30] [out=<dir>]
     snapflow-run policy=<dir> robot=lerobot robot_config=<robot.yaml> task="pick up the cube"
         [action_low=[...] action_high=[...] max_delta=...]
     snapflow-run policy=<dir> robot=sim fault=stall|crash|nan|overlimit   (fault injection, deploy/faults.py)
