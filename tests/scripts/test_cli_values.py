@@ -667,7 +667,7 @@ def _trt_usable() -> bool:
         ("snapflow-eval", ["teacher=embedded", "out={tmp}/v", "threads=0"], "threads must be >= 1, got 0"),
         ("snapflow-run", ["policy=/nonexistent", "threads=0"], "threads must be >= 1, got 0"),
         ("snapflow-eval", ["teacher=embedded", "out={tmp}/v", "latency_calls=-1"],
-         "latency_calls must be >= 0"),
+         r"latency_calls must be in \[0, 10000\] \(0 = in-rollout timing only\), got -1"),
         ("snapflow-eval", ["teacher=embedded", "out={tmp}/v", "dataset={tmp}/ds", "mse_stride=0"],
          "mse_stride must be >= 1, got 0"),
         ("snapflow-eval", ["teacher=embedded", "out={tmp}/v", "dataset={tmp}/ds", "mse_stride=-2"],
