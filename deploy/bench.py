@@ -154,17 +154,17 @@ def build_policy(cfg: BenchConfig, device: torch.device) -> tuple[str, torch.nn.
 
         source = resolve_pretrained(source)  # a training out dir too (its checkpoints/last), as elsewhere
 
-        kind = str(read_policy_config(source).get("type", ""))
+        config = read_policy_config(source)
+        kind = str(config.get("type", ""))
         if not kind.endswith("_snapflow"):  # the bench sets the NFE through the *_snapflow types' field
             raise ValueError(
                 f"policy={cfg.policy} is an upstream {kind} checkpoint: the bench times *_snapflow policies "
                 "(a snapflow-distill student, or a family name such as policy=smolvla for the architecture)"
             )
         if cfg.dtype != "auto":  # from_checkpoint builds the dtype the checkpoint was saved with
-            saved = read_policy_config(source).get("dtype", "float32")
             raise ValueError(
                 f"dtype={cfg.dtype} applies to family names; a checkpoint is timed in the dtype it was saved "
-                f"with ({saved}, its config.json): leave dtype=auto"
+                f"with ({config.get('dtype', 'float32')}, its config.json): leave dtype=auto"
             )
         runtime = TorchRuntime.from_checkpoint(source, device=str(device))
         family = runtime.policy.config.type.removesuffix("_snapflow")

@@ -8,6 +8,9 @@ from pathlib import Path
 
 from snapflow.scripts.lerobot_cli import json_object
 
+# The metadata lerobot-train reads besides meta/info.json, each with its older-layout (v2.x) name: one
+# missing sent LeRobot to the Hub for it, so offline the run failed as "OfflineModeIsEnabled: Cannot reach
+# huggingface.co" without naming the file (meta/stats.json missing trained with no normalisation stats).
 DATASET_META = (
     ("meta/tasks.parquet", "meta/tasks.jsonl"),
     ("meta/episodes", "meta/episodes.jsonl"),

@@ -16,23 +16,26 @@ def hub_ids(config: dict) -> list[str]:
     """Hub repo ids a policy config (a checkpoint's config.json as a dict) loads when it is built: its VLM
     (SmolVLA) or tokenizer (PI0 / PI05), unless the config names a local folder instead."""
     policy_type = str(config.get("type", ""))
-    if policy_type.startswith("smolvla") and config.get("vlm_model_name"):
-        names = [config["vlm_model_name"]]
-    elif policy_type.startswith(
-        "smolvla"
-    ):  # a type alone (snapflow-train policy=smolvla): upstream's default
-        from lerobot.policies.smolvla.configuration_smolvla import SmolVLAConfig
-
-        names = [SmolVLAConfig.vlm_model_name]
-    elif policy_type.startswith(("pi0", "pi05")) and config.get("tokenizer_name"):
-        names = [config["tokenizer_name"]]
-    elif policy_type.startswith(("pi0", "pi05")):  # upstream's processor asks for it (processor_pi0.py)
-        from snapflow.policies.lerobot_plugin.configuration_pi0_snapflow import PALIGEMMA_TOKENIZER
-
-        names = [PALIGEMMA_TOKENIZER]
+    if policy_type.startswith("smolvla"):
+        name = config.get("vlm_model_name") or _upstream_default("smolvla")
+    elif policy_type.startswith("pi0"):  # pi0 and pi05
+        name = config.get("tokenizer_name") or _upstream_default("pi0")
     else:
         return []
-    return [str(n) for n in names if not Path(str(n)).expanduser().is_dir()]
+    return [] if Path(str(name)).expanduser().is_dir() else [str(name)]
+
+
+def _upstream_default(family: str) -> str:
+    """The Hub id a config that names none loads: a bare type (snapflow-train policy=smolvla) or an upstream
+    PI0 / PI05 config, whose processor asks for PaliGemma's tokenizer (processor_pi0.py). Imported only
+    here: the upstream config modules import LeRobot's policies (seconds)."""
+    if family == "smolvla":
+        from lerobot.policies.smolvla.configuration_smolvla import SmolVLAConfig
+
+        return SmolVLAConfig.vlm_model_name
+    from snapflow.policies.lerobot_plugin.configuration_pi0_snapflow import PALIGEMMA_TOKENIZER
+
+    return PALIGEMMA_TOKENIZER
 
 
 def _cached(repo_id: str) -> bool:

@@ -145,9 +145,6 @@ def read_policy_config(directory: Path) -> dict:
         raise ValueError(f"{e}: not a usable LeRobot policy checkpoint") from None
 
 
-# The metadata lerobot-train reads besides meta/info.json, each with its older-layout (v2.x) name: one
-# missing sent LeRobot to the Hub for it, so offline the run failed as "OfflineModeIsEnabled: Cannot reach
-# huggingface.co" without naming the file (meta/stats.json missing trained with no normalisation stats).
 def is_distilled(pretrained: str | Path) -> bool:
     """True for a *_snapflow checkpoint trained with the consistency loss (alpha < 1): a SnapFlow student,
     never a flow-matching teacher. PI0/PI05 tiny teachers are *_snapflow types trained with alpha = 1 (plain
@@ -461,13 +458,14 @@ def check_run_values(cfg: object) -> None:
         raise FileExistsError(
             f"out={cfg.out} already holds a run; choose a new out= or continue it with resume=true"
         )
-    if not cfg.resume:  # an extra= clash with the run flags, before the tiny build or the dataset view
+    if not cfg.resume:
+        # an extra= clash with the run flags, before the tiny build or the dataset view
         run = _run_flags(Path(str(cfg.dataset)), cfg.out, 1, 1, 1, 0, 0, 1)  # flag names are what count
         device = ["--policy.device=x"] if cfg.get("device") else []
         check_extra_flags([*run, *device], [str(x) for x in cfg.get("extra") or []])
-    if not cfg.resume:  # named as out=, not as the <out>.dataset view snapflow-distill writes beside it
         from snapflow.scripts.outputs import check_file_in_the_way, check_writable
 
+        # named as out=, not as the <out>.dataset view snapflow-distill writes beside it
         check_file_in_the_way(out, cfg.out)
         check_writable(out, cfg.out)
 

@@ -101,7 +101,7 @@ NULLABLE_FLOATS = (
     "hz",
 )  # null by default (the recipe's; the policy's rate)
 VALUE_OR_LIST_KEYS = ("suite",)  # one value by default, a list also taken (snapflow-collect suite=[a,b])
-FRACTIONAL_INT_KEYS = ("seconds", "hz", "run_seconds")  # int defaults that take fractions (seconds=2.5)
+FRACTIONAL_INT_KEYS = ("seconds", "run_seconds")  # int defaults that take fractions (seconds=2.5)
 NULLABLE_INT_LISTS = ("task_ids",)
 # keys with a number or boolean default that give null a meaning: off, a seeded layout, the recipe's value
 NULLS_ALLOWED = ("debug", "init_state", "probe_settings.option.steps", "probe_settings.option.lr",

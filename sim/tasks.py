@@ -15,6 +15,7 @@ Each task also carries its expert plan and init-state layout, so one table defin
 from __future__ import annotations
 
 import difflib
+import numbers
 from dataclasses import dataclass, field
 
 from snapflow.sim.experts import CloseDrawer, OpenDrawer, PickPlace, PlanStep, Switch, release_height
@@ -364,14 +365,14 @@ def check_task_ids(task_ids: list | None, suites: list[str]) -> list[int] | None
         return None
     if not task_ids:
         raise ValueError("task_ids=[] selects no task: list some, or leave task_ids out for every task")
-    wrong = [t for t in task_ids if isinstance(t, bool) or not isinstance(t, int)]
-    if wrong:
+    wrong = [t for t in task_ids if isinstance(t, bool) or not isinstance(t, numbers.Integral)]
+    if wrong:  # numpy integers are whole numbers too (the Python API)
         raise ValueError(f"task_ids takes whole task numbers, got {wrong}")
     n_tasks = min(len(SUITES[canonical_suite(s)]) for s in suites)
     bad = [t for t in task_ids if not 0 <= t < n_tasks]
     if bad:
         raise ValueError(f"task_ids {bad} out of range for suite(s) {suites} (valid: 0..{n_tasks - 1})")
-    return list(task_ids)
+    return [int(t) for t in task_ids]
 
 
 def get_task(suite: str, task_id: int) -> Task:
