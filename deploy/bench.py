@@ -79,8 +79,9 @@ class BenchConfig:
         unknown = set(self.runtimes) - set(RUNTIMES)
         if unknown:
             raise ValueError(f"unknown runtimes {sorted(unknown)}; choose from {RUNTIMES}")
-        if self.repeats < 1 or self.warmup < 0 or self.batch < 1 or self.threads < 1:
-            raise ValueError("repeats, batch and threads must be >= 1 and warmup >= 0")
+        for key, low in (("repeats", 1), ("batch", 1), ("threads", 1), ("warmup", 0)):
+            if getattr(self, key) < low:  # each key named with its value (pass 16 left: only the rule)
+                raise ValueError(f"{key}={getattr(self, key)}: must be >= {low}")
         if self.train and self.batch < 2:  # loss.py's split_rows sends a lone sample to one branch only
             raise ValueError(
                 f"train=true with batch={self.batch}: a SnapFlow step splits its batch between the flow-matching "

@@ -33,9 +33,23 @@ def check_stats_files(pretrained: str | Path) -> None:
     """ValueError naming the file and key when a checkpoint's (un)normaliser stats (LeRobot's
     ``policy_*_normalizer_processor.safetensors``) hold NaN or infinite values: every observation would
     become NaN after normalisation and be refused as the sim's or robot's fault. Reads them with numpy."""
+    import json
+
     import numpy as np
     from safetensors.numpy import load_file
 
+    for pipeline in sorted(Path(pretrained).glob("policy_*processor.json")):  # pass 16: LeRobot named it bare
+        try:
+            steps = json.loads(pipeline.read_text()).get("steps", [])
+        except (ValueError, AttributeError):
+            continue  # a damaged pipeline file is LeRobot's to name while loading
+        for step in steps if isinstance(steps, list) else []:
+            state = step.get("state_file") if isinstance(step, dict) else None
+            if isinstance(state, str) and not (pipeline.parent / state).is_file():
+                raise FileNotFoundError(
+                    f"{pipeline} names {state}, which is missing from {pipeline.parent}: the checkpoint is "
+                    "incomplete; copy it again (the file holds the dataset's normalisation stats)"
+                )
     for path in sorted(Path(pretrained).glob("policy_*normalizer_processor.safetensors")):
         check_weights_file(path)
         bad = sorted(key for key, value in load_file(path).items() if not np.isfinite(value).all())

@@ -67,6 +67,10 @@ def _body(cfg: DictConfig) -> None:
         raise ValueError(
             f"fps={cfg.fps}: the control rate recorded in the contract must be a finite number > 0 Hz"
         )
+    if not str(cfg.task).strip():  # pass 16 left: named by the tokenizer after the load
+        raise ValueError(
+            "task='': the parity check tokenises an instruction; give one (default 'pick up the object')"
+        )
     if cfg.get("int8") is not None:
         raise ValueError("int8= is replaced by quantize=int8 (deploys the int8 graph) or quantize=none")
     quantize = str(cfg.quantize)
@@ -75,8 +79,16 @@ def _body(cfg: DictConfig) -> None:
             f"quantize={quantize!r}: choose none (float32 graph), int8 (dynamic int8) or int8_static "
             "(static int8, calibrated on calibration=<LeRobotDataset dir>)"
         )
-    if (quantize == "int8_static") != (cfg.calibration is not None):
-        raise ValueError("calibration=<LeRobotDataset dir> goes with quantize=int8_static, and only with it")
+    if quantize == "int8_static" and cfg.calibration is None:  # pass 16 left: read as an extra key
+        raise ValueError(
+            "quantize=int8_static needs calibration=<LeRobotDataset dir>: static int8 calibrates its activation "
+            "ranges on that dataset's frames"
+        )
+    if quantize != "int8_static" and cfg.calibration is not None:
+        raise ValueError(
+            f"calibration={cfg.calibration} goes with quantize=int8_static only (quantize={quantize} "
+            "calibrates nothing)"
+        )
     from snapflow.scripts.outputs import explicit_keys
 
     if quantize != "int8_static" and "calibration_frames" in explicit_keys():  # ignored otherwise
@@ -88,6 +100,9 @@ def _body(cfg: DictConfig) -> None:
 
         require_tensorrt("tensorrt=true but TensorRT cannot run here")
     policy = resolve_pretrained(cfg.policy)  # a missing policy named before out= is looked at
+    from snapflow.policies.weights_file import check_stats_files
+
+    check_stats_files(policy)  # a missing or NaN stats file named now, not by LeRobot during the load
     inputs = [cfg.policy, cfg.calibration]  # never replaced by the export, whatever overwrite says
     check_out(cfg.out, bool(cfg.overwrite), inputs)  # before the minute-long export, not after
     kind = str(read_policy_config(policy).get("type", ""))

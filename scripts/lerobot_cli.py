@@ -109,6 +109,9 @@ def resolve_pretrained(path: str | Path) -> Path:
         if (candidate / "config.json").is_file():
             config = read_policy_config(candidate)
             if config.get("vlm_model_name") == VLM_SUBDIR and (candidate / VLM_SUBDIR).is_dir():
+                from snapflow.policies.weights_file import check_stats_files
+
+                check_stats_files(candidate)  # named at the user's path, not at the copy's
                 name = hashlib.sha256(str(candidate.resolve()).encode()).hexdigest()[:12]
                 return materialize_teacher(MATERIALIZED_DIR / name, source=candidate)
             return candidate

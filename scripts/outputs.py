@@ -108,6 +108,25 @@ NULLS_ALLOWED = ("debug", "init_state", "probe_settings.option.steps", "probe_se
                  "probe_settings.option.consistency_weight")  # fmt: skip
 
 
+def did_you_mean(key: str, options: object) -> str:
+    """' (did you mean suites?)' for the closest of `options` to a misspelt `key`, else ''. A key is also
+    matched against the words of an option (episdoes= -> episodes_per_task, weight= -> consistency_weight)."""
+    import difflib
+
+    names = [str(o) for o in options]
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.8)  # whole names first: sampler= -> samplers
+    if close:
+        return f" (did you mean {close[0]}?)"
+    words: dict[str, str] = {}
+    for option in names:
+        parts = option.split("_")
+        for i in range(len(parts)):
+            for j in range(i + 1, len(parts) + 1):
+                words.setdefault("_".join(parts[i:j]), option)
+    close = difflib.get_close_matches(key, list(words), n=1, cutoff=0.75)
+    return f" (did you mean {words[close[0]]}?)" if close else ""
+
+
 def check_types(cfg: object, name: str | dict, prefix: str = "") -> None:
     """Coerce every CLI value to the type of its default in configs/<name>.yaml, in place: booleans strictly
     (held_out=maybe is refused), numbers with the key named (episodes=abc, hz=nan are refused), a single
@@ -120,7 +139,8 @@ def check_types(cfg: object, name: str | dict, prefix: str = "") -> None:
     unknown = sorted(str(k) for k in cfg if k not in name and k != "hydra")
     if unknown:  # `+typo=1` is appended by Hydra and would otherwise be ignored without a word
         known = ", ".join(k for k in name if k not in ("defaults", "hydra"))
-        raise ValueError(f"unknown key {prefix}{unknown[0]}=; this command takes: {known}")
+        hint = did_you_mean(unknown[0], name)
+        raise ValueError(f"unknown key {prefix}{unknown[0]}={hint}; this command takes: {known}")
     with open_dict(cfg):
         for key, default in name.items():
             if key in ("defaults", "hydra", "sampler_defs") or key not in cfg:
@@ -194,7 +214,8 @@ def argv_problem(name: str, argv: list[str]) -> str | None:
             if part not in node:
                 where = ".".join(key.split(".")[:depth]) if depth else ""
                 options = known if not depth else ", ".join(node)
-                return f"unknown key {key}=; {where or 'this command'} takes: {options}"
+                hint = did_you_mean(part, node)
+                return f"unknown key {key}={hint}; {where or 'this command'} takes: {options}"
             node = node[part]
         if key == "extra" and value.startswith("-"):
             return f"extra= takes a list of flags, quoted for the shell: \"extra=['{value}']\""
@@ -279,6 +300,11 @@ def _check_replaceable(path: Path, out: object, overwrite: bool, unfinished: boo
     """FileExistsError unless `path` (not empty) is a snapflow command's results folder holding only what
     that command wrote (its `RESULTS_MARK` lists its entries) and `overwrite` is set, or an unfinished run."""
     mark = path / RESULTS_MARK
+    if (path / "checkpoints").is_dir() and not mark.is_file():  # pass 16: called "files no command wrote"
+        raise FileExistsError(
+            f"out={out} is a training run (it holds checkpoints/, as snapflow-train, snapflow-distill and "
+            "lerobot-train write them): results never replace a run; choose another out="
+        )
     if not mark.is_file() and not unfinished:
         raise FileExistsError(
             f"out={out} holds files that no snapflow command wrote (no {RESULTS_MARK} in it): choose another "

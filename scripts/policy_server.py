@@ -22,6 +22,14 @@ def register_with_async_server() -> list[str]:
 
 
 def main() -> None:
+    import sys
+
+    if {"-h", "--help"} & set(sys.argv[1:]):  # upstream's module makes ./logs/ on import: help writes nothing
+        import draccus
+        from lerobot.async_inference.configs import PolicyServerConfig
+
+        print(__doc__)
+        draccus.parse(PolicyServerConfig, args=["--help"])  # prints the server's flags and exits 0
     register_with_async_server()
     from lerobot.async_inference import policy_server
 

@@ -224,7 +224,11 @@ def test_distill_refuses_before_touching_out_and_run_names_bad_values(tmp_path: 
         ("run", {"hz": "nan"}, "hz=nan is not a number"),
         ("eval", {"resolution": "abc"}, "resolution='abc' is not a number"),  # null by default
         ("collect", {"task_ids": "abc"}, "task_ids='abc' is not a number"),
-        ("distill", {"aplha": 0.3}, "unknown key aplha=; this command takes: teacher, "),  # +aplha=0.3
+        (
+            "distill",
+            {"aplha": 0.3},
+            r"unknown key aplha= \(did you mean alpha\?\); this command takes: teacher, ",
+        ),  # +aplha=0.3
         ("demo", {"probe_settings.episode": 5}, "unknown key probe_settings.episode="),
     ],
 )
@@ -361,13 +365,21 @@ def test_a_failed_lerobot_train_ends_in_one_line_and_exit_1(capsys: pytest.Captu
 @pytest.mark.parametrize(
     ("name", "argv", "match"),
     [
-        ("collect", ["episdoes=3"], "unknown key episdoes=; this command takes: suite, episodes_per_task"),
+        (
+            "collect",
+            ["episdoes=3"],
+            "unknown key episdoes= (did you mean episodes_per_task?); this command takes: suite,",
+        ),
         ("distill", ["overwrite=true"], "unknown key overwrite=; this command takes: teacher"),
-        ("demo", ["probe_settings.episode=3"], "unknown key probe_settings.episode=; probe_settings takes"),
+        (
+            "demo",
+            ["probe_settings.episode=3"],
+            "unknown key probe_settings.episode= (did you mean episodes?); probe_settings takes",
+        ),
         (
             "demo",
             ["probe_settings.option.weight=1"],
-            "probe_settings.option.weight=; probe_settings.option takes",
+            "probe_settings.option.weight= (did you mean consistency_weight?); probe_settings.option takes",
         ),
         # newcomer pass 12: a Hydra struct error (exit 1) in one order, the sub-key dropped in the other
         ("demo", ["probe_settings.option=null", "probe_settings.option.lr=1e-4"], "option=null drops"),
