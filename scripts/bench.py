@@ -27,7 +27,7 @@ def bench_config(cfg: DictConfig) -> object:
 
 @hydra.main(version_base=None, config_path="../configs", config_name="bench")
 def _main(cfg: DictConfig) -> None:
-    from snapflow.scripts.outputs import checked, run_cli
+    from snapflow.scripts.cli_values import checked, run_cli
 
     run_cli(lambda: _body(checked(cfg, "bench")), debug=cfg.get("debug", False))
 
@@ -35,7 +35,8 @@ def _main(cfg: DictConfig) -> None:
 def _body(cfg: DictConfig) -> None:
     from snapflow.deploy.bench import run_bench
     from snapflow.deploy.bench_report import format_table, plot_breakdown, validate_bench
-    from snapflow.scripts.outputs import check_out, mark_results, strict_bool
+    from snapflow.scripts.cli_values import strict_bool
+    from snapflow.scripts.outputs import check_out, mark_results
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     # A new folder per run unless out= is given; a non-empty out is refused before minutes of timing.
@@ -57,7 +58,7 @@ def _body(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    from snapflow.scripts.outputs import check_argv
+    from snapflow.scripts.cli_values import check_argv
 
     check_argv("bench")  # unknown keys named in one line before Hydra parses
     _main()

@@ -14,13 +14,14 @@ from omegaconf import DictConfig, OmegaConf
 
 @hydra.main(version_base=None, config_path="../configs", config_name="collect")
 def _main(cfg: DictConfig) -> None:
-    from snapflow.scripts.outputs import checked, run_cli
+    from snapflow.scripts.cli_values import checked, run_cli
 
     run_cli(lambda: _body(checked(cfg, "collect")), debug=cfg.get("debug", False))
 
 
 def _body(cfg: DictConfig) -> None:
-    from snapflow.scripts.outputs import as_list, check_out, check_unique, strict_bool
+    from snapflow.scripts.cli_values import as_list, check_unique, strict_bool
+    from snapflow.scripts.outputs import check_out
     from snapflow.sim.record import collect_dataset
 
     check_out(cfg.out, strict_bool(cfg.overwrite, "overwrite"))  # a file at out= is refused before any demo
@@ -50,7 +51,7 @@ def _body(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Console entry point (hydra parses sys.argv)."""
-    from snapflow.scripts.outputs import check_argv
+    from snapflow.scripts.cli_values import check_argv
 
     check_argv("collect")  # unknown keys named in one line before Hydra parses
     _main()

@@ -134,8 +134,8 @@ def table(report: dict, held_out: dict | None, run: dict) -> str:
 def check_values(cfg: DictConfig) -> None:
     """The demo's values, checked before any stage (each stage takes minutes): counts >= 1, a teacher that
     exists, a known probe, and with a probe no main-job key it would ignore. ValueError names the key."""
+    from snapflow.scripts.cli_values import check_unique, strict_bool
     from snapflow.scripts.lerobot_cli import is_distilled, resolve_pretrained
-    from snapflow.scripts.outputs import check_unique, strict_bool
     from snapflow.sim.tasks import SUITES, canonical_suite
 
     if cfg.probe not in (None, "multimodal"):
@@ -227,7 +227,7 @@ def check_values(cfg: DictConfig) -> None:
 
 @hydra.main(version_base=None, config_path="../configs", config_name="demo")
 def _main(cfg: DictConfig) -> None:
-    from snapflow.scripts.outputs import checked, run_cli
+    from snapflow.scripts.cli_values import checked, run_cli
 
     run_cli(lambda: _demo(checked(cfg, "demo")), debug=cfg.debug)
 
@@ -235,7 +235,8 @@ def _main(cfg: DictConfig) -> None:
 def _demo(cfg: DictConfig) -> None:
     from tqdm import tqdm
 
-    from snapflow.scripts.outputs import check_out, mark_incomplete, mark_results, strict_bool
+    from snapflow.scripts.cli_values import strict_bool
+    from snapflow.scripts.outputs import check_out, mark_incomplete, mark_results
     from snapflow.sim.object_state import policy_uses_object_state
 
     check_values(cfg)  # every value before any folder is made or deleted
@@ -316,7 +317,7 @@ def _demo(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    from snapflow.scripts.outputs import check_argv
+    from snapflow.scripts.cli_values import check_argv
 
     check_argv("demo")  # unknown keys named in one line before Hydra parses
     # SIGTERM (kill, timeout) as SystemExit, so _run_parallel stops the running stage's processes too

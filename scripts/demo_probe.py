@@ -100,7 +100,7 @@ def probe_teacher(cfg: DictConfig, out: Path) -> Path:
 
 def run_probe(cfg: DictConfig, out: Path) -> None:
     """The probe's stages into ``out`` (already checked and empty); prints the table and `outputs: <dir>`."""
-    from snapflow.scripts.outputs import strict_bool
+    from snapflow.scripts.cli_values import strict_bool
     from snapflow.sim.mode_report import mode_tables
 
     settings = cfg.probe_settings

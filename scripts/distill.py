@@ -23,7 +23,7 @@ METHODS = ("snapflow", "fm")
 
 @hydra.main(version_base=None, config_path="../configs", config_name="distill")
 def _main(cfg: DictConfig) -> None:
-    from snapflow.scripts.outputs import checked, run_cli
+    from snapflow.scripts.cli_values import checked, run_cli
 
     run_cli(lambda: _body(checked(cfg, "distill")), debug=cfg.get("debug", False))
 
@@ -151,7 +151,7 @@ def _say_if_other_camera_size(teacher: Path, info: dict, dataset: object) -> Non
 
 def main() -> None:
     """Console entry point (hydra parses sys.argv)."""
-    from snapflow.scripts.outputs import check_argv
+    from snapflow.scripts.cli_values import check_argv
 
     check_argv("distill")  # unknown keys named in one line before Hydra parses
     _main()

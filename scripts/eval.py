@@ -30,7 +30,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from snapflow.scripts.outputs import as_list, check_unique, strict_bool
+from snapflow.scripts.cli_values import as_list, check_unique, strict_bool
 
 # A typo guard (latency_calls=1e9 ran a 6000-hour loop after the rollouts): 500x the default 20 calls; at
 # 0.1 s a call, 10 000 take 17 minutes per sampler.
@@ -258,7 +258,7 @@ def _chunking_grid(cfg: DictConfig, specs: dict) -> list:
     from snapflow.sim.chunking import Chunking
 
     if not cfg.chunking:
-        from snapflow.scripts.outputs import explicit_keys
+        from snapflow.scripts.cli_values import explicit_keys
 
         unused = sorted(explicit_keys() & {"inference_delay", "execute_steps", "crossfade_steps"})
         if unused:  # they only shape the chunking sweep: without it they would be ignored without a word
@@ -319,14 +319,15 @@ def _check_mse_dataset(cfg: DictConfig) -> None:
 
 @hydra.main(version_base=None, config_path="../configs", config_name="eval")
 def _main(cfg: DictConfig) -> None:
-    from snapflow.scripts.outputs import checked, run_cli
+    from snapflow.scripts.cli_values import checked, run_cli
 
     run_cli(lambda: _eval(checked(cfg, "eval")), debug=cfg.debug)
 
 
 def _eval(cfg: DictConfig) -> None:
     from snapflow.policies.offline_mse import offline_action_mse
-    from snapflow.scripts.outputs import atomic_out, check_device, check_out
+    from snapflow.scripts.cli_values import check_device
+    from snapflow.scripts.outputs import atomic_out, check_out
     from snapflow.sim.eval_pool import EvalSettings, cached_policy, evaluate_many
     from snapflow.sim.evaluate import benchmark_latency, episode_inits, initial_noise
     from snapflow.sim.layouts import check_layout
@@ -477,7 +478,7 @@ def _eval(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Console entry point (hydra parses sys.argv)."""
-    from snapflow.scripts.outputs import check_argv
+    from snapflow.scripts.cli_values import check_argv
 
     check_argv("eval")  # unknown keys named in one line before Hydra parses
     _main()

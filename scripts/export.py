@@ -45,7 +45,7 @@ def set_image_size(policy: torch.nn.Module, side: int) -> None:
 
 @hydra.main(version_base=None, config_path="../configs", config_name="export")
 def _main(cfg: DictConfig) -> None:
-    from snapflow.scripts.outputs import checked, run_cli
+    from snapflow.scripts.cli_values import checked, run_cli
 
     run_cli(lambda: _body(checked(cfg, "export")), debug=cfg.get("debug", False))
 
@@ -89,7 +89,7 @@ def _body(cfg: DictConfig) -> None:
             f"calibration={cfg.calibration} goes with quantize=int8_static only (quantize={quantize} "
             "calibrates nothing)"
         )
-    from snapflow.scripts.outputs import explicit_keys
+    from snapflow.scripts.cli_values import explicit_keys
 
     if quantize != "int8_static" and "calibration_frames" in explicit_keys():  # ignored otherwise
         raise ValueError(
@@ -164,7 +164,7 @@ def _body(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    from snapflow.scripts.outputs import check_argv
+    from snapflow.scripts.cli_values import check_argv
 
     check_argv("export")  # unknown keys named in one line before Hydra parses
     _main()

@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from snapflow.scripts.outputs import ChildFailed
+from snapflow.scripts.cli_values import ChildFailed
 
 BIN = Path(sys.executable).parent
 # The NFE field of each family's config, and the fields that define its architecture / inputs (forwarded
@@ -441,7 +441,7 @@ def check_run_values(cfg: object) -> None:
         raise ValueError(  # the python launcher starts one process: N would be ignored without a word
             f"num_processes={cfg.num_processes} needs launcher=accelerate (launcher={cfg.launcher} starts one process)"
         )
-    from snapflow.scripts.outputs import check_device
+    from snapflow.scripts.cli_values import check_device
 
     check_device(cfg.get("device"), allowed=("cpu", "cuda", "mps"))  # before lerobot-train refuses it
     out = Path(cfg.out)
@@ -514,7 +514,7 @@ def train_or_resume(policy_flags: list[str], cfg: object) -> Path:
     """
     check_run_values(cfg)
     if cfg.resume:
-        from snapflow.scripts.outputs import explicit_keys
+        from snapflow.scripts.cli_values import explicit_keys
         from snapflow.scripts.resume_checks import check_resume_values
 
         check_resume_values(cfg, explicit_keys())

@@ -205,7 +205,7 @@ def check_values(cfg: DictConfig) -> None:
     if int(cfg.fault_after) < 0:
         raise ValueError(f"fault_after must be >= 0 (good chunks before the fault), got {cfg.fault_after}")
     from snapflow.deploy.faults import FAULTS
-    from snapflow.scripts.outputs import explicit_keys
+    from snapflow.scripts.cli_values import explicit_keys
 
     if str(cfg.fault) not in FAULTS:  # named here, not after the policy is loaded and timed
         raise ValueError(f"fault={cfg.fault!r} is not a fault to inject; valid: {', '.join(FAULTS)}")
@@ -329,13 +329,13 @@ def _run(cfg: DictConfig) -> int:
 
 @hydra.main(version_base=None, config_path="../configs", config_name="run")
 def _main(cfg: DictConfig) -> None:
-    from snapflow.scripts.outputs import checked, run_cli
+    from snapflow.scripts.cli_values import checked, run_cli
 
     run_cli(lambda: _run(checked(cfg, "run")), debug=cfg.debug)
 
 
 def main() -> None:
-    from snapflow.scripts.outputs import check_argv
+    from snapflow.scripts.cli_values import check_argv
 
     check_argv("run")  # unknown keys named in one line before Hydra parses
     _main()

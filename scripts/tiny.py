@@ -78,13 +78,14 @@ def relocate(out: Path, built_in: Path) -> None:
 
 @hydra.main(version_base=None, config_path="../configs", config_name="tiny")
 def _main(cfg: DictConfig) -> None:
-    from snapflow.scripts.outputs import checked, run_cli
+    from snapflow.scripts.cli_values import checked, run_cli
 
     run_cli(lambda: _body(checked(cfg, "tiny")), debug=cfg.get("debug", False))
 
 
 def _body(cfg: DictConfig) -> None:
-    from snapflow.scripts.outputs import as_list, atomic_out, strict_bool
+    from snapflow.scripts.cli_values import as_list, strict_bool
+    from snapflow.scripts.outputs import atomic_out
 
     families = as_list(
         cfg.families if isinstance(cfg.families, str) else OmegaConf.to_container(cfg.families)
@@ -108,7 +109,7 @@ def _body(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    from snapflow.scripts.outputs import check_argv
+    from snapflow.scripts.cli_values import check_argv
 
     check_argv("tiny")  # unknown keys named in one line before Hydra parses
     _main()

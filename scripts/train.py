@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base=None, config_path="../configs", config_name="train")
 def _main(cfg: DictConfig) -> None:
-    from snapflow.scripts.outputs import checked, run_cli
+    from snapflow.scripts.cli_values import checked, run_cli
 
     run_cli(lambda: _body(checked(cfg, "train")), debug=cfg.get("debug", False))
 
@@ -42,7 +42,7 @@ def _body(cfg: DictConfig) -> None:
         )
     if cfg.pretrained and cfg.tiny:
         raise ValueError("pass either pretrained=<checkpoint> or tiny=true, not both")
-    from snapflow.scripts.outputs import explicit_keys
+    from snapflow.scripts.cli_values import explicit_keys
 
     if not cfg.tiny and "tiny_width" in explicit_keys():  # read by the tiny build only: ignored otherwise
         raise ValueError(
@@ -91,7 +91,7 @@ def _body(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Console entry point (hydra parses sys.argv)."""
-    from snapflow.scripts.outputs import check_argv
+    from snapflow.scripts.cli_values import check_argv
 
     check_argv("train")  # unknown keys named in one line before Hydra parses
     _main()

@@ -12,7 +12,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from snapflow.scripts.outputs import as_list, strict_bool
+from snapflow.scripts.cli_values import as_list, strict_bool
 
 BIN = Path(sys.executable).parent
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -233,7 +233,7 @@ def test_distill_refuses_before_touching_out_and_run_names_bad_values(tmp_path: 
     ],
 )
 def test_every_command_converts_values_to_their_types_by_name(name: str, overrides: dict, match: str) -> None:
-    from snapflow.scripts.outputs import check_types
+    from snapflow.scripts.cli_values import check_types
 
     cfg = OmegaConf.load(CONFIGS / f"{name}.yaml")
     for key, value in overrides.items():
@@ -262,7 +262,7 @@ def test_collect_takes_a_list_of_suites_as_the_demo_passes_it(tmp_path: Path) ->
 
 
 def test_single_values_become_lists_and_repeats_are_refused() -> None:
-    from snapflow.scripts.outputs import check_types, check_unique
+    from snapflow.scripts.cli_values import check_types, check_unique
 
     cfg = OmegaConf.load(CONFIGS / "eval.yaml")
     OmegaConf.update(cfg, "suites", "spatial")
@@ -347,8 +347,8 @@ def test_a_truncated_weights_file_is_named_before_loading(tmp_path: Path) -> Non
 
 
 def test_a_failed_lerobot_train_ends_in_one_line_and_exit_1(capsys: pytest.CaptureFixture) -> None:
+    from snapflow.scripts.cli_values import run_cli
     from snapflow.scripts.lerobot_cli import run_lerobot_train
-    from snapflow.scripts.outputs import run_cli
 
     with pytest.raises(SystemExit) as stop:  # the real lerobot-train refuses an unknown flag
         run_cli(lambda: run_lerobot_train(["--no_such_flag=1"]) and None)
@@ -397,7 +397,7 @@ def test_a_failed_lerobot_train_ends_in_one_line_and_exit_1(capsys: pytest.Captu
     ],
 )
 def test_argv_is_checked_against_the_config_before_hydra(name: str, argv: list, match: str | None) -> None:
-    from snapflow.scripts.outputs import argv_problem
+    from snapflow.scripts.cli_values import argv_problem
 
     problem = argv_problem(name, argv)
     assert problem is None if match is None else match in problem
@@ -406,7 +406,7 @@ def test_argv_is_checked_against_the_config_before_hydra(name: str, argv: list, 
 def test_a_device_this_machine_lacks_is_named() -> None:
     import torch
 
-    from snapflow.scripts.outputs import check_device
+    from snapflow.scripts.cli_values import check_device
 
     check_device(None)
     check_device("cpu")
@@ -431,7 +431,7 @@ def test_a_device_this_machine_lacks_is_named() -> None:
     ],
 )
 def test_numbers_are_whole_where_they_must_be_and_named_when_not_numbers(name, overrides, match) -> None:
-    from snapflow.scripts.outputs import check_types
+    from snapflow.scripts.cli_values import check_types
 
     cfg = OmegaConf.load(CONFIGS / f"{name}.yaml")
     for key, value in overrides.items():

@@ -103,7 +103,7 @@ def test_values_checked_against_what_they_apply_to() -> None:
         run(actions_per_chunk=5, queue_low_watermark=5)
     with pytest.raises(ValueError, match=r"actions_per_chunk=11: choose 1..10"):
         run(actions_per_chunk=11)
-    from snapflow.scripts.outputs import check_types
+    from snapflow.scripts.cli_values import check_types
 
     for key in (
         "queue_low_watermark",

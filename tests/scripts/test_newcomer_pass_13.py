@@ -13,7 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 from omegaconf import OmegaConf
 
-from snapflow.scripts.outputs import RESULTS_MARK, atomic_out, check_out, check_types
+from snapflow.scripts.cli_values import check_types
+from snapflow.scripts.outputs import RESULTS_MARK, atomic_out, check_out
 
 BIN = Path(sys.executable).parent
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

@@ -12,7 +12,8 @@ import pytest
 
 from snapflow.policies.embedded import EMBEDDED_DIR
 from snapflow.policies.weights_file import check_stats_files
-from snapflow.scripts.outputs import argv_problem, check_out
+from snapflow.scripts.cli_values import argv_problem
+from snapflow.scripts.outputs import check_out
 
 BIN = Path(sys.executable).parent
 UNNORMALIZER = "policy_postprocessor_step_0_unnormalizer_processor.safetensors"
