@@ -151,7 +151,7 @@ def build_policy(cfg: BenchConfig, device: torch.device) -> tuple[str, torch.nn.
         raise ValueError(f"size={cfg.size} applies to family names; a checkpoint is timed at its own size")
     if source.is_dir():
         from snapflow.deploy.runtimes import TorchRuntime
-        from snapflow.scripts.lerobot_cli import read_policy_config, resolve_pretrained
+        from snapflow.scripts.checkpoints import read_policy_config, resolve_pretrained
 
         source = resolve_pretrained(source)  # a training out dir too (its checkpoints/last), as elsewhere
 

@@ -29,7 +29,7 @@ def loss_breakdown(checkpoint: str, dataset_root: str, samples: int = 256, seed:
     from lerobot.datasets.lerobot_dataset import LeRobotDataset, LeRobotDatasetMetadata
     from lerobot.policies.factory import get_policy_class, make_pre_post_processors
 
-    from snapflow.scripts.lerobot_cli import read_policy_config
+    from snapflow.scripts.checkpoints import read_policy_config
 
     kind = read_policy_config(Path(checkpoint))["type"]
     if kind not in ("smolvla", "smolvla_snapflow"):

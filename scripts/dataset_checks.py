@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from snapflow.scripts.lerobot_cli import json_object
+from snapflow.scripts.checkpoints import json_object
 
 # The metadata lerobot-train reads besides meta/info.json, each with its older-layout (v2.x) name: one
 # missing sent LeRobot to the Hub for it, so offline the run failed as "OfflineModeIsEnabled: Cannot reach
@@ -76,7 +76,7 @@ def _check_stats(path: Path) -> None:
     LeRobot normalised every frame with it and blamed the frame, "action contains NaN or infinite values")."""
     import math
 
-    from snapflow.scripts.lerobot_cli import read_json
+    from snapflow.scripts.checkpoints import read_json
 
     if not path.is_file():  # the older layout (episodes_stats.jsonl) is left to LeRobot
         return

@@ -71,7 +71,7 @@ def _teacher(cfg: DictConfig, out: Path) -> Path:
     from snapflow.policies.embedded import EmbeddedTeacherMissing, materialize_teacher
 
     if cfg.teacher != "embedded":
-        from snapflow.scripts.lerobot_cli import resolve_pretrained
+        from snapflow.scripts.checkpoints import resolve_pretrained
 
         # a pretrained_model dir, a training run (checkpoints/last) or a shipped folder
         return resolve_pretrained(cfg.teacher)
@@ -134,8 +134,8 @@ def table(report: dict, held_out: dict | None, run: dict) -> str:
 def check_values(cfg: DictConfig) -> None:
     """The demo's values, checked before any stage (each stage takes minutes): counts >= 1, a teacher that
     exists, a known probe, and with a probe no main-job key it would ignore. ValueError names the key."""
+    from snapflow.scripts.checkpoints import is_distilled, resolve_pretrained
     from snapflow.scripts.cli_values import check_unique, strict_bool
-    from snapflow.scripts.lerobot_cli import is_distilled, resolve_pretrained
     from snapflow.sim.tasks import SUITES, canonical_suite
 
     if cfg.probe not in (None, "multimodal"):

@@ -89,7 +89,7 @@ def probe_teacher(cfg: DictConfig, out: Path) -> Path:
     from snapflow.policies.embedded import MULTIMODAL_DIR, EmbeddedTeacherMissing, materialize_teacher
 
     if cfg.teacher not in (None, "embedded"):  # as the main job: resolve_pretrained's forms
-        from snapflow.scripts.lerobot_cli import resolve_pretrained
+        from snapflow.scripts.checkpoints import resolve_pretrained
 
         return resolve_pretrained(cfg.teacher)
     try:

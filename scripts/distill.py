@@ -30,15 +30,10 @@ def _main(cfg: DictConfig) -> None:
 
 def _body(cfg: DictConfig) -> None:
     from snapflow.policies.weights_file import check_stats_files, check_weights_file
+    from snapflow.scripts.checkpoints import read_policy_config, resolve_pretrained
     from snapflow.scripts.dataset_checks import read_dataset_info
     from snapflow.scripts.hub_cache import check_hub_ids, hub_ids
-    from snapflow.scripts.lerobot_cli import (
-        check_run_values,
-        read_policy_config,
-        resolve_pretrained,
-        teacher_flags,
-        train_or_resume,
-    )
+    from snapflow.scripts.lerobot_cli import check_run_values, teacher_flags, train_or_resume
     from snapflow.scripts.teacher_stats import dataset_with_teacher_stats, remove_view
 
     if cfg.method not in METHODS:
@@ -119,7 +114,7 @@ def _say_if_student(teacher: Path) -> None:
     """A SnapFlow student given as teacher= (a lerobot-train checkpoint or a copied one) starts this run from
     its weights, target-time embedding included: say so, since the run does not start at a flow-matching
     teacher (snapflow-eval and snapflow-demo refuse such a checkpoint as a teacher)."""
-    from snapflow.scripts.lerobot_cli import is_distilled
+    from snapflow.scripts.checkpoints import is_distilled
 
     if is_distilled(teacher):
         kind = json.loads((teacher / "config.json").read_text()).get("type", "")

@@ -40,8 +40,8 @@ MAX_LATENCY_CALLS = 10_000
 def _samplers(cfg: DictConfig) -> dict:
     """{name: (SamplerSpec, role)} of the selected sampler_defs, checkpoints resolved."""
     from snapflow.policies.weights_file import check_stats_files, check_weights_file
+    from snapflow.scripts.checkpoints import is_distilled, read_policy_config, resolve_pretrained
     from snapflow.scripts.hub_cache import check_hub_ids, hub_ids
-    from snapflow.scripts.lerobot_cli import is_distilled, read_policy_config, resolve_pretrained
     from snapflow.sim.evaluate import SamplerSpec
 
     defs = OmegaConf.to_container(cfg.sampler_defs, resolve=True)
@@ -211,7 +211,7 @@ def _check_chunk_sizes(n_action_steps: int, samplers: dict) -> None:
     """ValueError naming the sampler whose action chunk is shorter than `n_action_steps` (read from its
     config.json, or an export's contract.json, without loading it)."""
     from snapflow.deploy.contract import load_contract
-    from snapflow.scripts.lerobot_cli import read_policy_config
+    from snapflow.scripts.checkpoints import read_policy_config
 
     for name, (spec, _) in samplers.items():
         path = Path(spec.policy)

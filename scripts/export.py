@@ -54,7 +54,7 @@ def _body(cfg: DictConfig) -> None:
     from snapflow.deploy.export_onnx import ExportParityError, check_opset, export_onnx
     from snapflow.deploy.quantize import QUANTIZATIONS
     from snapflow.deploy.runtimes import TorchRuntime
-    from snapflow.scripts.lerobot_cli import read_policy_config, resolve_pretrained
+    from snapflow.scripts.checkpoints import read_policy_config, resolve_pretrained
     from snapflow.scripts.outputs import atomic_out, check_out
 
     check_opset(int(cfg.opset))

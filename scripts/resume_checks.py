@@ -11,7 +11,7 @@ import json
 import math
 from pathlib import Path
 
-from snapflow.scripts.lerobot_cli import LAST_CHECKPOINT, read_json, resolve_pretrained
+from snapflow.scripts.checkpoints import LAST_CHECKPOINT, read_json, resolve_pretrained
 
 # Keys a resumed run takes from its saved train_config.json: a different value given with resume=true would be
 # ignored by lerobot-train, so it is refused instead (steps may change: the run continues up to it).

@@ -161,7 +161,7 @@ def _local_policy(policy: str) -> str:
     to its checkpoint (as every other command takes them), a Hub id (org/name, not a local path) left to LeRobot.
     FileNotFoundError for a path that holds nothing."""
     from snapflow.deploy.runtimes import is_hub_id
-    from snapflow.scripts.lerobot_cli import EMBEDDED, resolve_pretrained
+    from snapflow.scripts.checkpoints import EMBEDDED, resolve_pretrained
 
     if policy == EMBEDDED:
         return str(resolve_pretrained(policy))

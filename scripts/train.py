@@ -27,12 +27,7 @@ def _main(cfg: DictConfig) -> None:
 
 def _body(cfg: DictConfig) -> None:
     from snapflow.scripts.dataset_checks import dataset_state_dim, read_dataset_info
-    from snapflow.scripts.lerobot_cli import (
-        check_run_values,
-        family_of,
-        tiny_flags,
-        train_or_resume,
-    )
+    from snapflow.scripts.lerobot_cli import check_run_values, family_of, tiny_flags, train_or_resume
 
     family = family_of(str(cfg.policy))
     if str(cfg.policy) != family:  # smolvla_snapflow would train an upstream smolvla without a word
@@ -54,8 +49,8 @@ def _body(cfg: DictConfig) -> None:
     if cfg.resume:
         flags: list[str] = []  # the checkpoint's train_config.json holds the policy
     elif cfg.pretrained:
+        from snapflow.scripts.checkpoints import read_policy_config, resolve_pretrained
         from snapflow.scripts.hub_cache import check_hub_ids, hub_ids
-        from snapflow.scripts.lerobot_cli import read_policy_config, resolve_pretrained
 
         pretrained = str(cfg.pretrained)
         if pretrained.startswith(("/", ".", "~")) or pretrained.count("/") != 1:  # a path, not a Hub id

@@ -159,7 +159,7 @@ def test_tiny_overwrite_replaces_the_folder_whole_and_points_at_its_own_assets(t
 def test_resume_refuses_values_the_resumed_run_would_ignore(tmp_path: Path) -> None:
     import json
 
-    from snapflow.scripts.lerobot_cli import LAST_CHECKPOINT
+    from snapflow.scripts.checkpoints import LAST_CHECKPOINT
     from snapflow.scripts.resume_checks import check_resume_values
 
     out = tmp_path / "student"
@@ -447,7 +447,7 @@ def test_numbers_are_whole_where_they_must_be_and_named_when_not_numbers(name, o
 def test_resume_refuses_a_finished_step_count_another_family_and_another_teacher(tmp_path: Path) -> None:
     import json
 
-    from snapflow.scripts.lerobot_cli import LAST_CHECKPOINT
+    from snapflow.scripts.checkpoints import LAST_CHECKPOINT
     from snapflow.scripts.resume_checks import check_resume_values
 
     out = tmp_path / "run"
@@ -508,8 +508,8 @@ def test_an_export_dir_is_named_where_a_checkpoint_is_needed_and_a_swapped_stude
     tmp_path: Path,
 ) -> None:
     from snapflow.deploy.bench import BenchConfig, build_policy
+    from snapflow.scripts.checkpoints import resolve_pretrained
     from snapflow.scripts.eval import _samplers
-    from snapflow.scripts.lerobot_cli import resolve_pretrained
 
     export = tmp_path / "export"
     export.mkdir()
@@ -777,7 +777,7 @@ def test_run_json_records_the_policy_and_the_task(tmp_path: Path) -> None:
     """run.json said how a run went but not what ran: it now records the policy (as loaded) and the task."""
     import json
 
-    from snapflow.scripts.lerobot_cli import resolve_pretrained
+    from snapflow.scripts.checkpoints import resolve_pretrained
 
     proc = _cli(
         "snapflow-run", "policy=embedded", "robot=sim", "task=spatial/3", "seconds=1", f"out={tmp_path}/r"

@@ -153,7 +153,7 @@ def _processes_naming(path: Path) -> list[str]:
 
 def test_embedded_teacher_resolves_everywhere(tmp_path):
     """teacher=embedded, and the shipped folder itself, resolve to a runnable copy (absolute VLM path)."""
-    from snapflow.scripts.lerobot_cli import resolve_pretrained
+    from snapflow.scripts.checkpoints import resolve_pretrained
 
     for given in ("embedded", str(EMBEDDED_DIR)):
         path = resolve_pretrained(given)

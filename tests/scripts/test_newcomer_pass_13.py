@@ -125,8 +125,8 @@ def test_a_copied_run_that_was_resumed_names_its_real_teacher(tmp_path: Path) ->
 def test_checkpoint_kinds_are_named(tmp_path: Path, capsys) -> None:
     """Pass 13: an FM control given as student= was reported as SnapFlow; policy='' searched the working folder;
     bench on an upstream checkpoint ended in an AttributeError; a 128 px dataset for a 64 px teacher, no note."""
+    from snapflow.scripts.checkpoints import resolve_pretrained
     from snapflow.scripts.distill import _say_if_other_camera_size
-    from snapflow.scripts.lerobot_cli import resolve_pretrained
 
     fm = tmp_path / "fm"
     fm.mkdir()
@@ -227,7 +227,7 @@ def test_pass_14_cases_are_named(command, args, match, tmp_path: Path) -> None:
 
 def test_resume_names_a_missing_dataset_view(tmp_path: Path) -> None:
     """Pass 14: a copied run whose <out>.dataset view was moved blamed dataset= instead of the missing view."""
-    from snapflow.scripts.lerobot_cli import LAST_CHECKPOINT
+    from snapflow.scripts.checkpoints import LAST_CHECKPOINT
     from snapflow.scripts.resume_checks import check_resume_values
 
     out = tmp_path / "copy"

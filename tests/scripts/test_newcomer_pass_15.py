@@ -11,7 +11,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from snapflow.scripts.lerobot_cli import LAST_CHECKPOINT
+from snapflow.scripts.checkpoints import LAST_CHECKPOINT
 
 BIN = Path(sys.executable).parent
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from omegaconf import OmegaConf
 
-from snapflow.scripts.lerobot_cli import LAST_CHECKPOINT, is_distilled
+from snapflow.scripts.checkpoints import LAST_CHECKPOINT, is_distilled
 from snapflow.scripts.outputs import INCOMPLETE, RESULTS_MARK, atomic_out, check_out
 
 BIN = Path(sys.executable).parent

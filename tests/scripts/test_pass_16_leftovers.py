@@ -25,7 +25,7 @@ def _cli(command: str, *args: str, cwd: Path | None = None) -> subprocess.Comple
 
 def test_a_missing_normaliser_file_is_named_at_the_users_path(tmp_path: Path) -> None:
     """LeRobot named the file while loading, with no next step, and at the cached copy's path."""
-    from snapflow.scripts.lerobot_cli import resolve_pretrained
+    from snapflow.scripts.checkpoints import resolve_pretrained
 
     teacher = tmp_path / "teacher"
     shutil.copytree(EMBEDDED_DIR, teacher)

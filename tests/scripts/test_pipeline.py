@@ -24,11 +24,11 @@ from safetensors.torch import load_file
 
 from snapflow.scripts import distill, train
 from snapflow.scripts import eval as eval_script
+from snapflow.scripts.checkpoints import resolve_pretrained
 from snapflow.scripts.lerobot_cli import (
     architecture_flags,
     family_of,
     launcher_prefix,
-    resolve_pretrained,
     resume_args,
     teacher_flags,
     tiny_flags,
@@ -283,7 +283,7 @@ def test_eval_two_samplers_closed_loop_report(runs, monkeypatch):
 
 def test_eval_pool_matches_one_process_and_layout_reaches_the_envs(runs, monkeypatch):
     """workers=2 gives the same episodes as workers=1; layout=wide changes the rollouts' init states."""
-    from snapflow.scripts.lerobot_cli import resolve_pretrained
+    from snapflow.scripts.checkpoints import resolve_pretrained
     from snapflow.sim.eval_pool import EvalSettings, evaluate_many
     from snapflow.sim.evaluate import SamplerSpec
     from snapflow.sim.init_states import frozen_init_states
@@ -361,7 +361,7 @@ def test_noise_scale_zero_is_one_deterministic_chunk_per_observation(runs):
     noise (the chunk changes with the seed); a negative or NaN scale and an export with a scale are named."""
     from lerobot.envs.factory import make_env_pre_post_processors
 
-    from snapflow.scripts.lerobot_cli import resolve_pretrained
+    from snapflow.scripts.checkpoints import resolve_pretrained
     from snapflow.sim.env import MiniLiberoEnv
     from snapflow.sim.evaluate import SamplerSpec, initial_noise, load_policy, plan_chunk
     from snapflow.sim.lerobot_env import MiniLiberoEnvConfig
