@@ -140,7 +140,7 @@ def load_contract(directory: str | Path, *, check_graph: bool = True) -> Contrac
         raise ContractError(f"{directory} has no {CONTRACT_FILE}: not a snapflow-export directory")
     try:
         raw = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ContractError(f"{path} is not valid JSON: {e}") from e
     if raw.get("version") != CONTRACT_VERSION:
         raise ContractError(

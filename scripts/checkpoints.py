@@ -23,6 +23,7 @@ def resolve_pretrained(path: str | Path) -> Path:
     finds its local SmolVLM instead of asking the Hub for a model id.
     """
     from snapflow.policies.embedded import EMBEDDED_DIR, VLM_SUBDIR, materialize_teacher
+    from snapflow.policies.weights_file import check_stats_files
 
     if str(path) == EMBEDDED:
         return materialize_teacher(MATERIALIZED_DIR / EMBEDDED, source=EMBEDDED_DIR)
@@ -37,10 +38,8 @@ def resolve_pretrained(path: str | Path) -> Path:
     for candidate in (p, p / LAST_CHECKPOINT):
         if (candidate / "config.json").is_file():
             config = read_policy_config(candidate)
+            check_stats_files(candidate)  # missing or NaN stats named at the user's path, in every command
             if config.get("vlm_model_name") == VLM_SUBDIR and (candidate / VLM_SUBDIR).is_dir():
-                from snapflow.policies.weights_file import check_stats_files
-
-                check_stats_files(candidate)  # named at the user's path, not at the copy's
                 name = hashlib.sha256(str(candidate.resolve()).encode()).hexdigest()[:12]
                 return materialize_teacher(MATERIALIZED_DIR / name, source=candidate)
             return candidate
@@ -55,7 +54,7 @@ def read_json(path: Path) -> object:
     hand-edited file: json's own message gives a line and column but not the file)."""
     try:
         return json.loads(Path(path).read_text())
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:  # binary bytes were named without the file
         raise ValueError(f"{path} is not valid JSON ({e})") from None
 
 

@@ -304,6 +304,18 @@ def _config_comment(key: str, name: str | None = None) -> str:
     return f"see configs/{name}.yaml"
 
 
+INTERRUPTED_EXIT = 130  # 128 + SIGINT, as the shell reports a Ctrl-C
+# What a Ctrl-C leaves, per command: training runs keep their checkpoints, everything else writes into
+# `<out>.partial` (cleared by the next run) or, snapflow-demo, marks its folder INCOMPLETE.
+_RESUME = "the run keeps its last saved checkpoint; the same command with resume=true continues from it"
+INTERRUPTED = {
+    "snapflow-train": _RESUME,
+    "snapflow-distill": _RESUME,
+    "snapflow-demo": "out= keeps what finished, marked INCOMPLETE; rerun with overwrite=true to start again there",
+    "*": "nothing was published to out= (a <out>.partial left behind is cleared by the next run)",
+}
+
+
 def run_cli(body: Callable[[], int | None], debug: object = False) -> None:
     """Run a command body; a refused input ends in `error: <message>` and exit 2 (traceback with debug=true).
 
@@ -345,6 +357,14 @@ def run_cli(body: Callable[[], int | None], debug: object = False) -> None:
             raise
         print(f"error: {e}", file=sys.stderr)
         sys.exit(USAGE_EXIT)
+    except KeyboardInterrupt:  # pass 17: a KeyboardInterrupt traceback, no word on what was kept
+        if debug:
+            raise
+        from snapflow.scripts.outputs import command_name
+
+        command = command_name()
+        print(f"stopped by Ctrl-C: {INTERRUPTED.get(command, INTERRUPTED['*'])}", file=sys.stderr)
+        sys.exit(INTERRUPTED_EXIT)
     except PermissionError as e:  # out= under a folder this user may not write
         if debug:
             raise

@@ -36,10 +36,80 @@ def read_dataset_info(dataset: str | Path) -> dict:
                 f"dataset={dataset} has no {name}{'/' if '.' not in name else ''} (nor the older {older}): "
                 "an incomplete LeRobotDataset; copy it whole, or collect it again with snapflow-collect"
             )
+    fps = raw.get("fps")
+    if (
+        isinstance(fps, bool) or not isinstance(fps, int | float) or not fps > 0
+    ):  # "twenty": a TypeError inside
+        raise ValueError(
+            f"dataset={dataset}: meta/info.json has fps={fps!r}; a frame rate in Hz (> 0) is needed"
+        )
     _check_stats(Path(dataset) / "meta" / "stats.json")
     _check_parquet_files(Path(dataset))
+    _check_tables(Path(dataset), raw["features"], fps)
     _check_referenced_files(Path(dataset), raw)
     return raw
+
+
+def _check_tables(dataset: Path, features: dict, fps: float) -> None:
+    """ValueError naming the file: meta/tasks.parquet with no task (an IndexError inside lerobot-train), or a
+    frames file without a column that info.json declares (a NoneType error inside the collate, pass 17)."""
+    import pyarrow.parquet as pq
+
+    tasks = dataset / "meta" / "tasks.parquet"
+    if tasks.is_file() and pq.read_metadata(tasks).num_rows == 0:
+        raise ValueError(
+            f"dataset={dataset}: meta/tasks.parquet lists no task; every frame needs its instruction"
+        )
+    declared = {k for k, f in features.items() if isinstance(f, dict) and f.get("dtype") != "video"}
+    frames = sorted(dataset.glob("data/**/*.parquet"))
+    for path in frames:
+        missing = sorted(declared - set(pq.read_schema(path).names))
+        if missing:
+            raise ValueError(
+                f"dataset={dataset}: {path.relative_to(dataset)} has no column {missing[:4]}, which "
+                "meta/info.json declares: a damaged or hand-edited dataset; collect it again with snapflow-collect"
+            )
+    if frames and {"timestamp", "episode_index"} <= declared:
+        _check_frame_rate(dataset, frames[0], float(fps))
+
+
+FPS_TOLERANCE = 0.1  # relative: LeRobot's own timestamp tolerance is 1e-4 s, a hand-edited fps is off by 2x
+
+
+def _check_frame_rate(dataset: Path, frames: Path, fps: float) -> None:
+    """ValueError when the frames of the first episode in `frames` are not 1 / fps apart (an fps edited in
+    info.json: chunks and rollouts would run at a rate the demos were not recorded at; pass 17)."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(frames, columns=["timestamp", "episode_index"]).to_pydict()
+    episode = np.asarray(table["episode_index"])
+    stamps = np.asarray(table["timestamp"], dtype=float)[episode == episode[0]] if len(episode) else []
+    if len(stamps) < 2:
+        return
+    step = float(np.median(np.diff(stamps)))
+    if abs(step * fps - 1.0) > FPS_TOLERANCE:
+        raise ValueError(
+            f"dataset={dataset}: meta/info.json says fps={fps:g}, but its frames are {step:.4g} s apart "
+            f"({1 / step:.3g} Hz) in {frames.relative_to(dataset)}: fix fps in meta/info.json"
+        )
+
+
+def check_stats_cover(dataset: str | Path, features: dict, keys: tuple[str, ...]) -> None:
+    """ValueError naming meta/stats.json when it has no mean/std for one of `keys` that the dataset has:
+    lerobot-train then trained those values unnormalised without a word, and only export and eval refused
+    the checkpoint afterwards (pass 17). Call it where the dataset's stats become the policy's."""
+    from snapflow.scripts.checkpoints import read_json
+
+    path = Path(dataset) / "meta" / "stats.json"
+    stats = read_json(path) if path.is_file() else {}
+    stats = stats if isinstance(stats, dict) else {}
+    lacking = [k for k in keys if k in features and not {"mean", "std"} <= set(stats.get(k) or {})]
+    if lacking:
+        raise ValueError(
+            f"{path} has no mean/std for {lacking}: the policy would train on them unnormalised; recompute "
+            "the stats (or collect the dataset again with snapflow-collect)"
+        )
 
 
 def _check_referenced_files(dataset: Path, info: dict) -> None:

@@ -57,7 +57,10 @@ def _body(cfg: DictConfig) -> None:
         _, flags = teacher_flags(teacher)
         _say_if_student(teacher)
         _say_if_other_camera_size(teacher, info, cfg.dataset)
-        if cfg.renormalize:
+        if cfg.renormalize:  # the dataset's stats become the student's (pass 17: none for action trained raw)
+            from snapflow.scripts.dataset_checks import check_stats_cover
+
+            check_stats_cover(cfg.dataset, info["features"], ("action", "observation.state"))
             print(
                 "renormalize=true: the student's (un)normaliser takes the dataset's stats, not the teacher's"
             )

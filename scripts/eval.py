@@ -225,6 +225,27 @@ def _check_chunk_sizes(n_action_steps: int, samplers: dict) -> None:
             )
 
 
+def _check_mse_state(dataset: object, samplers: dict) -> None:
+    """ValueError naming the sampler whose observation.state length differs from the offline MSE's dataset=
+    (a 74-D object-state dataset for an 8-D policy failed after every rollout in a tensor-size error)."""
+    from snapflow.scripts.checkpoints import read_policy_config
+    from snapflow.scripts.dataset_checks import dataset_state_dim
+
+    if not dataset:
+        return
+    have = dataset_state_dim(dataset)
+    for name, (spec, _) in samplers.items():
+        if (Path(spec.policy) / "contract.json").is_file():
+            continue  # an export's inputs are checked by its own observation check
+        state = (read_policy_config(Path(spec.policy)).get("input_features") or {}).get("observation.state")
+        want = (state or {}).get("shape", [None])[0]
+        if isinstance(want, int) and want != have:
+            raise ValueError(
+                f"dataset={dataset} records a {have}-D observation.state, but sampler {name!r} ({spec.policy}) "
+                f"takes {want}-D: the offline MSE needs the dataset the policy was trained on (or its layout)"
+            )
+
+
 def _contract_nfe(name: str, directory: str) -> int:
     """The NFE an export was made with (its contract.json), named by sampler when the directory is not one or
     its files no longer match their hashes (checked here, before any rollout, not when the graph is loaded)."""
@@ -377,6 +398,7 @@ def _eval(cfg: DictConfig) -> None:
     _check_loop_values(cfg)
     samplers = _samplers(cfg)
     _check_chunk_sizes(int(cfg.n_action_steps), samplers)  # from config.json / contract.json, before loading
+    _check_mse_state(cfg.dataset, samplers)
     resolution = _resolution(cfg, samplers)
     task_ids = as_list(cfg.task_ids)
     mse: dict[str, float] = {}

@@ -100,10 +100,14 @@ def _body(cfg: DictConfig) -> None:
 
         require_tensorrt("tensorrt=true but TensorRT cannot run here")
     policy = resolve_pretrained(cfg.policy)  # a missing policy named before out= is looked at
-    from snapflow.policies.weights_file import check_stats_files
-
-    check_stats_files(policy)  # a missing or NaN stats file named now, not by LeRobot during the load
     inputs = [cfg.policy, cfg.calibration]  # never replaced by the export, whatever overwrite says
+    if cfg.calibration is not None:  # pass 17: a damaged one failed in a Hub traceback after the load
+        from snapflow.scripts.dataset_checks import read_dataset_info
+
+        try:
+            read_dataset_info(cfg.calibration)
+        except (ValueError, FileNotFoundError) as e:  # named by the key the user gave
+            raise type(e)(str(e).replace("dataset=", "calibration=", 1)) from None
     check_out(cfg.out, bool(cfg.overwrite), inputs)  # before the minute-long export, not after
     kind = str(read_policy_config(policy).get("type", ""))
     if not kind.endswith("_snapflow"):  # export_onnx refuses it too, after the load (pass 15: named first)

@@ -331,7 +331,10 @@ CHILD_TAIL_BYTES = 8192  # enough for an argparse error or an exception's last l
 def _child_error(text: str) -> str | None:
     """The child's own last error line: argparse's ``prog: error: ...`` or a traceback's last line."""
     lines = [line.strip() for line in text.replace("\r", "\n").splitlines() if line.strip()]
-    for line in reversed(lines):
+    for i in range(len(lines) - 1, -1, -1):
+        line = lines[i]
+        if line.startswith("error: "):  # draccus: "error: `policy`: Could not decode ..." and its cause below
+            return " ".join([line.removeprefix("error: "), *lines[i + 1 : i + 3]])
         if ": error: " in line:
             return line.split(": error: ", 1)[1]
         if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b", line):
@@ -417,6 +420,7 @@ def _check_snapflow_fields(extra: list[str]) -> None:
     from snapflow.policies.snapflow.config import SnapFlowConfig
 
     fields = [f.name for f in dataclasses.fields(SnapFlowConfig)]
+    given = []
     for flag in extra:
         key = flag.partition("=")[0]
         if key.startswith("--policy.snapflow.") and key.removeprefix("--policy.snapflow.") not in fields:
@@ -426,6 +430,15 @@ def _check_snapflow_fields(extra: list[str]) -> None:
                 f"extra: {key} is no SnapFlow setting{f' (did you mean {hint[0]!r}?)' if hint else ''}; "
                 f"--policy.snapflow. takes: {', '.join(fields)}"
             )
+        if key.startswith("--policy.snapflow."):
+            given.append(flag)
+    if given:  # parsed as lerobot-train will (pass 17: alpha=abc failed inside it, 15 s in)
+        import draccus
+
+        try:
+            draccus.parse(SnapFlowConfig, args=[f.replace("--policy.snapflow.", "--", 1) for f in given])
+        except Exception as e:  # draccus' DecodingError, or the config's own ConfigError (a range)
+            raise ValueError(f"extra: {' '.join(given)}: {e}") from None
 
 
 def train_or_resume(policy_flags: list[str], cfg: object) -> Path:

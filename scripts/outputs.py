@@ -60,11 +60,18 @@ def _check_replaceable(path: Path, out: object, overwrite: bool, unfinished: boo
             f"out={out} holds files that no snapflow command wrote (no {RESULTS_MARK} in it): choose another "
             "out= (overwrite=true replaces only a snapflow command's results, never a folder of your own)"
         )
+    lines = mark.read_text().splitlines() if mark.is_file() else (path / INCOMPLETE).read_text().split()
+    writer, command = (lines[0] if lines else "?"), command_name()
+    if writer != command:  # pass 17: eval overwrite=true replaced an export, run a collected dataset
+        raise FileExistsError(
+            f"out={out} holds {writer}'s results: overwrite=true replaces only {command}'s own results, "
+            "never another command's (a dataset, an export); choose another out="
+        )
     if not overwrite:
         raise FileExistsError(
             f"out={out} already holds results; pass overwrite=true to replace them, or choose another out="
         )
-    written = set(mark.read_text().splitlines()[1:]) if mark.is_file() else set()
+    written = set(lines[1:]) if mark.is_file() else set()
     added = [f for f in _files_under(path) if f not in written]
     if written and added:  # a user's notes put beside the results would go with them
         raise FileExistsError(
@@ -92,6 +99,12 @@ def check_writable(path: Path, out: object) -> None:
         why = "no folder can be made there" if e.errno == errno.ENOENT else e.strerror
         raise PermissionError(e.errno, f"out={out} cannot be written ({why})", str(parent)) from None
     os.rmdir(probe)
+
+
+def command_name() -> str:
+    """The running command as its console name (`python -m snapflow.scripts.eval` is snapflow-eval too)."""
+    name = Path(sys.argv[0]).name
+    return f"snapflow-{name.removesuffix('.py')}" if name.endswith(".py") else name
 
 
 def mark_results(path: Path, command: str) -> None:
@@ -172,7 +185,7 @@ def mark_partial(partial: Path) -> None:
 
 def publish_partial(partial: Path, path: Path) -> None:
     """Replace `path` with the finished `partial` (its mark removed)."""
-    mark_results(partial, Path(sys.argv[0]).name)
+    mark_results(partial, command_name())
     if path.is_dir():
         shutil.rmtree(path)
     elif path.exists():

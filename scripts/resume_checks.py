@@ -60,6 +60,16 @@ def check_resume_values(cfg: object, explicit: set[str]) -> None:
             "snapflow-distill, its view of the dataset with the teacher's stats, beside the out= it was started "
             "in): put it back, or start a new out="
         )
+    own_view = Path(str(cfg.out).rstrip("/") + ".dataset")
+    if (
+        recorded_root
+        and recorded_root.endswith(".dataset")
+        and Path(recorded_root).resolve() != own_view.resolve()
+    ):
+        print(  # pass 17: a copied run read the original's view without a word (harmless while it exists)
+            f"note: the run resumes on {recorded_root}, recorded when it started (a copied or moved run keeps "
+            f"reading it, not {own_view})"
+        )
     given_root = cfg.get("dataset") if "dataset" in explicit else None
     if given_root and recorded_root and _dataset_source(given_root) != _dataset_source(recorded_root):
         problems.append(f"dataset={cfg.dataset} (the run trains on {_dataset_source(recorded_root)})")

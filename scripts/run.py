@@ -194,9 +194,10 @@ def _set_rate(cfg: DictConfig, contract: object) -> None:
 def check_values(cfg: DictConfig) -> None:
     """The run's values, checked before the policy is loaded: ValueError (FileNotFoundError for a missing
     robot_config file) naming the key, the value and what it takes."""
-    hz = 1.0 if cfg.hz is None else float(cfg.hz)  # null: the policy's rate, set once it is loaded
-    if not (math.isfinite(hz) and hz > 0) or not float(cfg.seconds) > 0:
-        raise ValueError(f"hz={hz:g} and seconds={cfg.seconds} must both be > 0 (hz finite)")
+    if cfg.hz is not None and not (math.isfinite(float(cfg.hz)) and float(cfg.hz) > 0):  # null: the policy's
+        raise ValueError(f"hz={cfg.hz}: the control rate must be a finite number > 0 Hz")
+    if not float(cfg.seconds) > 0:  # named alone (pass 17: "hz=1", a placeholder, was named beside it)
+        raise ValueError(f"seconds={cfg.seconds}: the run's length must be > 0 s")
     modes = ("auto", "thread", "inline", "inline_blocking")
     if str(cfg.inference) not in modes:
         raise ValueError(f"inference={cfg.inference}: choose one of {', '.join(modes)}")

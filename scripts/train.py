@@ -45,16 +45,29 @@ def _body(cfg: DictConfig) -> None:
         )
     check_run_values(cfg)  # out= and the run values, before the tiny assets are built beside out
     if not cfg.resume:  # the dataset before the policy (its Hub files, the tiny build)
-        read_dataset_info(cfg.dataset)
+        from snapflow.scripts.dataset_checks import check_stats_cover
+
+        check_stats_cover(cfg.dataset, read_dataset_info(cfg.dataset)["features"], STATS_NEEDED)
+    if cfg.pretrained and "policy" in explicit_keys():  # pass 17: policy=pi0 was ignored without a word
+        raise ValueError(
+            f"policy={cfg.policy} and pretrained={cfg.pretrained} both choose the policy: pretrained= brings its "
+            "own type; give one of the two"
+        )
     if cfg.resume:
         flags: list[str] = []  # the checkpoint's train_config.json holds the policy
     elif cfg.pretrained:
-        from snapflow.scripts.checkpoints import read_policy_config, resolve_pretrained
+        from snapflow.scripts.checkpoints import is_distilled, read_policy_config, resolve_pretrained
         from snapflow.scripts.hub_cache import check_hub_ids, hub_ids
 
         pretrained = str(cfg.pretrained)
         if pretrained.startswith(("/", ".", "~")) or pretrained.count("/") != 1:  # a path, not a Hub id
             pretrained = str(resolve_pretrained(pretrained))  # FileNotFoundError naming it
+            if is_distilled(pretrained):  # pass 17: trained on with its consistency loss, called a teacher
+                raise ValueError(
+                    f"pretrained={cfg.pretrained} is a SnapFlow-distilled student (alpha < 1): snapflow-train "
+                    "trains flow-matching teachers; start from the student's teacher (snapflow-distill "
+                    "distils students)"
+                )
             needed = hub_ids(read_policy_config(Path(pretrained)))
         else:  # its own VLM / tokenizer is checked when it loads (its config is on the Hub)
             needed = [pretrained]
@@ -66,6 +79,11 @@ def _body(cfg: DictConfig) -> None:
             raise ValueError(f"tiny_width must be a multiple of 16 and >= 32, got {cfg.tiny_width}")
         if assets.exists() and not assets.is_dir():
             raise NotADirectoryError(f"assets={assets} is a file: assets= names a folder for the tiny VLM")
+        if assets.is_dir() and any(assets.iterdir()) and not any((assets / d).is_dir() for d in TINY_DIRS):
+            raise ValueError(  # pass 17: the tiny VLM was built inside the user's dataset folder
+                f"assets={assets} holds other files and no earlier tiny build ({', '.join(TINY_DIRS)}): "
+                "name a new folder (or one that an earlier tiny=true run built)"
+            )
         if (
             not assets.is_dir()
         ):  # said, so that a mistyped assets= is seen (the build is the documented default)
@@ -82,6 +100,10 @@ def _body(cfg: DictConfig) -> None:
         check_hub_ids(hub_ids({"type": family}), f"policy={family} (without tiny=true)")
         flags = [f"--policy.type={family}"]
     print(f"teacher checkpoint: {train_or_resume(flags, cfg)}")
+
+
+STATS_NEEDED = ("action", "observation.state")  # normalised by MEAN_STD in every family here
+TINY_DIRS = ("tiny_smolvlm", "tiny_paligemma_tokenizer")  # what tiny_flags builds under assets=
 
 
 def main() -> None:

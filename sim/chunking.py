@@ -49,8 +49,11 @@ class Chunking:
     def __post_init__(self) -> None:
         if self.scheme not in SCHEMES:
             raise ValueError(f"chunking scheme must be one of {SCHEMES}, got {self.scheme!r}")
-        if self.delay < 0 or self.execute_steps < 1 or self.crossfade_steps < 1 or self.ensemble_decay < 0:
-            raise ValueError("inference_delay >= 0, execute_steps >= 1, crossfade_steps >= 1 and decay >= 0")
+        bounds = (("inference_delay", self.delay, 0), ("execute_steps", self.execute_steps, 1),
+                  ("crossfade_steps", self.crossfade_steps, 1), ("ensemble_decay", self.ensemble_decay, 0))  # fmt: skip
+        for key, value, low in bounds:  # each named with its value (pass 17: the four rules at once)
+            if value < low:
+                raise ValueError(f"{key}={value}: must be >= {low}")
 
     def check(self, chunk_size: int) -> None:
         """ValueError unless every action the scheme needs lies inside a chunk of ``chunk_size``."""

@@ -18,6 +18,7 @@ Writing is atomic: everything goes to `<out>.partial`, renamed to `<out>` only a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -40,6 +41,7 @@ NO_MODE = -1  # `mode` of a task without a choice in a dataset that mixes both
 # DART noise above which the experts fail often (measured on goal/0, 4 episodes: 3 of 4 succeed at 0.2,
 # 0 of 4 at 0.5): a note at collect time, a hint when a demo runs out of attempts
 NOISY = 0.2
+MAX_NOISE_STD = 0.5
 MAX_ATTEMPTS = 20  # retries per demo before giving up (experts succeed >= 95 %, so 20 never runs out)
 PROVENANCE = "meta/collect.json"  # the collection settings, beside LeRobot's meta/info.json
 DEFAULT_NOISE_STD = 0.05  # normalised action units, executed only (labels are clean); experts still succeed
@@ -203,8 +205,11 @@ def collect_dataset(
         raise ValueError(f"episodes_per_task must be >= 1, got {episodes_per_task}")
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    if not (np.isfinite(noise_std) and noise_std >= 0):
-        raise ValueError(f"noise_std must be a finite number >= 0 (0 = no DART noise), got {noise_std}")
+    if not (np.isfinite(noise_std) and 0 <= noise_std < MAX_NOISE_STD):
+        raise ValueError(
+            f"noise_std must be in [0, {MAX_NOISE_STD}) (0 = no DART noise; the experts failed every demo at "
+            f"{MAX_NOISE_STD}), got {noise_std}"
+        )
     if noise_std > NOISY:
         print(f"note: noise_std={noise_std} is above {NOISY}: the experts fail often there, and each failed demo "
               f"is retried with a new layout (up to {MAX_ATTEMPTS} times)", flush=True)  # fmt: skip
@@ -286,6 +291,8 @@ def collect_dataset(
                     "detour": detour}  # fmt: skip
         (partial / PROVENANCE).write_text(json.dumps(settings, indent=2))
     except BaseException:  # a failed or interrupted collection leaves no half-written dataset behind
+        with contextlib.suppress(Exception):  # close LeRobot's buffered metadata writer first: at exit it
+            ds.finalize()  # flushed meta/episodes/ back into the removed folder, without our mark (pass 17)
         shutil.rmtree(partial, ignore_errors=True)
         raise
     finally:

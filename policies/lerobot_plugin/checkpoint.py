@@ -39,7 +39,7 @@ def check_checkpoint_type(pretrained: str | Path, allowed: tuple[str, ...], **hu
     cfg_path = resolve_file(pretrained, "config.json", **hub_kwargs)
     try:
         ckpt_type = json.loads(cfg_path.read_text())["type"]
-    except (json.JSONDecodeError, KeyError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError) as e:
         raise ValueError(f"{cfg_path} is not a LeRobot policy config (no readable 'type'): {e}") from e
     if ckpt_type not in allowed:
         raise ValueError(

@@ -39,14 +39,22 @@ def check_observation_batch(observation: dict, task: Any, features: dict[str, li
     for key, shape in features.items():
         if not hasattr(observation[key], "shape"):  # a list or a scalar: LeRobot's steps take tensors/arrays
             raise ValueError(
-                f"{key} is a {type(observation[key]).__name__}: the policy takes a torch tensor or numpy array "
-                f"of shape {tuple(shape)} (with or without a batch axis)"
+                f"{key} is a {type(observation[key]).__name__}: the policy takes a torch tensor of shape "
+                f"{tuple(shape)} or (B, {', '.join(map(str, shape))}), or a numpy array of shape "
+                f"(B, {', '.join(map(str, shape))})"
             )
         got = tuple(observation[key].shape)
         # (B, T, ...) is a training batch's layout (lerobot-train runs these processors on resume)
         if got[-len(shape) :] != tuple(shape) or len(got) - len(shape) not in (0, 1, 2):
             raise ValueError(
                 f"{key} has shape {got}: the policy takes {tuple(shape)} (with or without a batch axis)"
+            )
+        if isinstance(observation[key], np.ndarray) and len(got) == len(
+            shape
+        ):  # LeRobot batches tensors only
+            raise ValueError(
+                f"{key} is a numpy array of shape {got} without a batch axis: give it one "
+                f"({(1, *shape)}), or pass a torch tensor (which may omit it)"
             )
         if not _is_floating(observation[key]):
             raise ValueError(

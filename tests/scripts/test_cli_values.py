@@ -41,7 +41,7 @@ def test_sim_refuses_a_layout_the_suite_lacks_and_bad_collect_values(tmp_path: P
     with pytest.raises(ValueError, match="episodes_per_task must be >= 1"):
         collect_dataset("goal", 0, tmp_path / "c", task_ids=[0], progress=False)
     for bad in (float("nan"), float("inf"), -0.1):
-        with pytest.raises(ValueError, match="noise_std must be a finite number >= 0"):
+        with pytest.raises(ValueError, match=r"noise_std must be in \[0, 0.5\)"):
             collect_dataset("goal", 1, tmp_path / "d", noise_std=bad, progress=False)
     with pytest.raises(ValueError, match=r"task_ids=\[\] selects no task"):
         collect_dataset("goal", 1, tmp_path / "e", task_ids=[], progress=False)
@@ -207,7 +207,7 @@ def test_distill_refuses_before_touching_out_and_run_names_bad_values(tmp_path: 
     assert proc.returncode == 2 and "is a file; choose a new out=" in proc.stderr  # newcomer pass 12
     for args, match in (
         (["policy=/nonexistent"], "no checkpoint or export directory"),
-        (["policy=/nonexistent", "hz=inf"], "hz=inf and seconds=30 must both be > 0 (hz finite)"),
+        (["policy=/nonexistent", "hz=inf"], "hz=inf: the control rate must be a finite number > 0 Hz"),
     ):
         proc = subprocess.run([str(BIN / "snapflow-run"), *args], capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2 and match in proc.stderr, proc.stderr[-500:]
