@@ -31,6 +31,16 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from snapflow.scripts.cli_values import as_list, check_unique, strict_bool
+from snapflow.scripts.eval_checks import (
+    check_checkpoints_used,
+    check_chunk_sizes,
+    check_loop_values,
+    check_mse_dataset,
+    check_mse_state,
+    contract_nfe,
+    sampler_nfe,
+    sampler_number,
+)
 
 # A typo guard (latency_calls=1e9 ran a 6000-hour loop after the rollouts): 500x the default 20 calls; at
 # 0.1 s a call, 10 000 take 17 minutes per sampler.
@@ -57,7 +67,7 @@ def _samplers(cfg: DictConfig) -> dict:
     for name, directory in exports.items():  # an export's NFE is its contract's, its hashes checked now
         defs[name] = {
             "policy": str(directory),
-            "nfe": _contract_nfe(name, directory),
+            "nfe": contract_nfe(name, directory),
             "mode": None,
             "role": name,
             "export": True,  # run as it is (resolve_pretrained takes checkpoints only)
@@ -116,47 +126,11 @@ def _samplers(cfg: DictConfig) -> dict:
             except (ValueError, FileNotFoundError) as e:
                 raise ValueError(f"sampler {name!r}: {e}") from None
             check_hub_ids(hub_ids(read_policy_config(path)), f"sampler {name!r} ({path})")
-        spec = SamplerSpec(name, path, _sampler_nfe(name, d.get("nfe")), d.get("mode"),
-                           _sampler_number(name, "noise_scale", d.get("noise_scale", 1.0)))  # fmt: skip
+        spec = SamplerSpec(name, path, sampler_nfe(name, d.get("nfe")), d.get("mode"),
+                           sampler_number(name, "noise_scale", d.get("noise_scale", 1.0)))  # fmt: skip
         out[name] = (spec, d.get("role") or name)
-    _check_checkpoints_used(cfg, names, raw_defs)  # after each sampler's own message (unknown, no checkpoint)
+    check_checkpoints_used(cfg, names, raw_defs)  # after each sampler's own message (unknown, no checkpoint)
     return out
-
-
-CHECKPOINT_KEYS = ("teacher", "student", "fm", "student_k", "student_option")
-
-
-def _check_checkpoints_used(cfg: DictConfig, names: list[str], raw_defs: dict) -> None:
-    """ValueError naming a checkpoint key that is set while no selected sampler reads it (fm= beside
-    samplers=[naive_1] was not evaluated, without a word)."""
-
-    def reads(name: str) -> str:  # the key a sampler's policy interpolates: "${student_k}" -> student_k
-        return str((raw_defs.get(name) or {}).get("policy", "")).strip("${}")
-
-    used = {reads(n) for n in names}
-    for key in CHECKPOINT_KEYS:
-        if cfg.get(key) not in (None, "") and key not in used:
-            readers = sorted(n for n in raw_defs if reads(n) == key)
-            raise ValueError(
-                f"{key}= is set but samplers={list(names)} evaluates none of its samplers ({', '.join(readers)}): "
-                f"add one, or drop {key}="
-            )
-
-
-def _sampler_number(name: str, key: str, value: object) -> float:
-    """A sampler definition's number, or ValueError naming the sampler and the field (noise_scale: abc)."""
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"sampler {name!r}: {key}={value!r} is not a number") from None
-
-
-def _sampler_nfe(name: str, value: object) -> int:
-    """A sampler's NFE: a whole number (2.7 is refused, not cut to 2), range-checked by SamplerSpec's users."""
-    number = _sampler_number(name, "nfe", value)
-    if not number.is_integer():
-        raise ValueError(f"sampler {name!r}: nfe={value!r} is not a whole number of steps")
-    return int(number)
 
 
 # A compute-bound latency loop gets about all of its threads' CPU time on an idle machine; well below that,
@@ -193,68 +167,6 @@ def _cpu_share(wall_s: float, cpu_s: float) -> float | None:
     import torch
 
     return cpu_s / (wall_s * torch.get_num_threads()) if wall_s > 0.05 else None
-
-
-def _check_loop_values(cfg: DictConfig) -> None:
-    """batch_size, n_action_steps and resolution= named before any policy is loaded (they were named only
-    after loading, by the rollout code)."""
-    from snapflow.sim.env import check_resolution
-
-    for key in ("batch_size", "n_action_steps"):
-        if int(cfg[key]) < 1:
-            raise ValueError(f"{key} must be >= 1, got {cfg[key]}")
-    if cfg.resolution is not None:
-        check_resolution(cfg.resolution)
-
-
-def _check_chunk_sizes(n_action_steps: int, samplers: dict) -> None:
-    """ValueError naming the sampler whose action chunk is shorter than `n_action_steps` (read from its
-    config.json, or an export's contract.json, without loading it)."""
-    from snapflow.deploy.contract import load_contract
-    from snapflow.scripts.checkpoints import read_policy_config
-
-    for name, (spec, _) in samplers.items():
-        path = Path(spec.policy)
-        if (path / "contract.json").is_file():
-            chunk = load_contract(path, check_graph=False).chunk_size
-        else:
-            chunk = read_policy_config(path).get("chunk_size")
-        if isinstance(chunk, int) and not n_action_steps <= chunk:
-            raise ValueError(
-                f"n_action_steps={n_action_steps} must be in [1, chunk_size={chunk}] of sampler {name!r} ({path})"
-            )
-
-
-def _check_mse_state(dataset: object, samplers: dict) -> None:
-    """ValueError naming the sampler whose observation.state length differs from the offline MSE's dataset=
-    (a 74-D object-state dataset for an 8-D policy failed after every rollout in a tensor-size error)."""
-    from snapflow.scripts.checkpoints import read_policy_config
-    from snapflow.scripts.dataset_checks import dataset_state_dim
-
-    if not dataset:
-        return
-    have = dataset_state_dim(dataset)
-    for name, (spec, _) in samplers.items():
-        if (Path(spec.policy) / "contract.json").is_file():
-            continue  # an export's inputs are checked by its own observation check
-        state = (read_policy_config(Path(spec.policy)).get("input_features") or {}).get("observation.state")
-        want = (state or {}).get("shape", [None])[0]
-        if isinstance(want, int) and want != have:
-            raise ValueError(
-                f"dataset={dataset} records a {have}-D observation.state, but sampler {name!r} ({spec.policy}) "
-                f"takes {want}-D: the offline MSE needs the dataset the policy was trained on (or its layout)"
-            )
-
-
-def _contract_nfe(name: str, directory: str) -> int:
-    """The NFE an export was made with (its contract.json), named by sampler when the directory is not one or
-    its files no longer match their hashes (checked here, before any rollout, not when the graph is loaded)."""
-    from snapflow.deploy.contract import load_contract
-
-    try:
-        return int(load_contract(directory, check_graph=True).nfe)
-    except ValueError as e:
-        raise ValueError(f"exports.{name}: {e}") from None
 
 
 def _resolution(cfg: DictConfig, samplers: dict) -> int:
@@ -324,20 +236,6 @@ def _chunking_sweep(
     return chunking_section(results), meta
 
 
-def _check_mse_dataset(cfg: DictConfig) -> None:
-    """The offline MSE's dataset= (read after every rollout) checked before them: a LeRobotDataset with
-    actions and at least episodes_for_mse episodes; FileNotFoundError / ValueError naming it otherwise."""
-    from snapflow.policies.offline_mse import held_out_episodes
-    from snapflow.scripts.dataset_checks import read_dataset_info
-
-    if not cfg.dataset:
-        return
-    info = read_dataset_info(cfg.dataset)
-    if "action" not in info["features"]:
-        raise ValueError(f"dataset={cfg.dataset} records no action: the offline MSE compares actions")
-    held_out_episodes(int(info.get("total_episodes") or 0), int(cfg.episodes_for_mse))
-
-
 @hydra.main(version_base=None, config_path="../configs", config_name="eval")
 def _main(cfg: DictConfig) -> None:
     from snapflow.scripts.cli_values import checked, run_cli
@@ -389,16 +287,16 @@ def _eval(cfg: DictConfig) -> None:
     for key in ("episodes_for_mse", "mse_stride", "mse_max_samples"):
         if int(cfg[key]) < 1:
             raise ValueError(f"{key} must be >= 1, got {cfg[key]}")
-    _check_mse_dataset(cfg)
+    check_mse_dataset(cfg)
     check_layout(str(cfg.layout))
     check_device(cfg.device)
     episode_inits(
         int(cfg.episodes), strict_bool(cfg.held_out, "held_out")
     )  # and on impossible episode counts
-    _check_loop_values(cfg)
+    check_loop_values(cfg)
     samplers = _samplers(cfg)
-    _check_chunk_sizes(int(cfg.n_action_steps), samplers)  # from config.json / contract.json, before loading
-    _check_mse_state(cfg.dataset, samplers)
+    check_chunk_sizes(int(cfg.n_action_steps), samplers)  # from config.json / contract.json, before loading
+    check_mse_state(cfg.dataset, samplers)
     resolution = _resolution(cfg, samplers)
     task_ids = as_list(cfg.task_ids)
     mse: dict[str, float] = {}

@@ -83,7 +83,8 @@ def test_values_checked_against_what_they_apply_to() -> None:
     from omegaconf import OmegaConf
 
     from snapflow.deploy.bench import BenchConfig
-    from snapflow.scripts.eval import _sampler_nfe, _sampler_number
+    from snapflow.scripts.eval_checks import sampler_nfe as _sampler_nfe
+    from snapflow.scripts.eval_checks import sampler_number as _sampler_number
     from snapflow.scripts.run import check_chunk_values
 
     with pytest.raises(ValueError, match=r"sampler 'x': noise_scale='abc' is not a number"):
