@@ -20,7 +20,32 @@ DATASET_META = (
 
 def read_dataset_info(dataset: str | Path) -> dict:
     """A LeRobotDataset's meta/info.json, after checking that the rest of its metadata (`DATASET_META`) is
-    there; FileNotFoundError / ValueError naming the dataset and the file."""
+    there; FileNotFoundError / ValueError naming the dataset and the file. A command calls it up to three
+    times (the dataset, its state length, the run's flags): a dataset whose files are unchanged since a
+    passing check is not read again (`_CHECKED`, keyed by every file's size and time)."""
+    import copy
+
+    key = _fingerprint(Path(dataset))
+    if key is None or key not in _CHECKED:
+        info = _read_dataset_info(dataset)
+        if key is None:
+            return info
+        _CHECKED[key] = info
+    return copy.deepcopy(_CHECKED[key])
+
+
+_CHECKED: dict[tuple, dict] = {}
+
+
+def _fingerprint(dataset: Path) -> tuple | None:
+    """(folder, every file's path, size and modification time) of a dataset, None when it is not a folder."""
+    if not dataset.is_dir():
+        return None
+    files = sorted(p for p in dataset.rglob("*") if p.is_file())
+    return (str(dataset.resolve()), *((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
+
+
+def _read_dataset_info(dataset: str | Path) -> dict:
     info = Path(dataset) / "meta" / "info.json"
     if not info.is_file():
         raise FileNotFoundError(
@@ -36,10 +61,10 @@ def read_dataset_info(dataset: str | Path) -> dict:
                 f"dataset={dataset} has no {name}{'/' if '.' not in name else ''} (nor the older {older}): "
                 "an incomplete LeRobotDataset; copy it whole, or collect it again with snapflow-collect"
             )
-    fps = raw.get("fps")
-    if (
-        isinstance(fps, bool) or not isinstance(fps, int | float) or not fps > 0
-    ):  # "twenty": a TypeError inside
+    fps = raw.get(
+        "fps", 0.0
+    )  # absent: not checked (every LeRobotDataset writes it); "twenty": a TypeError inside
+    if "fps" in raw and (isinstance(fps, bool) or not isinstance(fps, int | float) or not fps > 0):
         raise ValueError(
             f"dataset={dataset}: meta/info.json has fps={fps!r}; a frame rate in Hz (> 0) is needed"
         )
@@ -63,13 +88,14 @@ def _check_tables(dataset: Path, features: dict, fps: float) -> None:
     declared = {k for k, f in features.items() if isinstance(f, dict) and f.get("dtype") != "video"}
     frames = sorted(dataset.glob("data/**/*.parquet"))
     for path in frames:
-        missing = sorted(declared - set(pq.read_schema(path).names))
-        if missing:
+        names = set(pq.read_schema(path).names)
+        missing = sorted(declared - names)
+        if missing and "episode_index" in names:  # a frames file as LeRobot writes it, a column dropped
             raise ValueError(
                 f"dataset={dataset}: {path.relative_to(dataset)} has no column {missing[:4]}, which "
                 "meta/info.json declares: a damaged or hand-edited dataset; collect it again with snapflow-collect"
             )
-    if frames and {"timestamp", "episode_index"} <= declared:
+    if frames and fps and {"timestamp", "episode_index"} <= declared:
         _check_frame_rate(dataset, frames[0], float(fps))
 
 

@@ -96,8 +96,11 @@ def _samplers(cfg: DictConfig) -> dict:
             raise ValueError(f"sampler {name!r} has no checkpoint: {hint}")
         try:  # an export is run as it is; a checkpoint may be a training out dir or "embedded"
             path = Path(d["policy"]) if d.get("export") else resolve_pretrained(d["policy"])
-        except FileNotFoundError as e:  # name the sampler (and so the key: teacher=, student=, fm=, ...)
-            raise FileNotFoundError(f"sampler {name!r} ({d.get('role') or name}): {e}") from None
+        except (
+            FileNotFoundError,
+            ValueError,
+        ) as e:  # name the sampler (and so the key: teacher=, student=, ...)
+            raise type(e)(f"sampler {name!r} ({d.get('role') or name}): {e}") from None
         if d.get("role") in STUDENT_ROLES and not _is_student(path):
             raise ValueError(
                 f"sampler {name!r}: {path} is not a *_snapflow student (teacher and student swapped?); "

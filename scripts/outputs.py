@@ -62,7 +62,9 @@ def _check_replaceable(path: Path, out: object, overwrite: bool, unfinished: boo
         )
     lines = mark.read_text().splitlines() if mark.is_file() else (path / INCOMPLETE).read_text().split()
     writer, command = (lines[0] if lines else "?"), command_name()
-    if writer != command:  # pass 17: eval overwrite=true replaced an export, run a collected dataset
+    if (
+        command.startswith("snapflow-") and writer != command
+    ):  # pass 17: eval overwrite=true replaced an export, run a collected dataset
         raise FileExistsError(
             f"out={out} holds {writer}'s results: overwrite=true replaces only {command}'s own results, "
             "never another command's (a dataset, an export); choose another out="
@@ -103,8 +105,10 @@ def check_writable(path: Path, out: object) -> None:
 
 def command_name() -> str:
     """The running command as its console name (`python -m snapflow.scripts.eval` is snapflow-eval too)."""
-    name = Path(sys.argv[0]).name
-    return f"snapflow-{name.removesuffix('.py')}" if name.endswith(".py") else name
+    path = Path(sys.argv[0])
+    if path.suffix == ".py" and path.parent == Path(__file__).parent:
+        return f"snapflow-{path.stem}"
+    return path.name  # snapflow-eval, ... (or pytest, a notebook: not one of our commands)
 
 
 def mark_results(path: Path, command: str) -> None:

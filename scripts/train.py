@@ -45,9 +45,7 @@ def _body(cfg: DictConfig) -> None:
         )
     check_run_values(cfg)  # out= and the run values, before the tiny assets are built beside out
     if not cfg.resume:  # the dataset before the policy (its Hub files, the tiny build)
-        from snapflow.scripts.dataset_checks import check_stats_cover
-
-        check_stats_cover(cfg.dataset, read_dataset_info(cfg.dataset)["features"], STATS_NEEDED)
+        read_dataset_info(cfg.dataset)
     if cfg.pretrained and "policy" in explicit_keys():  # pass 17: policy=pi0 was ignored without a word
         raise ValueError(
             f"policy={cfg.policy} and pretrained={cfg.pretrained} both choose the policy: pretrained= brings its "
@@ -99,6 +97,10 @@ def _body(cfg: DictConfig) -> None:
 
         check_hub_ids(hub_ids({"type": family}), f"policy={family} (without tiny=true)")
         flags = [f"--policy.type={family}"]
+    if not cfg.resume:  # the stats the policy will normalise with (after the policy's own checks)
+        from snapflow.scripts.dataset_checks import check_stats_cover
+
+        check_stats_cover(cfg.dataset, read_dataset_info(cfg.dataset)["features"], STATS_NEEDED)
     print(f"teacher checkpoint: {train_or_resume(flags, cfg)}")
 
 

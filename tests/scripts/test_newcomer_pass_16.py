@@ -59,6 +59,7 @@ def test_a_frames_file_the_episodes_point_at_is_named_when_missing(tmp_path: Pat
     data = tmp_path / "ds"
     (data / "meta" / "episodes" / "chunk-000").mkdir(parents=True)
     info = {
+        "fps": 20,
         "features": {"observation.state": STATE, "action": {**STATE, "shape": [7]}},
         "data_path": "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet",
     }
@@ -95,7 +96,9 @@ def test_nan_dataset_stats_and_a_huge_latency_count_are_named(tmp_path: Path) ->
     6000-hour loop after the rollouts."""
     data = tmp_path / "ds"
     (data / "meta" / "episodes").mkdir(parents=True)
-    (data / "meta" / "info.json").write_text(json.dumps({"features": {"action": {**STATE, "shape": [7]}}}))
+    (data / "meta" / "info.json").write_text(
+        json.dumps({"fps": 20, "features": {"action": {**STATE, "shape": [7]}}})
+    )
     pq.write_table(pa.table({"task_index": [0]}), data / "meta" / "tasks.parquet")
     (data / "meta" / "stats.json").write_text('{"action": {"mean": [0.0, NaN], "std": [1.0, 1.0]}}')
     with pytest.raises(ValueError, match=r"stats.json: action mean holds NaN or infinite numbers"):

@@ -43,8 +43,9 @@ def _copy(demos: Path, tmp_path: Path) -> Path:
     return copy
 
 
-def test_overwrite_never_replaces_another_commands_results(tmp_path: Path) -> None:
+def test_overwrite_never_replaces_another_commands_results(tmp_path: Path, monkeypatch) -> None:
     """eval overwrite=true deleted an ONNX export; run overwrite=true a collected dataset (LOST)."""
+    monkeypatch.setattr(sys, "argv", [str(BIN / "snapflow-eval")])  # check_out as snapflow-eval runs it
     export = tmp_path / "export"
     export.mkdir()
     (export / "model.onnx").write_bytes(b"graph")

@@ -30,7 +30,7 @@ def _cli(command: str, *args: str, env: dict | None = None) -> subprocess.Comple
 def _dataset(root: Path) -> Path:
     """Metadata as snapflow-collect writes it (real parquet files) and one frames file."""
     (root / "meta" / "episodes" / "chunk-000").mkdir(parents=True)
-    info = {"features": {"observation.state": STATE, "action": {**STATE, "shape": [7]}}}
+    info = {"fps": 20, "features": {"observation.state": STATE, "action": {**STATE, "shape": [7]}}}
     (root / "meta" / "info.json").write_text(json.dumps(info))
     (root / "meta" / "stats.json").write_text("{}")
     pq.write_table(pa.table({"task_index": [0]}), root / "meta" / "tasks.parquet")
