@@ -325,7 +325,7 @@ def test_snapflow_run_drives_the_sim_from_an_export(exported, tmp_path):
         (["max_delta=0"], 2, "max_delta > 0"),
         (["action_low=[0,0]"], 2, "action_low has 2 values"),
         (["robot=arm"], 2, "robot='arm' is not a robot kind"),
-        (["hz=0"], 2, "hz=0 and seconds="),
+        (["hz=0"], 2, "hz=0.0: the control rate must be a finite number > 0 Hz"),
         (["hz=40"], 0, "warning: hz=40 but the export's contract records 20 Hz"),  # pass 16: it was silent
         (["nfe=2"], 2, "nfe=2 applies to a torch checkpoint"),
         (["fault=crash", "fault_after=1", "seconds=4"], 1, "fault: "),

@@ -75,11 +75,12 @@ def test_an_interrupted_collect_leaves_nothing_the_next_run_refuses(tmp_path: Pa
     flushed it back after the folder was removed), and the rerun blamed the user for it."""
     out = tmp_path / "d"
     partial = tmp_path / "d.partial"
-    proc = subprocess.Popen([str(BIN / "snapflow-collect"), "suite=goal", "task_ids=[0,1]", "episodes_per_task=10",
+    proc = subprocess.Popen([str(BIN / "snapflow-collect"), "suite=goal", "task_ids=[0,1]", "episodes_per_task=40",
                              "resolution=32", f"out={out}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     deadline = time.time() + 120
-    while not list(partial.glob("data/**/*.parquet")) and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)  # the first episode saved: LeRobot's buffered writers hold open files
+    while not (partial / "meta" / "info.json").is_file() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    time.sleep(2.0)  # a few demos saved (about 3 a second): LeRobot's buffered writers hold episodes
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "stopped by Ctrl-C" in err.decode(), err.decode()[-2000:]
