@@ -61,9 +61,8 @@ def _read_dataset_info(dataset: str | Path) -> dict:
                 f"dataset={dataset} has no {name}{'/' if '.' not in name else ''} (nor the older {older}): "
                 "an incomplete LeRobotDataset; copy it whole, or collect it again with snapflow-collect"
             )
-    fps = raw.get(
-        "fps", 0.0
-    )  # absent: not checked (every LeRobotDataset writes it); "twenty": a TypeError inside
+    # absent: not checked (every LeRobotDataset writes it); "twenty" ended in a TypeError inside lerobot-train
+    fps = raw.get("fps", 0.0)
     if "fps" in raw and (isinstance(fps, bool) or not isinstance(fps, int | float) or not fps > 0):
         raise ValueError(
             f"dataset={dataset}: meta/info.json has fps={fps!r}; a frame rate in Hz (> 0) is needed"

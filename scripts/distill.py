@@ -29,7 +29,7 @@ def _main(cfg: DictConfig) -> None:
 
 
 def _body(cfg: DictConfig) -> None:
-    from snapflow.policies.weights_file import check_stats_files, check_weights_file
+    from snapflow.policies.weights_file import check_weights_file
     from snapflow.scripts.checkpoints import read_policy_config, resolve_pretrained
     from snapflow.scripts.dataset_checks import read_dataset_info
     from snapflow.scripts.hub_cache import check_hub_ids, hub_ids
@@ -50,9 +50,8 @@ def _body(cfg: DictConfig) -> None:
     view = None  # the dataset view with the teacher's stats, when this run writes one
     info = read_dataset_info(cfg.dataset)  # a missing or broken meta/info.json is named before any work
     if not cfg.resume:
-        teacher = resolve_pretrained(cfg.teacher)
+        teacher = resolve_pretrained(cfg.teacher)  # its stats files checked there (the student keeps them)
         check_weights_file(teacher / "model.safetensors")  # a corrupt teacher is named here, not in the child
-        check_stats_files(teacher)  # the student keeps the teacher's stats (scripts/teacher_stats.py)
         check_hub_ids(hub_ids(read_policy_config(teacher)), f"teacher={cfg.teacher}")
         _, flags = teacher_flags(teacher)
         _say_if_student(teacher)

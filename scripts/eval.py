@@ -49,7 +49,7 @@ MAX_LATENCY_CALLS = 10_000
 
 def _samplers(cfg: DictConfig) -> dict:
     """{name: (SamplerSpec, role)} of the selected sampler_defs, checkpoints resolved."""
-    from snapflow.policies.weights_file import check_stats_files, check_weights_file
+    from snapflow.policies.weights_file import check_weights_file
     from snapflow.scripts.checkpoints import is_distilled, read_policy_config, resolve_pretrained
     from snapflow.scripts.hub_cache import check_hub_ids, hub_ids
     from snapflow.sim.evaluate import SamplerSpec
@@ -125,7 +125,6 @@ def _samplers(cfg: DictConfig) -> dict:
         if not d.get("export"):  # its weights file and Hub VLM / tokenizer, before any policy is loaded
             try:
                 check_weights_file(path / "model.safetensors")
-                check_stats_files(path)
             except (ValueError, FileNotFoundError) as e:
                 raise ValueError(f"sampler {name!r}: {e}") from None
             check_hub_ids(hub_ids(read_policy_config(path)), f"sampler {name!r} ({path})")
