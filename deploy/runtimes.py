@@ -20,17 +20,11 @@ from snapflow.deploy.runtime_base import ChunkResult
 def load_processors(directory: str | Path, device: str = "cpu") -> tuple[object, object]:
     """The LeRobot pre/postprocessors saved in a checkpoint or export directory, loaded as lerobot-eval does."""
     from lerobot.configs.policies import PreTrainedConfig
-    from lerobot.policies.factory import make_pre_post_processors
 
     import lerobot_policy_snapflow  # noqa: F401  (registers our config types and processor steps)
-    from snapflow.policies.lerobot_plugin.validation import validate_processor_stats
+    from snapflow.policies.lerobot_plugin.processor_check import load_checked_processors
 
-    cfg = PreTrainedConfig.from_pretrained(directory)
-    processors = make_pre_post_processors(
-        cfg, pretrained_path=str(directory), preprocessor_overrides={"device_processor": {"device": device}}
-    )
-    validate_processor_stats(processors, directory)
-    return processors
+    return load_checked_processors(PreTrainedConfig.from_pretrained(directory), directory, device)
 
 
 def _ms(start: float) -> float:

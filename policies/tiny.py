@@ -190,12 +190,19 @@ def make_tiny_policy(
 
     Upstream pi0/pi05 (teacher) types are built as the matching ``*_snapflow`` model at initialisation,
     which is numerically the upstream model (phi = 0), then saved with the upstream type so that a student
-    distils it like any teacher (see save_tiny_teacher).
+    distils it like any teacher (see save_tiny_teacher). ValueError when `dataset_stats` lacks a feature
+    the policy normalises, or a statistic has another length than its feature or a negative / all-zero std.
     """
     config = tiny_config(policy_type, assets_dir, **overrides)
     config.input_features, config.output_features = dict(input_features), dict(output_features)
     policy = get_policy_class(config.type)(config)
     pre, post = make_pre_post_processors(config, dataset_stats=dataset_stats)
+    if dataset_stats is not None:  # pass 18: no action stats ran unnormalised, 8-long ones failed in a matmul
+        from snapflow.policies.lerobot_plugin.processor_check import check_processors
+        from snapflow.policies.lerobot_plugin.validation import validate_processor_stats
+
+        validate_processor_stats((pre, post), "dataset_stats")
+        check_processors(config, (pre, post), "dataset_stats")
     return policy, pre, post
 
 
@@ -205,7 +212,14 @@ def lerobot_features(
     image_size: int = 64,
     cameras: tuple[str, ...] = ("image", "image2"),
 ) -> tuple[dict, dict]:
-    """(input_features, output_features) in LeRobot's LIBERO layout (two cameras, 8-D state, 7-D action)."""
+    """(input_features, output_features) in LeRobot's LIBERO layout (two cameras, 8-D state, 7-D action).
+    ValueError naming the argument when a size is below 1 (pass 18: image_size=0 built a policy that failed
+    at its first frame)."""
+    for name, size in (("state_dim", state_dim), ("action_dim", action_dim), ("image_size", image_size)):
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {size!r}")
+    if not cameras:
+        raise ValueError("cameras must name at least one camera (the policies here read images)")
     inputs = {
         f"observation.images.{c}": PolicyFeature(FeatureType.VISUAL, (3, image_size, image_size))
         for c in cameras

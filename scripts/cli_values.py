@@ -307,17 +307,20 @@ def _config_comment(key: str, name: str | None = None) -> str:
 INTERRUPTED_EXIT = 130  # 128 + SIGINT, as the shell reports a Ctrl-C
 # What a Ctrl-C leaves, per command: training runs keep their checkpoints, everything else writes into
 # `<out>.partial` (cleared by the next run) or, snapflow-demo, marks its folder INCOMPLETE.
-_RESUME = "the run keeps its last saved checkpoint; the same command with resume=true continues from it"
-INTERRUPTED = {
-    "snapflow-train": _RESUME,
-    "snapflow-distill": _RESUME,
+INTERRUPTED = {  # snapflow-train and snapflow-distill say what they kept (lerobot_cli.kept_after_interrupt)
     "snapflow-demo": "out= keeps what finished, marked INCOMPLETE; rerun with overwrite=true to start again there",
     "*": "nothing was published to out= (a <out>.partial left behind is cleared by the next run)",
 }
 
 
-def run_cli(body: Callable[[], int | None], debug: object = False) -> None:
+def run_cli(
+    body: Callable[[], int | None], debug: object = False, interrupted: Callable[[], str] | None = None
+) -> None:
     """Run a command body; a refused input ends in `error: <message>` and exit 2 (traceback with debug=true).
+
+    A Ctrl-C ends in `stopped by Ctrl-C: <what was kept>`, exit 130: `interrupted()` says it where it
+    depends on how far the command got (a training run before its first checkpoint keeps nothing),
+    else the command's line in `INTERRUPTED`.
 
     Refused inputs are the named errors our modules raise for bad values, files and shapes (ValueError
     and its subclasses, missing or existing files, a folder this user may not write); anything else is a
@@ -362,8 +365,8 @@ def run_cli(body: Callable[[], int | None], debug: object = False) -> None:
             raise
         from snapflow.scripts.outputs import command_name
 
-        command = command_name()
-        print(f"stopped by Ctrl-C: {INTERRUPTED.get(command, INTERRUPTED['*'])}", file=sys.stderr)
+        kept = interrupted() if interrupted else INTERRUPTED.get(command_name(), INTERRUPTED["*"])
+        print(f"stopped by Ctrl-C: {kept}", file=sys.stderr)
         sys.exit(INTERRUPTED_EXIT)
     except PermissionError as e:  # out= under a folder this user may not write
         if debug:

@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 METHODS = ("snapflow", "fm")
 
@@ -24,8 +24,15 @@ METHODS = ("snapflow", "fm")
 @hydra.main(version_base=None, config_path="../configs", config_name="distill")
 def _main(cfg: DictConfig) -> None:
     from snapflow.scripts.cli_values import checked, run_cli
+    from snapflow.scripts.resume_checks import kept_after_interrupt, out_is_new
 
-    run_cli(lambda: _body(checked(cfg, "distill")), debug=cfg.get("debug", False))
+    # read before any work: only then may a Ctrl-C remove out= (a missing out= is named by run_cli)
+    started_empty = OmegaConf.is_missing(cfg, "out") or out_is_new(cfg.out)
+    run_cli(
+        lambda: _body(checked(cfg, "distill")),
+        debug=cfg.get("debug", False),
+        interrupted=lambda: kept_after_interrupt(OmegaConf.select(cfg, "out", default=None), started_empty),
+    )
 
 
 def _body(cfg: DictConfig) -> None:

@@ -50,18 +50,18 @@ def _check_replaceable(path: Path, out: object, overwrite: bool, unfinished: boo
     """FileExistsError unless `path` (not empty) is a snapflow command's results folder holding only what
     that command wrote (its `RESULTS_MARK` lists its entries) and `overwrite` is set, or an unfinished run."""
     mark = path / RESULTS_MARK
-    if (path / "checkpoints").is_dir() and not mark.is_file():  # pass 16: called "files no command wrote"
-        raise FileExistsError(
-            f"out={out} is a training run (it holds checkpoints/, as snapflow-train, snapflow-distill and "
-            "lerobot-train write them): results never replace a run; choose another out="
-        )
     if not mark.is_file() and not unfinished:
         raise FileExistsError(
-            f"out={out} holds files that no snapflow command wrote (no {RESULTS_MARK} in it): choose another "
-            "out= (overwrite=true replaces only a snapflow command's results, never a folder of your own)"
+            f"out={out} {_unmarked_folder(path)}: results never replace it; choose another out= "
+            "(overwrite=true replaces only a snapflow command's results, never a folder of your own)"
         )
     lines = mark.read_text().splitlines() if mark.is_file() else (path / INCOMPLETE).read_text().split()
-    writer, command = (lines[0] if lines else "?"), command_name()
+    writer, command = (lines[0] if lines else ""), command_name()
+    if not writer.strip():  # pass 18: an emptied mark read as "holds ?'s results"
+        raise FileExistsError(
+            f"out={out} has an empty {RESULTS_MARK if mark.is_file() else INCOMPLETE}, which should name the "
+            "command that wrote the folder (a damaged or hand-made file), so what the folder holds is not known: choose another out="
+        )
     if (
         command.startswith("snapflow-") and writer != command
     ):  # pass 17: eval overwrite=true replaced an export, run a collected dataset
@@ -81,6 +81,20 @@ def _check_replaceable(path: Path, out: object, overwrite: bool, unfinished: boo
             "command that wrote it did not write: move them out first, "
             "or choose another out="
         )
+
+
+def _unmarked_folder(path: Path) -> str:
+    """What a folder without our mark is, in words: a training run or checkpoint, the tiny VLM of
+    snapflow-train (pass 16 and 18 called these "files that no snapflow command wrote"), or other files."""
+    if (path / "checkpoints").is_dir():
+        return "is a training run (it holds checkpoints/, as snapflow-train, snapflow-distill and lerobot-train write them)"
+    if (path / "config.json").is_file() and (path / "model.safetensors").is_file():
+        return "is a LeRobot checkpoint (config.json and model.safetensors)"
+    if any((path / name).is_dir() for name in ("tiny_smolvlm", "tiny_paligemma_tokenizer")):
+        return "holds the tiny VLM and tokenizer that snapflow-train tiny=true builds (its assets= folder)"
+    if (path / "meta" / "info.json").is_file():
+        return "is a LeRobotDataset (meta/info.json)"
+    return f"holds files that no snapflow command wrote (no {RESULTS_MARK} in it)"
 
 
 def check_file_in_the_way(path: Path, out: object) -> None:

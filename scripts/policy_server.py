@@ -21,8 +21,37 @@ def register_with_async_server() -> list[str]:
     return constants.SUPPORTED_POLICIES
 
 
+def check_server_flags(args: list[str]) -> None:
+    """ValueError naming the flag when the server could not start on `args` (pass 18: --port=99999,
+    --fps=0 and a port in use ended in draccus / ZeroDivisionError / gRPC tracebacks): parsed as the server
+    parses them (draccus, PolicyServerConfig), then fps > 0 and host:port free to listen on."""
+    import socket
+
+    import draccus
+    from lerobot.async_inference.configs import PolicyServerConfig
+
+    try:
+        cfg = draccus.parse(PolicyServerConfig, args=args)
+    except Exception as e:  # draccus wraps the config's own ValueError ("Port must be between ...")
+        reason = e.__cause__ or e
+        if isinstance(reason, ZeroDivisionError) or "environment_dt" in str(reason):  # 1 / fps
+            reason = "--fps must be > 0 (the robot's control rate in Hz)"
+        raise ValueError(f"{' '.join(args)}: {reason}") from None
+    if not cfg.host.strip():
+        raise ValueError("--host is empty: name the address to listen on (e.g. 127.0.0.1)")
+    with socket.socket() as probe:
+        try:
+            probe.bind((cfg.host, cfg.port))
+        except OSError as e:
+            raise ValueError(
+                f"cannot listen on {cfg.host}:{cfg.port} ({e.strerror or e}): choose another --port"
+            ) from None
+
+
 def main() -> None:
     import sys
+
+    from snapflow.scripts.cli_values import run_cli
 
     if {"-h", "--help"} & set(sys.argv[1:]):  # upstream's module makes ./logs/ on import: help writes nothing
         import draccus
@@ -30,6 +59,7 @@ def main() -> None:
 
         print(__doc__)
         draccus.parse(PolicyServerConfig, args=["--help"])  # prints the server's flags and exits 0
+    run_cli(lambda: check_server_flags(sys.argv[1:]))  # one line and exit 2 on a bad flag
     register_with_async_server()
     from lerobot.async_inference import policy_server
 

@@ -60,6 +60,10 @@ def check_resume_values(cfg: object, explicit: set[str]) -> None:
             "snapflow-distill, its view of the dataset with the teacher's stats, beside the out= it was started "
             "in): put it back, or start a new out="
         )
+    if recorded_root:  # snapflow-distill's view: its copied meta must still describe the linked frames
+        from snapflow.scripts.teacher_stats import check_view_current
+
+        check_view_current(Path(recorded_root))
     own_view = Path(str(cfg.out).rstrip("/") + ".dataset")
     if (
         recorded_root
@@ -181,3 +185,30 @@ def _dataset_source(root: str | Path) -> Path:
     """The dataset a root reads its episodes from: itself, or for snapflow-distill's view with the teacher's
     stats (``<out>.dataset``, scripts/teacher_stats.py) the dataset its ``data`` link points into."""
     return (Path(root) / "data").resolve().parent
+
+
+def out_is_new(out: object) -> bool:
+    """True when `out` is absent or an empty folder (read when a command starts, for kept_after_interrupt)."""
+    path = Path(str(out))
+    return not path.exists() or (path.is_dir() and not any(path.iterdir()))
+
+
+def kept_after_interrupt(out: str | Path | None, started_empty: bool) -> str:
+    """What a Ctrl-C'd snapflow-train / snapflow-distill run leaves in `out`, for run_cli's one line.
+
+    With a checkpoint: its step and the resume command. Before the first one (pass 18 said "keeps its last
+    saved checkpoint" when there was none): nothing, and a folder this run filled (`started_empty`: out= was
+    absent or empty when the command started, `out_is_new`) is removed, so that the same command
+    starts again instead of refusing out= as "files that are not a training run"."""
+    import shutil
+
+    if out is None:  # stopped before out= was given: nothing was written
+        return "nothing was written"
+    out = Path(out)
+    last = out / "checkpoints" / "last"
+    if (last / "pretrained_model").is_dir():
+        step = last.resolve().name.lstrip("0") or "0"  # LeRobot names checkpoints by zero-padded step
+        return f"out={out} keeps its checkpoint of step {step}; the same command with resume=true continues from it"
+    if started_empty and out.is_dir() and not (out / "checkpoints").is_dir():
+        shutil.rmtree(out, ignore_errors=True)
+    return f"no checkpoint was saved yet, so nothing was kept in out={out}; the same command starts the run again"

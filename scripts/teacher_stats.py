@@ -86,8 +86,38 @@ def dataset_with_teacher_stats(dataset: Path, teacher: Path, view: Path) -> Path
     (view / "meta" / "stats.json").write_text(json.dumps(stats, indent=2))
     (view / VIEW_MARKER).write_text(
         f"a view of {dataset} with its teacher's stats, written by snapflow-distill\n"
+        f"{_DIGEST_LINE}{meta_digest(dataset)}\n"
     )
     return view
+
+
+_DIGEST_LINE = "source meta sha256: "  # the marker's line recording the source's meta when the view was made
+
+
+def meta_digest(dataset: Path) -> str:
+    """sha256 over every file under `dataset`/meta (names and bytes): changes when the dataset is collected
+    again, when its episodes, tasks, info or stats change."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(p for p in (Path(dataset) / "meta").rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(dataset)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def check_view_current(view: Path) -> None:
+    """ValueError when the dataset a view was made of has changed since (pass 18: collected again with
+    overwrite=true, then resume=true trained on the new frames through the old copied meta, without a word).
+    A view from before the digest was recorded is not checked."""
+    marker = Path(view) / VIEW_MARKER
+    lines = marker.read_text().splitlines() if marker.is_file() else []
+    recorded = next((line[len(_DIGEST_LINE) :] for line in lines if line.startswith(_DIGEST_LINE)), None)
+    source = (Path(view) / "data").resolve().parent
+    if recorded and (source / "meta").is_dir() and meta_digest(source) != recorded:
+        raise ValueError(
+            f"resume=true: dataset {source} has changed since this run started (collected again?): its view "
+            f"{view} describes the old episodes, so the run cannot continue on it; start a new out="
+        )
 
 
 def remove_view(view: Path) -> None:

@@ -15,14 +15,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 
 @hydra.main(version_base=None, config_path="../configs", config_name="train")
 def _main(cfg: DictConfig) -> None:
     from snapflow.scripts.cli_values import checked, run_cli
+    from snapflow.scripts.resume_checks import kept_after_interrupt, out_is_new
 
-    run_cli(lambda: _body(checked(cfg, "train")), debug=cfg.get("debug", False))
+    # read before any work: only then may a Ctrl-C remove out= (a missing out= is named by run_cli)
+    started_empty = OmegaConf.is_missing(cfg, "out") or out_is_new(cfg.out)
+    run_cli(
+        lambda: _body(checked(cfg, "train")),
+        debug=cfg.get("debug", False),
+        interrupted=lambda: kept_after_interrupt(OmegaConf.select(cfg, "out", default=None), started_empty),
+    )
 
 
 def _body(cfg: DictConfig) -> None:

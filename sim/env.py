@@ -106,6 +106,9 @@ class MiniLiberoEnv(gym.Env):
                 f"the {self.task_spec.suite} suite has a fixed layout; layout={layout!r} is not available (use libero)"
             )
         check_resolution(resolution)
+        for name, flag in (("object_state", object_state), ("render", render)):
+            if not isinstance(flag, bool | np.bool_):  # pass 18: object_state="false" was taken as True
+                raise ValueError(f"{name} must be True or False, got {flag!r}")
         if init_state is not None and not int(init_state) >= 0:
             raise ValueError(f"init_state must be a non-negative index or None, got {init_state!r}")
         if init_state is not None and not init_state_stride and int(init_state) >= N_FROZEN:

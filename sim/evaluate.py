@@ -88,11 +88,11 @@ class RolloutResult:
 def load_policy(spec: SamplerSpec, n_action_steps: int, device: str = "cpu") -> LoadedPolicy:
     """Load ``spec.policy`` like lerobot-eval does, with the sampler's NFE and the given execution horizon."""
     from lerobot.configs.policies import PreTrainedConfig
-    from lerobot.policies.factory import get_policy_class, make_pre_post_processors
+    from lerobot.policies.factory import get_policy_class
     from lerobot.utils.import_utils import register_third_party_plugins
 
+    from snapflow.policies.lerobot_plugin.processor_check import load_checked_processors
     from snapflow.policies.lerobot_plugin.sampler_config import configure_sampler
-    from snapflow.policies.lerobot_plugin.validation import validate_processor_stats
 
     register_third_party_plugins()  # finds lerobot_policy_snapflow (our policy types and env type)
     path = Path(spec.policy)
@@ -124,9 +124,7 @@ def load_policy(spec: SamplerSpec, n_action_steps: int, device: str = "cpu") -> 
         cfg.device = device
     policy = get_policy_class(cfg.type).from_pretrained(path, config=cfg)
     policy.eval()
-    overrides = {"device_processor": {"device": device}}
-    pre, post = make_pre_post_processors(cfg, pretrained_path=str(path), preprocessor_overrides=overrides)
-    validate_processor_stats((pre, post), path)
+    pre, post = load_checked_processors(cfg, path, device)
     return LoadedPolicy(spec, policy, pre, post, cfg)
 
 

@@ -27,8 +27,11 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 return 2
     for path in args.pretrained_model:
-        add_to_checkpoint(path)
-        print(f"added {STEP_NAME} to {path / 'policy_preprocessor.json'}")
+        steps = json.loads((path / "policy_preprocessor.json").read_text()).get("steps", [])
+        had = any(isinstance(s, dict) and s.get("registry_name") == STEP_NAME for s in steps)
+        add_to_checkpoint(path)  # a check already there is rewritten with the config's features
+        verb = "updated" if had else "added"  # pass 17: "added" also when it was already there
+        print(f"{verb} {STEP_NAME} in {path / 'policy_preprocessor.json'}")
     return 0
 
 

@@ -54,7 +54,7 @@ def test_a_training_run_as_results_folder_is_named_as_such(tmp_path: Path) -> No
     """eval out=<a distillation run> called it "files that no snapflow command wrote"."""
     (tmp_path / "run" / "checkpoints" / "last").mkdir(parents=True)
     for overwrite in (False, True):
-        with pytest.raises(FileExistsError, match=r"is a training run .*results never replace a run"):
+        with pytest.raises(FileExistsError, match=r"is a training run .*results never replace it"):
             check_out(tmp_path / "run", overwrite)
 
 
