@@ -67,23 +67,31 @@ def _read_dataset_info(dataset: str | Path) -> dict:
         raise ValueError(
             f"dataset={dataset}: meta/info.json has fps={fps!r}; a frame rate in Hz (> 0) is needed"
         )
-    _check_stats(Path(dataset) / "meta" / "stats.json")
+    from snapflow.scripts.dataset_contents import check_info_fields, check_stats_values
+
+    check_info_fields(Path(dataset), raw)  # before its templates are filled below
+    check_stats_values(Path(dataset) / "meta" / "stats.json", raw["features"])
     _check_parquet_files(Path(dataset))
-    _check_tables(Path(dataset), raw["features"], fps)
+    _check_tables(Path(dataset), raw, fps)
     _check_referenced_files(Path(dataset), raw)
     return raw
 
 
-def _check_tables(dataset: Path, features: dict, fps: float) -> None:
-    """ValueError naming the file: meta/tasks.parquet with no task (an IndexError inside lerobot-train), or a
-    frames file without a column that info.json declares (a NoneType error inside the collate, pass 17)."""
+def _check_tables(dataset: Path, info: dict, fps: float) -> None:
+    """ValueError naming the file: meta/tasks.parquet with no task (an IndexError inside lerobot-train), a
+    frames file without a column that info.json declares (a NoneType error inside the collate, pass 17),
+    the frames' and episodes' contents (`dataset_contents`, pass 18), or a frame rate unlike fps."""
     import pyarrow.parquet as pq
 
+    from snapflow.scripts.dataset_contents import check_episode_count, check_episode_ranges, check_frames
+
     tasks = dataset / "meta" / "tasks.parquet"
-    if tasks.is_file() and pq.read_metadata(tasks).num_rows == 0:
+    task_count = pq.read_metadata(tasks).num_rows if tasks.is_file() else None
+    if task_count == 0:
         raise ValueError(
             f"dataset={dataset}: meta/tasks.parquet lists no task; every frame needs its instruction"
         )
+    features = info["features"]
     declared = {k for k, f in features.items() if isinstance(f, dict) and f.get("dtype") != "video"}
     frames = sorted(dataset.glob("data/**/*.parquet"))
     for path in frames:
@@ -94,6 +102,13 @@ def _check_tables(dataset: Path, features: dict, fps: float) -> None:
                 f"dataset={dataset}: {path.relative_to(dataset)} has no column {missing[:4]}, which "
                 "meta/info.json declares: a damaged or hand-edited dataset; collect it again with snapflow-collect"
             )
+    if not any("episode_index" in pq.read_schema(p).names for p in frames):
+        return  # not frames files as LeRobot writes them (a hand-made fixture): left to LeRobot
+    count = check_frames(dataset, frames, task_count)
+    episodes = sorted((dataset / "meta" / "episodes").glob("**/*.parquet"))
+    if episodes:
+        check_episode_count(dataset, info, sum(pq.read_metadata(p).num_rows for p in episodes))
+        check_episode_ranges(dataset, episodes, count)
     if frames and fps and {"timestamp", "episode_index"} <= declared:
         _check_frame_rate(dataset, frames[0], float(fps))
 
@@ -164,31 +179,6 @@ def _check_referenced_files(dataset: Path, info: dict) -> None:
                         f"dataset={dataset}: {name} is missing (meta/episodes lists episodes in it): an "
                         "incomplete copy; copy the dataset again, or collect it again with snapflow-collect"
                     )
-
-
-def _check_stats(path: Path) -> None:
-    """ValueError naming the first feature of meta/stats.json with a NaN or infinite number (a damaged file:
-    LeRobot normalised every frame with it and blamed the frame, "action contains NaN or infinite values")."""
-    import math
-
-    from snapflow.scripts.checkpoints import read_json
-
-    if not path.is_file():  # the older layout (episodes_stats.jsonl) is left to LeRobot
-        return
-    stats = read_json(path)
-
-    def finite(value: object) -> bool:
-        if isinstance(value, list):
-            return all(finite(v) for v in value)
-        return not isinstance(value, float) or math.isfinite(value)
-
-    for feature, entries in stats.items() if isinstance(stats, dict) else []:
-        for name, value in entries.items() if isinstance(entries, dict) else []:
-            if not finite(value):
-                raise ValueError(
-                    f"{path}: {feature} {name} holds NaN or infinite numbers (a damaged stats file); recompute "
-                    "the stats, or copy / collect the dataset again"
-                )
 
 
 def _check_parquet_files(dataset: Path) -> None:
